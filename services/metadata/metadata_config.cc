@@ -1,0 +1,124 @@
+// Flags and environment variables of tuneforge-metadata.
+#include "services/metadata/metadata_config.h"
+
+#include <cstdlib>
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace tuneforge {
+
+namespace {
+
+struct FlagSpec {
+  const char* env;
+  const char* help;
+};
+
+const std::map<std::string, FlagSpec>& Flags() {
+  static const auto* flags = new std::map<std::string, FlagSpec>{
+      {"listen", {"TUNEFORGE_LISTEN", "address to bind (default 127.0.0.1; 0.0.0.0 for all interfaces)"}},
+      {"port", {"TUNEFORGE_PORT", "gRPC port (default 50051; 0 picks a free one)"}},
+      {"database-url", {"TUNEFORGE_DATABASE_URL", "PostgreSQL URL; without it an embedded server runs in <home>/postgres"}},
+      {"home", {"TUNEFORGE_HOME", "state directory (default ~/.tuneforge)"}},
+      {"allowed-roots", {"TUNEFORGE_ALLOWED_ROOTS", "comma-separated directories local paths must lie under (default <home>/data)"}},
+      {"hf-endpoint", {"HF_ENDPOINT", "Hugging Face Hub URL (default https://huggingface.co)"}},
+      {"pool-size", {"TUNEFORGE_POOL_SIZE", "database connections (default 8)"}},
+      {"log-level", {"TUNEFORGE_LOG_LEVEL", "debug, info, warn or error (default info)"}},
+  };
+  return *flags;
+}
+
+absl::StatusOr<int> ParseInt(const std::string& name, const std::string& value, int lo, int hi) {
+  int v = 0;
+  if (!absl::SimpleAtoi(value, &v) || v < lo || v > hi) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, "='", value, "' is not a number from ", lo, " to ", hi));
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string MetadataUsage() {
+  std::string out =
+      "tuneforge-metadata: the tuneforge metadata service (gRPC, with reflection and health).\n\n"
+      "Usage: tuneforge-metadata [--flag=value ...]\n\nFlags (environment variable in brackets):\n";
+  for (const auto& [name, spec] : Flags()) absl::StrAppend(&out, "  --", name, " [", spec.env, "]\n      ", spec.help, "\n");
+  absl::StrAppend(&out, "  --help\n      this text\n\nHF_TOKEN in the environment is the Hub token for requests that carry none.\n");
+  return out;
+}
+
+absl::StatusOr<MetadataConfig> ParseMetadataConfig(int argc, char** argv) {
+  std::map<std::string, std::string> values;
+  for (const auto& [name, spec] : Flags()) {
+    if (const char* env = std::getenv(spec.env); env != nullptr && *env != '\0') values[name] = env;
+  }
+  MetadataConfig config;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      config.help = true;
+      return config;
+    }
+    if (arg.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'; see --help"));
+    }
+    arg = arg.substr(2);
+    std::string name = std::string(arg), value;
+    if (size_t eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value; see --help"));
+    }
+    if (Flags().count(name) == 0) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, "; see --help"));
+    values[name] = value;
+  }
+  if (values.count("listen")) config.listen = values["listen"];
+  if (values.count("port")) {
+    auto port = ParseInt("port", values["port"], 0, 65535);
+    if (!port.ok()) return port.status();
+    config.port = *port;
+  }
+  if (values.count("pool-size")) {
+    auto size = ParseInt("pool-size", values["pool-size"], 1, 256);
+    if (!size.ok()) return size.status();
+    config.pool_size = *size;
+  }
+  config.database_url = values["database-url"];
+  config.hf_endpoint = values["hf-endpoint"];
+  if (const char* token = std::getenv("HF_TOKEN"); token != nullptr) config.hf_token = token;
+  config.home = values["home"];
+  if (config.home.empty()) {
+    const char* home = std::getenv("HOME");
+    if (home == nullptr || *home == '\0') {
+      return absl::InvalidArgumentError("HOME is not set; pass --home or set TUNEFORGE_HOME");
+    }
+    config.home = absl::StrCat(home, "/.tuneforge");
+  }
+  if (config.home[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("--home='", config.home, "' must be an absolute path"));
+  }
+  if (values.count("allowed-roots")) {
+    for (absl::string_view root : absl::StrSplit(values["allowed-roots"], ',', absl::SkipWhitespace())) {
+      config.allowed_roots.emplace_back(absl::StripAsciiWhitespace(root));
+    }
+  }
+  if (config.allowed_roots.empty()) config.allowed_roots.push_back(config.home + "/data");
+  if (values.count("log-level")) {
+    config.log_level = values["log-level"];
+    if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
+        config.log_level != "error") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--log-level='", config.log_level, "' is not one of debug, info, warn, error"));
+    }
+  }
+  return config;
+}
+
+}  // namespace tuneforge

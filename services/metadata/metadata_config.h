@@ -1,0 +1,31 @@
+// tuneforge-metadata's configuration: flags with environment fallbacks, validated once at start-up.
+#ifndef TUNEFORGE_SERVICES_METADATA_METADATA_CONFIG_H_
+#define TUNEFORGE_SERVICES_METADATA_METADATA_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tuneforge {
+
+struct MetadataConfig {
+  std::string listen = "127.0.0.1";      // --listen / TUNEFORGE_LISTEN: address to bind
+  int port = 50051;                      // --port / TUNEFORGE_PORT: 0-65535, 0 picks a free port
+  std::string database_url;              // --database-url / TUNEFORGE_DATABASE_URL; empty: embedded PostgreSQL
+  std::string home;                      // --home / TUNEFORGE_HOME; default ~/.tuneforge
+  std::vector<std::string> allowed_roots;  // --allowed-roots / TUNEFORGE_ALLOWED_ROOTS, comma-separated; default <home>/data
+  std::string hf_endpoint;               // --hf-endpoint / HF_ENDPOINT
+  std::string hf_token;                  // HF_TOKEN only (a flag would show in process listings)
+  int pool_size = 8;                     // --pool-size / TUNEFORGE_POOL_SIZE: 1-256 connections
+  std::string log_level = "info";        // --log-level / TUNEFORGE_LOG_LEVEL: debug, info, warn, error
+  bool help = false;
+};
+
+// Parses --flag=value and --flag value. INVALID_ARGUMENT names the flag (or variable) and the accepted values.
+absl::StatusOr<MetadataConfig> ParseMetadataConfig(int argc, char** argv);
+std::string MetadataUsage();
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_METADATA_METADATA_CONFIG_H_

@@ -1,0 +1,51 @@
+// SQL for the Models resource: one method per statement in sql/model_*.sql.
+#ifndef TUNEFORGE_SERVICES_METADATA_MODEL_REPOSITORY_H_
+#define TUNEFORGE_SERVICES_METADATA_MODEL_REPOSITORY_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "services/metadata/model_records.h"
+#include "services/metadata/store.h"
+
+namespace tuneforge {
+
+struct ModelListFilter {
+  std::string after_name;  // empty: first page
+  std::string name_prefix;
+  std::string family;
+  std::string source_type;
+  int limit = 50;
+};
+
+class ModelRepository {
+ public:
+  std::optional<ModelRecord> GetById(Tx& tx, const std::string& id);
+  std::optional<ModelRecord> GetByName(Tx& tx, const std::string& name);
+  std::optional<ModelRecord> GetBySource(Tx& tx, const std::string& source_type, const std::string& source);
+  void Lock(Tx& tx, const std::string& model_id);
+  std::string Insert(Tx& tx, const ModelRecord& model);
+  void Touch(Tx& tx, const std::string& model_id);
+  std::string InsertRevision(Tx& tx, const ModelRevisionRecord& revision);
+  std::optional<ModelRevisionRecord> GetRevision(Tx& tx, const std::string& revision_id);
+  std::optional<ModelRevisionRecord> FindRevision(Tx& tx, const std::string& model_id, const std::string& fingerprint);
+  // Newest first; `below` = 0 starts at the newest.
+  std::vector<ModelRevisionRecord> ListRevisions(Tx& tx, const std::string& model_id, int below, int limit);
+  std::vector<ModelRecord> List(Tx& tx, const ModelListFilter& filter);
+  std::vector<DependentRecord> Dependents(Tx& tx, const std::string& model_id);
+  void DeleteExports(Tx& tx, const std::string& model_id);
+  void DeleteAdapters(Tx& tx, const std::string& model_id);
+  void DeleteRevisions(Tx& tx, const std::string& model_id);
+  void Delete(Tx& tx, const std::string& model_id);
+  ModelExportRecord InsertExport(Tx& tx, const ModelExportRecord& export_request);
+  std::optional<std::string> ExportByDestination(Tx& tx, const std::string& destination_path);
+};
+
+// Row mapping shared with other repositories that return model revisions (columns prefixed "r_").
+std::vector<FileRecord> FilesFromJson(const std::string& json_text);
+std::string FilesToJson(const std::vector<FileRecord>& files);
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_METADATA_MODEL_REPOSITORY_H_

@@ -1,0 +1,135 @@
+// tuneforge.v1.Models over ModelService.
+#include "services/metadata/models_handler.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "services/metadata/proto_convert.h"
+
+namespace tuneforge {
+
+void ToProto(const ModelRevisionRecord& r, v1::ModelRevision* out) {
+  out->set_id(r.id);
+  out->set_model_id(r.model_id);
+  out->set_revision_number(r.revision_number);
+  out->set_requested_revision(r.requested_revision);
+  out->set_commit_sha(r.commit_sha);
+  out->set_fingerprint(r.fingerprint);
+  out->set_family(r.family);
+  out->set_architecture(r.architecture);
+  ToProto(r.files, out->mutable_files());
+  for (int64_t id : r.bos_token_ids) out->add_bos_token_ids(id);
+  for (int64_t id : r.eos_token_ids) out->add_eos_token_ids(id);
+  out->set_parameter_count(r.parameter_count);
+  out->set_config_json(r.config_json);
+  ToProto(r.create_time, out->mutable_create_time());
+}
+
+void ToProto(const ModelRecord& m, v1::Model* out) {
+  out->set_id(m.id);
+  out->set_name(m.name);
+  out->set_description(m.description);
+  out->set_source_type(SourceTypeToProto(m.source_type));
+  out->set_source(m.source);
+  out->set_family(m.family);
+  out->set_revision_count(m.revision_count);
+  if (m.latest_revision.has_value()) ToProto(*m.latest_revision, out->mutable_latest_revision());
+  ToProto(m.create_time, out->mutable_create_time());
+  ToProto(m.update_time, out->mutable_update_time());
+}
+
+grpc::Status ModelsHandler::AddModel(grpc::ServerContext*, const v1::AddModelRequest* request,
+                                     v1::AddModelResponse* response) {
+  AddModelInput input;
+  input.name = request->name();
+  input.description = request->description();
+  if (request->has_huggingface()) {
+    input.source_type = "huggingface";
+    input.repo_id = request->huggingface().repo_id();
+    input.revision = request->huggingface().revision();
+    input.token = request->huggingface().token();
+  } else if (request->has_local()) {
+    input.source_type = "local";
+    input.path = request->local().path();
+  }
+  absl::StatusOr<AddModelResult> result = service_.AddModel(input);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  ToProto(result->model, response->mutable_model());
+  ToProto(result->revision, response->mutable_revision());
+  response->set_outcome(ToProto(result->outcome));
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelsHandler::GetModel(grpc::ServerContext*, const v1::GetModelRequest* request,
+                                     v1::GetModelResponse* response) {
+  absl::StatusOr<ModelRecord> model = service_.GetModel(request->model());
+  if (!model.ok()) return ToGrpcStatus(model.status());
+  ToProto(*model, response->mutable_model());
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelsHandler::ListModels(grpc::ServerContext*, const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) {
+  ListModelsInput input;
+  input.page_size = request->page_size();
+  input.page_token = request->page_token();
+  input.name_prefix = request->name_prefix();
+  input.family = request->family();
+  absl::StatusOr<std::string> source_type = SourceTypeFromProto(request->source_type(), "source_type");
+  if (!source_type.ok()) return ToGrpcStatus(source_type.status());
+  input.source_type = *source_type;
+  absl::StatusOr<ModelPage> page = service_.ListModels(input);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  for (const ModelRecord& m : page->models) ToProto(m, response->add_models());
+  response->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelsHandler::ListModelRevisions(grpc::ServerContext*, const v1::ListModelRevisionsRequest* request,
+                                               v1::ListModelRevisionsResponse* response) {
+  absl::StatusOr<ModelRevisionPage> page =
+      service_.ListModelRevisions(request->model(), request->page_size(), request->page_token());
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  for (const ModelRevisionRecord& r : page->revisions) ToProto(r, response->add_revisions());
+  response->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelsHandler::RemoveModel(grpc::ServerContext*, const v1::RemoveModelRequest* request,
+                                        v1::RemoveModelResponse* response) {
+  absl::StatusOr<std::vector<std::string>> removed = service_.RemoveModel(request->model(), request->force());
+  if (!removed.ok()) return ToGrpcStatus(removed.status());
+  for (const std::string& r : *removed) response->add_removed_dependents(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelsHandler::ExportModel(grpc::ServerContext*, const v1::ExportModelRequest* request,
+                                        v1::ExportModelResponse* response) {
+  ExportModelInput input;
+  input.model = request->model();
+  input.revision_id = request->revision_id();
+  input.adapter = request->adapter();
+  switch (request->type()) {
+    case v1::EXPORT_TYPE_UNSPECIFIED: break;
+    case v1::EXPORT_TYPE_MERGED: input.type = "merged"; break;
+    case v1::EXPORT_TYPE_ADAPTER: input.type = "adapter"; break;
+    default:
+      return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+          "type ", request->type(), " is not an export type; use EXPORT_TYPE_MERGED or EXPORT_TYPE_ADAPTER")));
+  }
+  input.destination_path = request->destination_path();
+  input.exported_model_name = request->exported_model_name();
+  absl::StatusOr<ModelExportRecord> e = service_.ExportModel(input);
+  if (!e.ok()) return ToGrpcStatus(e.status());
+  v1::ModelExport* out = response->mutable_export_();
+  out->set_id(e->id);
+  out->set_model_revision_id(e->model_revision_id);
+  out->set_adapter_id(e->adapter_id);
+  out->set_type(e->type == "merged" ? v1::EXPORT_TYPE_MERGED : v1::EXPORT_TYPE_ADAPTER);
+  out->set_destination_path(e->destination_path);
+  out->set_exported_model_name(e->exported_model_name);
+  out->set_state(v1::EXPORT_STATE_QUEUED);
+  ToProto(e->create_time, out->mutable_create_time());
+  return grpc::Status::OK;
+}
+
+}  // namespace tuneforge

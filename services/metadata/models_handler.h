@@ -1,0 +1,32 @@
+// gRPC handler of tuneforge.v1.Models: proto <-> records, and the service's status as the RPC's status.
+#ifndef TUNEFORGE_SERVICES_METADATA_MODELS_HANDLER_H_
+#define TUNEFORGE_SERVICES_METADATA_MODELS_HANDLER_H_
+
+#include "services/metadata/model_service.h"
+#include "tuneforge/v1/models.grpc.pb.h"
+
+namespace tuneforge {
+
+class ModelsHandler final : public v1::Models::Service {
+ public:
+  explicit ModelsHandler(ModelService& service) : service_(service) {}
+
+  grpc::Status AddModel(grpc::ServerContext*, const v1::AddModelRequest*, v1::AddModelResponse*) override;
+  grpc::Status GetModel(grpc::ServerContext*, const v1::GetModelRequest*, v1::GetModelResponse*) override;
+  grpc::Status ListModels(grpc::ServerContext*, const v1::ListModelsRequest*, v1::ListModelsResponse*) override;
+  grpc::Status ListModelRevisions(grpc::ServerContext*, const v1::ListModelRevisionsRequest*,
+                                  v1::ListModelRevisionsResponse*) override;
+  grpc::Status RemoveModel(grpc::ServerContext*, const v1::RemoveModelRequest*, v1::RemoveModelResponse*) override;
+  grpc::Status ExportModel(grpc::ServerContext*, const v1::ExportModelRequest*, v1::ExportModelResponse*) override;
+
+ private:
+  ModelService& service_;
+};
+
+// Conversions shared with other handlers.
+void ToProto(const ModelRevisionRecord& record, v1::ModelRevision* out);
+void ToProto(const ModelRecord& record, v1::Model* out);
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_METADATA_MODELS_HANDLER_H_

@@ -1,0 +1,85 @@
+// Wires the metadata service: migrate, open the store, build each resource's service and handler,
+// and serve them with health checking and reflection.
+#include "services/metadata/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/allowed_roots.h"
+#include "common/hf_hub_client.h"
+#include "common/status_macros.h"
+#include "grpc/health/v1/health.pb.h"
+#include "services/metadata/models_handler.h"
+#include "services/metadata/rpc_log.h"
+#include "services/metadata/store.h"
+#include "spdlog/spdlog.h"
+
+namespace tuneforge {
+
+struct MetadataServer::Parts {
+  std::unique_ptr<Store> store;
+  std::optional<AllowedRoots> roots;
+  std::unique_ptr<HubClient> hub;
+  std::unique_ptr<ModelService> model_service;
+  std::unique_ptr<ModelsHandler> models_handler;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+MetadataServer::MetadataServer(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+MetadataServer::~MetadataServer() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const MetadataServerOptions& options) {
+  auto parts = std::make_unique<Parts>();
+  ASSIGN_OR_RETURN(int version, MigrateDatabase(options.database_url));
+  spdlog::info("database schema at version {}", version);
+  ASSIGN_OR_RETURN(parts->store, Store::Open(options.database_url, options.pool_size));
+  ASSIGN_OR_RETURN(AllowedRoots roots, AllowedRoots::Create(options.allowed_roots));
+  parts->roots.emplace(std::move(roots));
+  HubClientOptions hub_options;
+  hub_options.endpoint = options.hf_endpoint;
+  parts->hub = std::make_unique<HubClient>(hub_options);
+
+  parts->model_service =
+      std::make_unique<ModelService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
+  parts->models_handler = std::make_unique<ModelsHandler>(*parts->model_service);
+
+  // Keeps grpc.health.v1 in the binary so that reflection can describe the health service.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &parts->port);
+  builder.SetMaxReceiveMessageSize(256 << 20);
+  builder.RegisterService(parts->models_handler.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcLogInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  parts->server = builder.BuildAndStart();
+  if (parts->server == nullptr || parts->port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
+                                               "; is another process using the port? choose another with --port"));
+  }
+  parts->server->GetHealthCheckService()->SetServingStatus(true);
+  spdlog::info("tuneforge-metadata listening on port {}", parts->port);
+  return std::unique_ptr<MetadataServer>(new MetadataServer(std::move(parts)));
+}
+
+int MetadataServer::port() const { return parts_->port; }
+
+void MetadataServer::Shutdown() {
+  if (parts_ != nullptr && parts_->server != nullptr) {
+    parts_->server->GetHealthCheckService()->SetServingStatus(false);
+    parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+}
+
+void MetadataServer::Wait() { parts_->server->Wait(); }
+
+}  // namespace tuneforge

@@ -1,0 +1,46 @@
+// The tuneforge-metadata gRPC server: migrations, the store, every resource service, health and
+// reflection, and one log line per RPC. main.cc and the end-to-end tests both start it through here.
+#ifndef TUNEFORGE_SERVICES_METADATA_SERVER_H_
+#define TUNEFORGE_SERVICES_METADATA_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tuneforge {
+
+struct MetadataServerOptions {
+  // host:port; port 0 picks a free port (see MetadataServer::port()).
+  std::string listen_address = "127.0.0.1:50051";
+  std::string database_url;
+  std::vector<std::string> allowed_roots;
+  // Hugging Face Hub endpoint; empty uses HF_ENDPOINT or https://huggingface.co.
+  std::string hf_endpoint;
+  // Token for Hub calls whose request carries none (the server's HF_TOKEN). Never logged.
+  std::string hf_token;
+  int pool_size = 8;
+};
+
+class MetadataServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<MetadataServer>> Start(const MetadataServerOptions& options);
+  ~MetadataServer();
+
+  int port() const;
+  // Stops accepting RPCs and waits for those in flight (up to a 5 s grace period).
+  void Shutdown();
+  // Blocks until Shutdown() is called from another thread.
+  void Wait();
+
+  struct Parts;
+
+ private:
+  explicit MetadataServer(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_METADATA_SERVER_H_

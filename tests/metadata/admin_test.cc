@@ -1,0 +1,483 @@
+// End-to-end tests of tuneforge.v1.Admin: export one database, import the document into another (a second
+// MetadataTestEnv), and every way an import must refuse a document without writing anything.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/grpc_status.h"
+#include "common/sha256.h"
+#include "nlohmann/json.hpp"
+#include "services/metadata/admin_handler.h"
+#include "services/metadata/admin_service.h"
+#include "services/metadata/store.h"
+#include "tests/metadata/support/metadata_test_env.h"
+#include "tests/support/status_matchers.h"
+
+namespace tuneforge::testing {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+const std::vector<std::string> kTables = {"models",  "model_revisions", "datasets", "dataset_revisions",
+                                          "prompts", "configs",         "adapters", "model_exports"};
+// Seeded by migrations/V002 into every database: 5 families x 4 config types.
+constexpr int kDefaultConfigs = 20;
+const char kSqlText[] = "x'); DROP TABLE models; --";
+
+std::map<std::string, int64_t> CountRows(const std::string& url) {
+  pqxx::connection conn(url);
+  pqxx::work work(conn);
+  std::map<std::string, int64_t> counts;
+  for (const std::string& table : kTables) {
+    counts[table] = work.exec1("SELECT count(*) FROM " + table)[0].as<int64_t>();
+  }
+  return counts;
+}
+
+int SchemaVersion(const std::string& url) {
+  pqxx::connection conn(url);
+  pqxx::work work(conn);
+  return work.exec1("SELECT max(version) FROM tuneforge_schema_migrations")[0].as<int>();
+}
+
+// TEMPORARY until server.cc registers AdminHandler: an Admin server of our own on the env's database.
+struct LocalAdmin {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<AdminService> service;
+  std::unique_ptr<AdminHandler> handler;
+  std::unique_ptr<grpc::Server> server;
+  std::shared_ptr<grpc::Channel> channel;
+};
+std::unique_ptr<v1::Admin::Stub> AdminOf(const MetadataTestEnv& env) {
+  static std::map<std::string, std::unique_ptr<LocalAdmin>>* servers = new std::map<std::string, std::unique_ptr<LocalAdmin>>();
+  auto& local = (*servers)[env.database_url()];
+  if (local == nullptr) {
+    local = std::make_unique<LocalAdmin>();
+    local->store = std::move(Store::Open(env.database_url(), 2).value());
+    local->service = std::make_unique<AdminService>(*local->store);
+    local->handler = std::make_unique<AdminHandler>(*local->service);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.SetMaxReceiveMessageSize(kAdminMaxMessageBytes);
+    builder.RegisterService(local->handler.get());
+    local->server = builder.BuildAndStart();
+    local->channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  }
+  return v1::Admin::NewStub(local->channel);
+}
+
+absl::Status Export(const MetadataTestEnv& env, v1::ExportDatabaseResponse* response) {
+  return FromGrpcStatus(AdminOf(env)->ExportDatabase(Context().get(), v1::ExportDatabaseRequest(), response));
+}
+
+absl::Status Import(const MetadataTestEnv& env, const std::string& document,
+                    v1::ImportDatabaseResponse* response = nullptr) {
+  v1::ImportDatabaseRequest request;
+  request.set_document(document);
+  v1::ImportDatabaseResponse ignored;
+  return FromGrpcStatus(AdminOf(env)->ImportDatabase(Context().get(), request, response ? response : &ignored));
+}
+
+std::map<std::string, int64_t> ToMap(const google::protobuf::Map<std::string, int64_t>& m) {
+  return std::map<std::string, int64_t>(m.begin(), m.end());
+}
+
+absl::StatusOr<v1::Model> GetModel(const MetadataTestEnv& env, const std::string& ref) {
+  v1::GetModelRequest request;
+  request.set_model(ref);
+  v1::GetModelResponse response;
+  absl::Status status = FromGrpcStatus(env.models()->GetModel(Context().get(), request, &response));
+  if (!status.ok()) return status;
+  return response.model();
+}
+
+// One record of every table. The model and the export go through the public RPCs; the dataset, prompt, config
+// and adapter rows are inserted directly while their RPCs are being written.
+void Populate(MetadataTestEnv& env) {
+  const v1::Model model = env.AddReferenceModel("llama", "ref-llama");
+  const std::string revision_id = model.latest_revision().id();
+  const std::string train = env.WriteFile("data/qa.jsonl",
+                                          "{\"question\": \"2+2?\", \"answer\": \"4\"}\n"
+                                          "{\"question\": \"capital of France?\", \"answer\": \"Paris\"}\n");
+  const std::string adapter_dir = env.CopyDir(SharedTestdata() + "/hf_reference/llama/lora", "adapters/llama-lora");
+  json adapter_files = json::array();
+  for (const char* file : {"adapter_config.json", "adapter_model.safetensors"}) {
+    const std::string path = adapter_dir + "/" + file;
+    adapter_files.push_back({{"path", file},
+                             {"size", static_cast<int64_t>(std::filesystem::file_size(path))},
+                             {"sha256", Sha256File(path).value()}});
+  }
+
+  pqxx::connection conn(env.database_url());
+  pqxx::work work(conn);
+  const std::string dataset_id =
+      work.exec_params1("INSERT INTO datasets (name, description, source_type, source) "
+                        "VALUES ('qa', $1, 'local', $2) RETURNING id::text",
+                        std::string("questions \xc3\xa9t r\xc3\xa9ponses ") + kSqlText, train)[0]
+          .as<std::string>();
+  const std::string dataset_revision_id =
+      work.exec_params1(
+              "INSERT INTO dataset_revisions (dataset_id, revision_number, fingerprint, format, features, splits, "
+              "preview, files, split_generated, split_seed, test_size) VALUES ($1::uuid, 1, 'ds-fp', 'jsonl', "
+              "'[{\"name\": \"question\", \"type\": \"string\"}, {\"name\": \"answer\", \"type\": \"string\"}]', "
+              "'{\"train\": 1, \"test\": 1}', $2::jsonb, '[]', true, 42, 0.1) RETURNING id::text",
+              dataset_id, "[{\"question\": \"2+2?\", \"answer\": \"4\"}]")[0]
+          .as<std::string>();
+  work.exec_params("INSERT INTO prompts (name, revision_number, dataset_revision_id, mode, input_template, "
+                   "completion_template, slots, fingerprint) VALUES ('qa-prompt', 1, $1::uuid, 'template', "
+                   "'Q: {question}\nA:', ' {answer}', '[\"question\", \"answer\"]', 'prompt-fp')",
+                   dataset_revision_id);
+  work.exec("INSERT INTO configs (name, type, content, fingerprint) VALUES ('my-lora', 'lora', "
+            "'{\"r\": 8, \"lora_alpha\": 16.5}', config_fingerprint('lora', '{\"r\": 8, \"lora_alpha\": 16.5}'))");
+  work.exec_params("INSERT INTO adapters (name, source_type, source, model_revision_id, peft_type, rank, alpha, "
+                   "target_modules, fingerprint, files) VALUES ('llama-lora', 'local', $1, $2::uuid, 'LORA', 8, 16, "
+                   "'[\"q_proj\", \"v_proj\"]', 'adapter-fp', $3::jsonb)",
+                   adapter_dir, revision_id, adapter_files.dump());
+  work.commit();
+
+  std::filesystem::create_directories(env.root() + "/exports");
+  v1::ExportModelRequest export_request;
+  export_request.set_model("ref-llama");
+  export_request.set_adapter("llama-lora");
+  export_request.set_type(v1::EXPORT_TYPE_ADAPTER);
+  export_request.set_destination_path(env.root() + "/exports/llama-lora");
+  v1::ExportModelResponse export_response;
+  ASSERT_THAT(FromGrpcStatus(env.models()->ExportModel(Context().get(), export_request, &export_response)), IsOk());
+}
+
+class AdminTest : public ::testing::Test {
+ protected:
+  // Populates source_ and returns its export.
+  std::string PopulatedDocument() {
+    Populate(source_);
+    v1::ExportDatabaseResponse response;
+    EXPECT_THAT(Export(source_, &response), IsOk());
+    return response.document();
+  }
+
+  MetadataTestEnv source_;
+  MetadataTestEnv target_;
+};
+
+TEST_F(AdminTest, ExportWritesEveryTableFromTheDatabase) {
+  Populate(source_);
+  v1::ExportDatabaseResponse response;
+  ASSERT_THAT(Export(source_, &response), IsOk());
+
+  const std::map<std::string, int64_t> expected = {
+      {"models", 1},  {"model_revisions", 1},           {"datasets", 1}, {"dataset_revisions", 1},
+      {"prompts", 1}, {"configs", kDefaultConfigs + 1}, {"adapters", 1}, {"model_exports", 1}};
+  EXPECT_EQ(ToMap(response.row_counts()), expected);
+  EXPECT_EQ(CountRows(source_.database_url()), expected);
+
+  const json doc = json::parse(response.document());
+  EXPECT_EQ(doc["format"], "tuneforge-database");
+  EXPECT_EQ(doc["schema_version"], SchemaVersion(source_.database_url()));
+  absl::Time exported_at;
+  std::string error;
+  EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, doc["exported_at"].get<std::string>(), &exported_at, &error))
+      << doc["exported_at"] << ": " << error;
+  EXPECT_LT(absl::AbsDuration(absl::Now() - exported_at), absl::Minutes(5));
+  ASSERT_TRUE(doc["tables"].is_object());
+  std::vector<std::string> names;
+  for (const auto& [name, rows] : doc["tables"].items()) {
+    names.push_back(name);
+    EXPECT_EQ(static_cast<int64_t>(rows.size()), expected.at(name)) << name;
+    EXPECT_EQ(doc["row_counts"][name], expected.at(name)) << name;
+  }
+  EXPECT_THAT(names, ::testing::UnorderedElementsAreArray(kTables));
+
+  const json& model = doc["tables"]["models"][0];
+  const absl::StatusOr<v1::Model> got = GetModel(source_, "ref-llama");
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(model["id"], got->id());
+  EXPECT_EQ(model["name"], "ref-llama");
+  EXPECT_EQ(model["family"], "llama");
+  EXPECT_EQ(doc["tables"]["model_revisions"][0]["model_id"], got->id());
+  EXPECT_EQ(doc["tables"]["datasets"][0]["description"],
+            std::string("questions \xc3\xa9t r\xc3\xa9ponses ") + kSqlText);
+  EXPECT_EQ(doc["tables"]["dataset_revisions"][0]["preview"],
+            json::parse("[{\"question\": \"2+2?\", \"answer\": \"4\"}]"));
+  EXPECT_EQ(doc["tables"]["model_exports"][0]["type"], "adapter");
+}
+
+TEST_F(AdminTest, EveryTableOfTheSchemaIsExported) {
+  // A table added by a later migration must be added to the document too, or exports silently lose it.
+  pqxx::connection conn(source_.database_url());
+  pqxx::work work(conn);
+  std::set<std::string> schema_tables;
+  for (const auto& row : work.exec("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+                                   "AND table_type = 'BASE TABLE' AND table_name <> 'tuneforge_schema_migrations'")) {
+    schema_tables.insert(row[0].as<std::string>());
+  }
+  EXPECT_EQ(schema_tables, std::set<std::string>(DatabaseDocumentTables().begin(), DatabaseDocumentTables().end()));
+  EXPECT_EQ(DatabaseDocumentTables(), kTables);  // dependency order
+}
+
+TEST_F(AdminTest, ImportIntoAnEmptyDatabaseReproducesTheExport) {
+  const std::string first = PopulatedDocument();
+  v1::ImportDatabaseResponse imported;
+  ASSERT_THAT(Import(target_, first, &imported), IsOk());
+  const std::map<std::string, int64_t> expected_counts = {
+      {"models", 1},   {"model_revisions", 1}, {"datasets", 1},      {"dataset_revisions", 1},
+      {"prompts", 1},  {"configs", 1},         {"adapters", 1},      {"model_exports", 1},
+      {"configs_skipped_defaults", kDefaultConfigs}};
+  EXPECT_EQ(ToMap(imported.row_counts()), expected_counts);
+  EXPECT_EQ(CountRows(target_.database_url()), CountRows(source_.database_url()));
+
+  v1::ExportDatabaseResponse second_response;
+  ASSERT_THAT(Export(target_, &second_response), IsOk());
+  const json a = json::parse(first);
+  const json b = json::parse(second_response.document());
+  EXPECT_EQ(a["schema_version"], b["schema_version"]);
+  EXPECT_EQ(a["row_counts"], b["row_counts"]);
+  for (const std::string& table : kTables) {
+    if (table == "configs") continue;
+    EXPECT_EQ(a["tables"][table], b["tables"][table]) << table;
+  }
+  // The defaults were seeded separately in each database (own ids and times); the rest is identical.
+  auto split = [](const json& configs, json* user, std::map<std::string, json>* defaults) {
+    for (json row : configs) {
+      if (!row["is_default"].get<bool>()) {
+        user->push_back(row);
+        continue;
+      }
+      for (const char* volatile_column : {"id", "create_time", "update_time"}) row.erase(volatile_column);
+      (*defaults)[row["name"].get<std::string>()] = row;
+    }
+  };
+  json user_a = json::array(), user_b = json::array();
+  std::map<std::string, json> defaults_a, defaults_b;
+  split(a["tables"]["configs"], &user_a, &defaults_a);
+  split(b["tables"]["configs"], &user_b, &defaults_b);
+  EXPECT_EQ(user_a, user_b);
+  EXPECT_EQ(user_a.size(), 1u);
+  EXPECT_EQ(defaults_a, defaults_b);
+  EXPECT_EQ(defaults_a.size(), static_cast<size_t>(kDefaultConfigs));
+
+  // The records keep their ids and are served by the other resources.
+  const absl::StatusOr<v1::Model> original = GetModel(source_, "ref-llama");
+  const absl::StatusOr<v1::Model> copy = GetModel(target_, "ref-llama");
+  ASSERT_THAT(copy, IsOk());
+  EXPECT_EQ(copy->id(), original->id());
+  EXPECT_EQ(copy->latest_revision().fingerprint(), original->latest_revision().fingerprint());
+}
+
+TEST_F(AdminTest, ImportingTwiceIsAlreadyExistsAndChangesNothing) {
+  const std::string document = PopulatedDocument();
+  ASSERT_THAT(Import(target_, document), IsOk());
+  const std::map<std::string, int64_t> before = CountRows(target_.database_url());
+
+  EXPECT_THAT(Import(target_, document),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       AllOf(HasSubstr("document.tables.models"), HasSubstr("import into an empty database"),
+                             HasSubstr("remove the conflicting records"))));
+  EXPECT_EQ(CountRows(target_.database_url()), before);
+}
+
+TEST_F(AdminTest, ImportIntoTheExportingDatabaseIsAlreadyExists) {
+  const std::string document = PopulatedDocument();
+  const std::map<std::string, int64_t> before = CountRows(source_.database_url());
+  EXPECT_THAT(Import(source_, document),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("document.tables.models")));
+  EXPECT_EQ(CountRows(source_.database_url()), before);
+}
+
+TEST_F(AdminTest, ARowConflictingOnAUniqueNameIsAlreadyExists) {
+  const std::string document = PopulatedDocument();
+  target_.AddReferenceModel("llama", "ref-llama");  // same name, another id
+  const std::map<std::string, int64_t> before = CountRows(target_.database_url());
+  EXPECT_THAT(Import(target_, document),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       AllOf(HasSubstr("document.tables.models"), HasSubstr("nothing was imported"))));
+  EXPECT_EQ(CountRows(target_.database_url()), before);
+}
+
+TEST_F(AdminTest, EmptyDatabaseRoundTrips) {
+  v1::ExportDatabaseResponse exported;
+  ASSERT_THAT(Export(source_, &exported), IsOk());
+  EXPECT_EQ(exported.row_counts().at("models"), 0);
+  EXPECT_EQ(exported.row_counts().at("configs"), kDefaultConfigs);
+  v1::ImportDatabaseResponse imported;
+  ASSERT_THAT(Import(target_, exported.document(), &imported), IsOk());
+  EXPECT_EQ(imported.row_counts().at("configs"), 0);
+  EXPECT_EQ(imported.row_counts().at("configs_skipped_defaults"), kDefaultConfigs);
+  EXPECT_EQ(CountRows(target_.database_url()).at("configs"), kDefaultConfigs);
+}
+
+TEST_F(AdminTest, MalformedJsonNamesTheByteOffset) {
+  const std::string document = "{\"format\": oops}";
+  EXPECT_THAT(Import(target_, document),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("document is not JSON"), HasSubstr("at byte 12"))));
+  EXPECT_THAT(Import(target_, ""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document is required")));
+  EXPECT_THAT(Import(target_, "[1, 2]"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document must be a JSON object")));
+}
+
+class AdminDocumentTest : public AdminTest {
+ protected:
+  void SetUp() override {
+    document_ = json::parse(PopulatedDocument());
+    before_ = CountRows(target_.database_url());
+  }
+  void TearDown() override { EXPECT_EQ(CountRows(target_.database_url()), before_) << "the import wrote rows"; }
+
+  json document_;
+  std::map<std::string, int64_t> before_;
+};
+
+TEST_F(AdminDocumentTest, WrongFormat) {
+  document_["format"] = "tuneforge-db";
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("document.format"), HasSubstr("'tuneforge-db'"),
+                             HasSubstr("expected 'tuneforge-database'"))));
+  document_.erase("format");
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document.format is missing")));
+}
+
+TEST_F(AdminDocumentTest, WrongSchemaVersion) {
+  const int server = SchemaVersion(target_.database_url());
+  document_["schema_version"] = server + 1;
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("document.schema_version is " + std::to_string(server + 1)),
+                             HasSubstr("at schema version " + std::to_string(server)), HasSubstr("upgrade this server"))));
+  document_["schema_version"] = server - 1;
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("document.schema_version is " + std::to_string(server - 1)),
+                             HasSubstr("export again"))));
+  document_["schema_version"] = "2";
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document.schema_version")));
+}
+
+TEST_F(AdminDocumentTest, UnknownTable) {
+  document_["tables"]["jobs"] = json::array();
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("unknown table 'jobs'"), HasSubstr("models, model_revisions"))));
+}
+
+TEST_F(AdminDocumentTest, UnknownColumn) {
+  document_["tables"]["adapters"][0]["secret"] = "x";
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("document.tables.adapters[0] has unknown column 'secret'")));
+}
+
+TEST_F(AdminDocumentTest, MissingColumnAndWrongTypes) {
+  json missing = document_;
+  missing["tables"]["models"][0].erase("family");
+  EXPECT_THAT(Import(target_, missing.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document.tables.models[0] lacks column 'family'")));
+
+  json wrong = document_;
+  wrong["tables"]["adapters"][0]["rank"] = "eight";
+  EXPECT_THAT(Import(target_, wrong.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("document.tables.adapters[0].rank must be a whole number; got string 'eight'")));
+
+  wrong = document_;
+  wrong["tables"]["models"][0]["id"] = "1; DROP TABLE models";
+  EXPECT_THAT(Import(target_, wrong.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document.tables.models[0].id must be a UUID")));
+
+  wrong = document_;
+  wrong["tables"]["models"][0]["name"] = nullptr;
+  EXPECT_THAT(Import(target_, wrong.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document.tables.models[0].name is null")));
+
+  wrong = document_;
+  wrong["tables"]["datasets"] = json::object();
+  EXPECT_THAT(Import(target_, wrong.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document.tables.datasets must be an array")));
+
+  wrong = document_;
+  wrong["row_counts"]["models"] = 2;
+  EXPECT_THAT(Import(target_, wrong.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document.row_counts.models is number 2")));
+}
+
+TEST_F(AdminDocumentTest, ARowTheDatabaseRefusesIsInvalidArgument) {
+  document_["tables"]["models"][0]["source_type"] = "ftp";  // CHECK constraint
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("document.tables.models"), HasSubstr("nothing was imported"))));
+}
+
+TEST_F(AdminDocumentTest, ASecondTableThatFailsLeavesTheDatabaseAsBefore) {
+  // models inserts fine, then model_revisions refers to a model that exists nowhere.
+  json tables = json::object();
+  tables["models"] = document_["tables"]["models"];
+  tables["model_revisions"] = document_["tables"]["model_revisions"];
+  tables["model_revisions"][0]["model_id"] = "00000000-0000-4000-8000-000000000001";
+  document_["tables"] = tables;
+  document_.erase("row_counts");
+  EXPECT_THAT(Import(target_, document_.dump()),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("document.tables.model_revisions"), HasSubstr("nothing was imported"))));
+  EXPECT_THAT(GetModel(target_, "ref-llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ref-llama")));
+}
+
+TEST_F(AdminTest, SqlInAStringIsStoredVerbatim) {
+  json document = json::parse(PopulatedDocument());
+  document["tables"]["models"][0]["description"] = kSqlText;
+  document["tables"]["model_exports"][0]["exported_model_name"] = "'; DELETE FROM adapters; --";
+  ASSERT_THAT(Import(target_, document.dump()), IsOk());
+
+  const absl::StatusOr<v1::Model> model = GetModel(target_, "ref-llama");
+  ASSERT_THAT(model, IsOk());
+  EXPECT_EQ(model->description(), kSqlText);
+  EXPECT_EQ(CountRows(target_.database_url()), CountRows(source_.database_url()));
+  v1::ExportDatabaseResponse exported;
+  ASSERT_THAT(Export(target_, &exported), IsOk());
+  const json again = json::parse(exported.document());
+  EXPECT_EQ(again["tables"]["models"][0]["description"], kSqlText);
+  EXPECT_EQ(again["tables"]["model_exports"][0]["exported_model_name"], "'; DELETE FROM adapters; --");
+  EXPECT_EQ(again["tables"]["datasets"][0]["description"],
+            std::string("questions \xc3\xa9t r\xc3\xa9ponses ") + kSqlText);
+}
+
+TEST_F(AdminTest, DocumentsLargerThanGrpcsDefaultLimitArrive) {
+  // gRPC refuses messages over 4 MiB unless the server raises its limit (kAdminMaxMessageBytes).
+  const std::string document = "{\"format\": \"tuneforge-database\", \"schema_version\": " +
+                               std::to_string(SchemaVersion(target_.database_url())) + ", \"tables\": {}}" +
+                               std::string(size_t{5} << 20, ' ');
+  v1::ImportDatabaseResponse imported;
+  ASSERT_THAT(Import(target_, document, &imported), IsOk());
+  EXPECT_EQ(imported.row_counts().at("models"), 0);
+  EXPECT_EQ(imported.row_counts().at("configs_skipped_defaults"), 0);
+}
+
+TEST(AdminServiceTest, DocumentsOverTheLimitAreResourceExhausted) {
+  EXPECT_EQ(kMaxDatabaseDocumentBytes, size_t{256} * 1024 * 1024);
+  EXPECT_GT(static_cast<size_t>(kAdminMaxMessageBytes), kMaxDatabaseDocumentBytes);
+
+  MetadataTestEnv env;
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(env.database_url(), 1);
+  ASSERT_THAT(store, IsOk());
+  AdminService small(**store, 1000);
+  EXPECT_THAT(small.ImportDatabase(std::string(1001, ' ')),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("document is 1001 bytes"), HasSubstr("at most 1000 bytes"))));
+  // The 20 default configs alone make a document over 1000 bytes.
+  EXPECT_THAT(small.ExportDatabase(),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("over the 1000 bytes that ImportDatabase accepts")));
+}
+
+}  // namespace
+}  // namespace tuneforge::testing

@@ -1,0 +1,69 @@
+// A complete metadata service for end-to-end tests: a fresh database on the test PostgreSQL, the
+// migrations applied, a fake Hugging Face Hub, an allowed root directory, and the gRPC server on loopback.
+#ifndef TUNEFORGE_TESTS_METADATA_SUPPORT_METADATA_TEST_ENV_H_
+#define TUNEFORGE_TESTS_METADATA_SUPPORT_METADATA_TEST_ENV_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "tests/support/fake_hub.h"
+#include "tests/support/testdata.h"
+#include "tuneforge/v1/adapters.grpc.pb.h"
+#include "tuneforge/v1/admin.grpc.pb.h"
+#include "tuneforge/v1/configs.grpc.pb.h"
+#include "tuneforge/v1/datasets.grpc.pb.h"
+#include "tuneforge/v1/models.grpc.pb.h"
+#include "tuneforge/v1/prompts.grpc.pb.h"
+
+namespace tuneforge {
+class MetadataServer;
+}
+
+namespace tuneforge::testing {
+
+class MetadataTestEnv {
+ public:
+  MetadataTestEnv();
+  ~MetadataTestEnv();
+
+  FakeHub& hub() { return *hub_; }
+  // The directory the server accepts local paths under.
+  const std::string& root() const { return root_->path(); }
+  // Writes a file under root(); returns its absolute path.
+  std::string WriteFile(const std::string& relative, const std::string& content) const;
+  // Copies a directory (e.g. a reference model) to root()/relative; returns the new absolute path.
+  std::string CopyDir(const std::string& source, const std::string& relative) const;
+  // A scratch directory outside root(), for paths the server must refuse.
+  const std::string& outside() const { return outside_->path(); }
+  const std::string& database_url() const { return database_url_; }
+  const std::string& address() const { return address_; }
+
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  std::unique_ptr<v1::Models::Stub> models() const { return v1::Models::NewStub(channel_); }
+  std::unique_ptr<v1::Datasets::Stub> datasets() const { return v1::Datasets::NewStub(channel_); }
+  std::unique_ptr<v1::Prompts::Stub> prompts() const { return v1::Prompts::NewStub(channel_); }
+  std::unique_ptr<v1::Configs::Stub> configs() const { return v1::Configs::NewStub(channel_); }
+  std::unique_ptr<v1::Adapters::Stub> adapters() const { return v1::Adapters::NewStub(channel_); }
+  std::unique_ptr<v1::Admin::Stub> admin() const { return v1::Admin::NewStub(channel_); }
+
+  // Registers SharedTestdata()/hf_reference/<reference_case> as a local model named `name`.
+  v1::Model AddReferenceModel(const std::string& reference_case, const std::string& name);
+
+ private:
+  std::unique_ptr<FakeHub> hub_;
+  std::unique_ptr<ScratchDir> root_;
+  std::unique_ptr<ScratchDir> outside_;
+  std::string database_url_;
+  std::string address_;
+  std::unique_ptr<MetadataServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+// A fresh context with a 30 s deadline.
+std::unique_ptr<grpc::ClientContext> Context();
+
+}  // namespace tuneforge::testing
+
+#endif  // TUNEFORGE_TESTS_METADATA_SUPPORT_METADATA_TEST_ENV_H_
