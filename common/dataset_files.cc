@@ -816,7 +816,7 @@ absl::StatusOr<LocalDatasetInfo> InspectLocalDataset(const std::string& train_pa
   LocalDatasetInfo info;
   info.seed = seed;
   info.test_size = test_size;
-  ASSIGN_OR_RETURN(info.format, DatasetFormatFromPath(train_path, "local.path"));
+  ASSIGN_OR_RETURN(info.format, DatasetFormatFromPath(train_path, "local.train_path"));
   ASSIGN_OR_RETURN(DatasetFileContent train, LoadDatasetFile(train_path, info.format, train_path));
   info.files.emplace_back(train_path, train.size, train.sha256);
 
@@ -837,7 +837,7 @@ absl::StatusOr<LocalDatasetInfo> InspectLocalDataset(const std::string& train_pa
     ASSIGN_OR_RETURN(DatasetFormat test_format, DatasetFormatFromPath(test_path, "local.test_path"));
     if (test_format != info.format) {
       return absl::InvalidArgumentError(absl::StrCat("local.test_path: '", test_path, "' is ",
-                                                     Av(DatasetFormatName(test_format)), " but local.path is ",
+                                                     Av(DatasetFormatName(test_format)), " but local.train_path is ",
                                                      Av(DatasetFormatName(info.format)), "; use one format for both files"));
     }
     ASSIGN_OR_RETURN(DatasetFileContent test, LoadDatasetFile(test_path, test_format, test_path));

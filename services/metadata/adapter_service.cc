@@ -180,8 +180,13 @@ absl::StatusOr<AddAdapterResult> AdapterService::AddAdapter(const AddAdapterInpu
   AddAdapterResult result;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     if (std::optional<AdapterRecord> named = adapters_.GetByName(tx, wanted.name)) {
-      if (named->source_type == wanted.source_type && named->source == wanted.source &&
-          named->fingerprint == wanted.fingerprint && named->model_revision_id == wanted.model_revision_id) {
+      const bool same_content = named->source_type == wanted.source_type && named->source == wanted.source &&
+                                named->fingerprint == wanted.fingerprint;
+      // Without an explicit revision, any revision of the same model is the same adapter (the model may have
+      // gained a revision since the adapter was imported).
+      const bool same_base = input.model_revision_id.empty() ? named->model_id == wanted.model_id
+                                                             : named->model_revision_id == wanted.model_revision_id;
+      if (same_content && same_base) {
         result.adapter = *named;
         result.outcome = AddOutcome::kExisting;
         return absl::OkStatus();
@@ -190,7 +195,7 @@ absl::StatusOr<AddAdapterResult> AdapterService::AddAdapter(const AddAdapterInpu
       if (named->source_type != wanted.source_type || named->source != wanted.source) {
         what = absl::StrCat("source ", DescribeSource(*named));
       } else if (named->fingerprint == wanted.fingerprint) {
-        what = absl::StrCat("model revision ", named->model_revision_id);
+        what = absl::StrCat("another base (model ", named->model_id, ", revision ", named->model_revision_id, ")");
       } else {
         what = absl::StrCat("different content (fingerprint ", ShortFingerprint(named->fingerprint), ", now ",
                             ShortFingerprint(wanted.fingerprint), ")");

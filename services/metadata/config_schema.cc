@@ -197,6 +197,7 @@ bool IsWhole(double x) { return std::isfinite(x) && x == std::floor(x) && std::f
 // Validates one value; on success returns it normalised.
 absl::StatusOr<nlohmann::json> CheckValue(const KeySpec& spec, const nlohmann::json& value, const std::string& path) {
   auto wrong_kind = [&]() {
+    if (value.is_null()) return absl::InvalidArgumentError(absl::StrCat(path, " is null; expected ", Expected(spec)));
     return absl::InvalidArgumentError(
         absl::StrCat(path, " = ", Show(value), " is ", KindOf(value), "; expected ", Expected(spec)));
   };

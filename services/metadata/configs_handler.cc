@@ -3,6 +3,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "services/metadata/proto_convert.h"
@@ -31,6 +33,36 @@ absl::StatusOr<std::string> ConfigTypeFromProto(int value, const std::string& fi
   }
 }
 
+namespace {
+
+// JSON has no NaN or infinity (the JSON printer would turn them into strings such as "NaN").
+absl::Status CheckFinite(const google::protobuf::Value& value, const std::string& path) {
+  switch (value.kind_case()) {
+    case google::protobuf::Value::kNumberValue:
+      if (!std::isfinite(value.number_value())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, " is NaN or infinite; JSON numbers must be finite"));
+      }
+      return absl::OkStatus();
+    case google::protobuf::Value::kListValue:
+      for (int i = 0; i < value.list_value().values_size(); ++i) {
+        absl::Status s = CheckFinite(value.list_value().values(i), absl::StrCat(path, "[", i, "]"));
+        if (!s.ok()) return s;
+      }
+      return absl::OkStatus();
+    case google::protobuf::Value::kStructValue:
+      for (const auto& [key, v] : value.struct_value().fields()) {
+        absl::Status s = CheckFinite(v, absl::StrCat(path, ".", key.size() > 80 ? key.substr(0, 77) + "..." : key));
+        if (!s.ok()) return s;
+      }
+      return absl::OkStatus();
+    default:
+      return absl::OkStatus();
+  }
+}
+
+}  // namespace
+
 absl::Status ToProto(const ConfigRecord& c, v1::Config* out) {
   out->set_id(c.id);
   out->set_name(c.name);
@@ -56,6 +88,10 @@ grpc::Status ConfigsHandler::AddConfig(grpc::ServerContext*, const v1::AddConfig
   absl::StatusOr<std::string> type = ConfigTypeFromProto(request->type(), "type");
   if (!type.ok()) return ToGrpcStatus(type.status());
   input.type = *type;
+  google::protobuf::Value content;
+  *content.mutable_struct_value() = request->content();
+  absl::Status finite = CheckFinite(content, "content");
+  if (!finite.ok()) return ToGrpcStatus(finite);
   const auto printed = google::protobuf::util::MessageToJsonString(request->content(), &input.content_json);
   if (!printed.ok()) {
     return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(

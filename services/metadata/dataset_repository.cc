@@ -160,7 +160,8 @@ std::string DatasetRepository::InsertRevision(Tx& tx, const DatasetRevisionRecor
   return tx.work()
       .exec_prepared1("dataset_revision_insert", r.dataset_id, r.requested_revision, r.commit_sha, r.fingerprint,
                       r.format, Dump(FeaturesToJson(r.features)), Dump(SplitsToJson(r.splits)), Dump(preview),
-                      Dump(FilesToJsonValue(r.files)), r.split_generated, static_cast<int64_t>(r.split_seed), r.test_size)["id"]
+                      Dump(FilesToJsonValue(r.files)), r.split_generated, static_cast<int64_t>(r.split_seed),
+                      r.test_size)["id"]
       .as<std::string>();
 }
 

@@ -115,7 +115,8 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
       return absl::UnimplementedError(absl::StrCat(
           "huggingface.repo_id: '", input.repo_id, "' at ", info.sha, " has only parquet data files (", parquet_files,
           "); parquet is not supported yet; convert them to jsonl (e.g. "
-          "pandas.read_parquet(...).to_json(lines=True, orient='records')) or use a repo with jsonl, json or csv files"));
+          "pandas.read_parquet(...).to_json(lines=True, orient='records')) or use a repo with jsonl, json or csv "
+          "files"));
     }
     return absl::InvalidArgumentError(absl::StrCat(
         "huggingface.repo_id: '", input.repo_id, "' at ", info.sha,
@@ -148,7 +149,9 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
 
   Sha256 fingerprint;
   fingerprint.Update(absl::StrCat("huggingface\n", input.repo_id, "\n", info.sha, "\n"));
-  for (const FileRecord& f : revision.files) fingerprint.Update(absl::StrCat(f.path, "\t", f.size, "\t", f.sha256, "\n"));
+  for (const FileRecord& f : revision.files) {
+    fingerprint.Update(absl::StrCat(f.path, "\t", f.size, "\t", f.sha256, "\n"));
+  }
   revision.requested_revision = input.revision.empty() ? "main" : input.revision;
   revision.commit_sha = info.sha;
   revision.fingerprint = fingerprint.HexDigest();
@@ -325,8 +328,8 @@ absl::StatusOr<DatasetPreview> DatasetService::GetDatasetPreview(const std::stri
   RETURN_IF_ERROR(CheckReference(ref, "dataset"));
   if (!revision_id.empty()) RETURN_IF_ERROR(CheckUuid(revision_id, "revision_id"));
   if (!split.empty() && split != "train" && split != "test") {
-    return absl::InvalidArgumentError(absl::StrCat("split '", split.substr(0, 80),
-                                                   "' is not a split; use \"train\" or \"test\", or leave it empty for both"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "split '", split.substr(0, 80), "' is not a split; use \"train\" or \"test\", or leave it empty for both"));
   }
   DatasetPreview out;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {

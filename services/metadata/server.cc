@@ -13,7 +13,11 @@
 #include "common/hf_hub_client.h"
 #include "common/status_macros.h"
 #include "grpc/health/v1/health.pb.h"
+#include "services/metadata/adapters_handler.h"
+#include "services/metadata/configs_handler.h"
+#include "services/metadata/datasets_handler.h"
 #include "services/metadata/models_handler.h"
+#include "services/metadata/prompts_handler.h"
 #include "services/metadata/rpc_log.h"
 #include "services/metadata/store.h"
 #include "spdlog/spdlog.h"
@@ -26,6 +30,14 @@ struct MetadataServer::Parts {
   std::unique_ptr<HubClient> hub;
   std::unique_ptr<ModelService> model_service;
   std::unique_ptr<ModelsHandler> models_handler;
+  std::unique_ptr<DatasetService> dataset_service;
+  std::unique_ptr<DatasetsHandler> datasets_handler;
+  std::unique_ptr<PromptService> prompt_service;
+  std::unique_ptr<PromptsHandler> prompts_handler;
+  std::unique_ptr<ConfigService> config_service;
+  std::unique_ptr<ConfigsHandler> configs_handler;
+  std::unique_ptr<AdapterService> adapter_service;
+  std::unique_ptr<AdaptersHandler> adapters_handler;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -48,6 +60,16 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   parts->model_service =
       std::make_unique<ModelService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
   parts->models_handler = std::make_unique<ModelsHandler>(*parts->model_service);
+  parts->dataset_service =
+      std::make_unique<DatasetService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
+  parts->datasets_handler = std::make_unique<DatasetsHandler>(*parts->dataset_service);
+  parts->prompt_service = std::make_unique<PromptService>(*parts->store);
+  parts->prompts_handler = std::make_unique<PromptsHandler>(*parts->prompt_service);
+  parts->config_service = std::make_unique<ConfigService>(*parts->store);
+  parts->configs_handler = std::make_unique<ConfigsHandler>(*parts->config_service);
+  parts->adapter_service =
+      std::make_unique<AdapterService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
+  parts->adapters_handler = std::make_unique<AdaptersHandler>(*parts->adapter_service);
 
   // Keeps grpc.health.v1 in the binary so that reflection can describe the health service.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -58,6 +80,10 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &parts->port);
   builder.SetMaxReceiveMessageSize(256 << 20);
   builder.RegisterService(parts->models_handler.get());
+  builder.RegisterService(parts->datasets_handler.get());
+  builder.RegisterService(parts->prompts_handler.get());
+  builder.RegisterService(parts->configs_handler.get());
+  builder.RegisterService(parts->adapters_handler.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<RpcLogInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

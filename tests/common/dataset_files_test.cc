@@ -471,7 +471,7 @@ TEST_F(DatasetFilesTest, InspectTestFileMustShareTheFormat) {
   std::string test = Write("test.csv", "prompt,id\np,1\n");
   EXPECT_THAT(InspectLocalDataset(train, test, 0.1, 42),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "local.test_path: '" + test + "' is csv but local.path is jsonl; use one format for both files"));
+                       "local.test_path: '" + test + "' is csv but local.train_path is jsonl; use one format for both files"));
 }
 
 TEST_F(DatasetFilesTest, InspectReportsErrorsOfTheTestFileWithItsPath) {
@@ -509,7 +509,7 @@ TEST_F(DatasetFilesTest, InspectChecksTestSize) {
 TEST_F(DatasetFilesTest, InspectParquetAndUnknownFormats) {
   std::string path = Write("train.parquet", "PAR1");
   EXPECT_THAT(InspectLocalDataset(path, "", 0.1, 42),
-              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("local.path: '" + path + "': parquet is not supported yet")));
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("local.train_path: '" + path + "': parquet is not supported yet")));
   std::string train = Write("train.jsonl", NumberedJsonl(3));
   std::string test = Write("test.txt", "x");
   EXPECT_THAT(InspectLocalDataset(train, test, 0.1, 42),

@@ -252,6 +252,39 @@ TEST_F(AdaptersTest, SaveOrFetchConflictsAreAlreadyExists) {
   EXPECT_EQ(Count("SELECT count(*) FROM adapters"), 2);
 }
 
+TEST_F(AdaptersTest, ANewBaseRevisionDoesNotMakeTheSameImportAConflict) {
+  const v1::Model model = env_.AddReferenceModel("llama", "tiny-llama");
+  const std::string dir = AdapterDir("llama", "adapters/llama");
+  v1::AddAdapterResponse first;
+  ASSERT_THAT(Add(Local("my-lora", "tiny-llama", dir), &first), GrpcIs(grpc::OK, ""));
+
+  // The base model gains a revision (a changed file in its directory).
+  env_.WriteFile("models/tiny-llama/README.md", "new revision\n");
+  v1::AddModelRequest model_request;
+  model_request.set_name("tiny-llama");
+  model_request.mutable_local()->set_path(env_.root() + "/models/tiny-llama");
+  v1::AddModelResponse model_response;
+  ASSERT_TRUE(env_.models()->AddModel(Context().get(), model_request, &model_response).ok());
+  ASSERT_EQ(model_response.outcome(), v1::ADD_OUTCOME_NEW_REVISION);
+  const std::string new_revision = model_response.revision().id();
+  ASSERT_NE(new_revision, model.latest_revision().id());
+
+  // Without a revision, the adapter of the same model is the existing one, still bound to its old revision.
+  v1::AddAdapterResponse again;
+  ASSERT_THAT(Add(Local("my-lora", "tiny-llama", dir), &again), GrpcIs(grpc::OK, ""));
+  EXPECT_EQ(again.outcome(), v1::ADD_OUTCOME_EXISTING);
+  EXPECT_EQ(again.adapter().model_revision_id(), model.latest_revision().id());
+  // Asking for the new revision explicitly is a different record under the same name.
+  v1::AddAdapterRequest pinned = Local("my-lora", "tiny-llama", dir);
+  pinned.set_model_revision_id(new_revision);
+  EXPECT_THAT(Add(pinned), GrpcIs(grpc::ALREADY_EXISTS, AllOf(HasSubstr("adapter 'my-lora' already exists"),
+                                                              HasSubstr("another base"),
+                                                              HasSubstr(model.latest_revision().id()))));
+  pinned.set_model_revision_id(model.latest_revision().id());
+  ASSERT_THAT(Add(pinned, &again), GrpcIs(grpc::OK, ""));
+  EXPECT_EQ(again.outcome(), v1::ADD_OUTCOME_EXISTING);
+}
+
 TEST_F(AdaptersTest, HubAdapterIsCheckedFromItsConfigAndSafetensorsHeader) {
   env_.AddReferenceModel("llama", "tiny-llama");
   std::map<std::string, std::string> files = HubFiles("llama");

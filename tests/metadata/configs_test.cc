@@ -241,7 +241,9 @@ TEST_F(ConfigsTest, ContentIsValidatedAgainstTheTypesSchema) {
   EXPECT_THAT(Add(v1::CONFIG_TYPE_GENERATION, "{}"),
               GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("content is empty; a generation config needs at least one of")));
   EXPECT_THAT(Add(v1::CONFIG_TYPE_LORA, R"({"target_modules": null})"),
-              GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("content.target_modules = null is null")));
+              GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("content.target_modules is null; expected a non-empty list")));
+  EXPECT_THAT(Add(v1::CONFIG_TYPE_GENERATION, "{\"stop\": [\"" + std::string(70000, 'x') + "\"]}"),
+              GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("content is 70013 bytes as JSON; the limit is 65536")));
 
   // A NaN cannot be written as JSON: the request is refused, not stored.
   v1::AddConfigRequest request;
@@ -249,7 +251,15 @@ TEST_F(ConfigsTest, ContentIsValidatedAgainstTheTypesSchema) {
   (*request.mutable_content()->mutable_fields())["lora_alpha"].set_number_value(std::nan(""));
   v1::AddConfigResponse response;
   EXPECT_THAT(env_.configs()->AddConfig(Context().get(), request, &response),
-              GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("content")));
+              GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("content.lora_alpha is NaN or infinite")));
+  // Not even where a string is accepted (the JSON printer would have written "Infinity").
+  request.set_type(v1::CONFIG_TYPE_GENERATION);
+  request.mutable_content()->clear_fields();
+  auto* stop = (*request.mutable_content()->mutable_fields())["stop"].mutable_list_value();
+  stop->add_values()->set_string_value("ok");
+  stop->add_values()->set_number_value(std::numeric_limits<double>::infinity());
+  EXPECT_THAT(env_.configs()->AddConfig(Context().get(), request, &response),
+              GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("content.stop[1] is NaN or infinite")));
   pqxx::row count = Row("SELECT count(*) AS n FROM configs WHERE family = $1", "");
   EXPECT_EQ(count["n"].as<int>(), 1);
 }

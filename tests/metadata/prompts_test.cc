@@ -321,7 +321,9 @@ TEST_F(PromptsTest, ListShowsTheLatestRevisionOfEachNamePagedWithFilters) {
     EXPECT_LE(response.prompts_size(), 3);
     for (const auto& p : response.prompts()) {
       names.push_back(p.name() + "@" + std::to_string(p.revision_number()));
-      if (p.name() == "prompt-3") EXPECT_EQ(p.input_template(), "Q: {question}");
+      if (p.name() == "prompt-3") {
+        EXPECT_EQ(p.input_template(), "Q: {question}");
+      }
     }
     token = response.next_page_token();
     ++pages;
