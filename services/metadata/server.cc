@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "grpc/health/v1/health.pb.h"
 #include "services/metadata/adapters_handler.h"
+#include "services/metadata/admin_handler.h"
 #include "services/metadata/configs_handler.h"
 #include "services/metadata/datasets_handler.h"
 #include "services/metadata/models_handler.h"
@@ -38,6 +39,8 @@ struct MetadataServer::Parts {
   std::unique_ptr<ConfigsHandler> configs_handler;
   std::unique_ptr<AdapterService> adapter_service;
   std::unique_ptr<AdaptersHandler> adapters_handler;
+  std::unique_ptr<AdminService> admin_service;
+  std::unique_ptr<AdminHandler> admin_handler;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -70,6 +73,8 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   parts->adapter_service =
       std::make_unique<AdapterService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
   parts->adapters_handler = std::make_unique<AdaptersHandler>(*parts->adapter_service);
+  parts->admin_service = std::make_unique<AdminService>(*parts->store);
+  parts->admin_handler = std::make_unique<AdminHandler>(*parts->admin_service);
 
   // Keeps grpc.health.v1 in the binary so that reflection can describe the health service.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -78,12 +83,14 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &parts->port);
-  builder.SetMaxReceiveMessageSize(256 << 20);
+  // ImportDatabase carries a whole database document.
+  builder.SetMaxReceiveMessageSize(kAdminMaxMessageBytes);
   builder.RegisterService(parts->models_handler.get());
   builder.RegisterService(parts->datasets_handler.get());
   builder.RegisterService(parts->prompts_handler.get());
   builder.RegisterService(parts->configs_handler.get());
   builder.RegisterService(parts->adapters_handler.get());
+  builder.RegisterService(parts->admin_handler.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<RpcLogInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

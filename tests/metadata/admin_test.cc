@@ -12,9 +12,7 @@
 
 #include "absl/time/time.h"
 #include "common/grpc_status.h"
-#include "common/sha256.h"
 #include "nlohmann/json.hpp"
-#include "services/metadata/admin_handler.h"
 #include "services/metadata/admin_service.h"
 #include "services/metadata/store.h"
 #include "tests/metadata/support/metadata_test_env.h"
@@ -32,6 +30,7 @@ const std::vector<std::string> kTables = {"models",  "model_revisions", "dataset
 // Seeded by migrations/V002 into every database: 5 families x 4 config types.
 constexpr int kDefaultConfigs = 20;
 const char kSqlText[] = "x'); DROP TABLE models; --";
+const std::string kDatasetDescription = std::string("questions \xc3\xa9t r\xc3\xa9ponses ") + kSqlText;
 
 std::map<std::string, int64_t> CountRows(const std::string& url) {
   pqxx::connection conn(url);
@@ -49,35 +48,8 @@ int SchemaVersion(const std::string& url) {
   return work.exec1("SELECT max(version) FROM tuneforge_schema_migrations")[0].as<int>();
 }
 
-// TEMPORARY until server.cc registers AdminHandler: an Admin server of our own on the env's database.
-struct LocalAdmin {
-  std::unique_ptr<Store> store;
-  std::unique_ptr<AdminService> service;
-  std::unique_ptr<AdminHandler> handler;
-  std::unique_ptr<grpc::Server> server;
-  std::shared_ptr<grpc::Channel> channel;
-};
-std::unique_ptr<v1::Admin::Stub> AdminOf(const MetadataTestEnv& env) {
-  static std::map<std::string, std::unique_ptr<LocalAdmin>>* servers = new std::map<std::string, std::unique_ptr<LocalAdmin>>();
-  auto& local = (*servers)[env.database_url()];
-  if (local == nullptr) {
-    local = std::make_unique<LocalAdmin>();
-    local->store = std::move(Store::Open(env.database_url(), 2).value());
-    local->service = std::make_unique<AdminService>(*local->store);
-    local->handler = std::make_unique<AdminHandler>(*local->service);
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.SetMaxReceiveMessageSize(kAdminMaxMessageBytes);
-    builder.RegisterService(local->handler.get());
-    local->server = builder.BuildAndStart();
-    local->channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
-  }
-  return v1::Admin::NewStub(local->channel);
-}
-
 absl::Status Export(const MetadataTestEnv& env, v1::ExportDatabaseResponse* response) {
-  return FromGrpcStatus(AdminOf(env)->ExportDatabase(Context().get(), v1::ExportDatabaseRequest(), response));
+  return FromGrpcStatus(env.admin()->ExportDatabase(Context().get(), v1::ExportDatabaseRequest(), response));
 }
 
 absl::Status Import(const MetadataTestEnv& env, const std::string& document,
@@ -85,7 +57,7 @@ absl::Status Import(const MetadataTestEnv& env, const std::string& document,
   v1::ImportDatabaseRequest request;
   request.set_document(document);
   v1::ImportDatabaseResponse ignored;
-  return FromGrpcStatus(AdminOf(env)->ImportDatabase(Context().get(), request, response ? response : &ignored));
+  return FromGrpcStatus(env.admin()->ImportDatabase(Context().get(), request, response ? response : &ignored));
 }
 
 std::map<std::string, int64_t> ToMap(const google::protobuf::Map<std::string, int64_t>& m) {
@@ -101,49 +73,44 @@ absl::StatusOr<v1::Model> GetModel(const MetadataTestEnv& env, const std::string
   return response.model();
 }
 
-// One record of every table. The model and the export go through the public RPCs; the dataset, prompt, config
-// and adapter rows are inserted directly while their RPCs are being written.
+// One record of every table, each added through its resource's public RPC.
 void Populate(MetadataTestEnv& env) {
-  const v1::Model model = env.AddReferenceModel("llama", "ref-llama");
-  const std::string revision_id = model.latest_revision().id();
+  env.AddReferenceModel("llama", "ref-llama");
   const std::string train = env.WriteFile("data/qa.jsonl",
                                           "{\"question\": \"2+2?\", \"answer\": \"4\"}\n"
-                                          "{\"question\": \"capital of France?\", \"answer\": \"Paris\"}\n");
-  const std::string adapter_dir = env.CopyDir(SharedTestdata() + "/hf_reference/llama/lora", "adapters/llama-lora");
-  json adapter_files = json::array();
-  for (const char* file : {"adapter_config.json", "adapter_model.safetensors"}) {
-    const std::string path = adapter_dir + "/" + file;
-    adapter_files.push_back({{"path", file},
-                             {"size", static_cast<int64_t>(std::filesystem::file_size(path))},
-                             {"sha256", Sha256File(path).value()}});
-  }
+                                          "{\"question\": \"capital of France?\", \"answer\": \"Paris\"}\n"
+                                          "{\"question\": \"3*3?\", \"answer\": \"9\"}\n");
+  v1::AddDatasetRequest dataset;
+  dataset.set_name("qa");
+  dataset.set_description(kDatasetDescription);
+  dataset.mutable_local()->set_train_path(train);
+  dataset.mutable_local()->set_test_size(0.34);
+  v1::AddDatasetResponse dataset_response;
+  ASSERT_THAT(FromGrpcStatus(env.datasets()->AddDataset(Context().get(), dataset, &dataset_response)), IsOk());
 
-  pqxx::connection conn(env.database_url());
-  pqxx::work work(conn);
-  const std::string dataset_id =
-      work.exec_params1("INSERT INTO datasets (name, description, source_type, source) "
-                        "VALUES ('qa', $1, 'local', $2) RETURNING id::text",
-                        std::string("questions \xc3\xa9t r\xc3\xa9ponses ") + kSqlText, train)[0]
-          .as<std::string>();
-  const std::string dataset_revision_id =
-      work.exec_params1(
-              "INSERT INTO dataset_revisions (dataset_id, revision_number, fingerprint, format, features, splits, "
-              "preview, files, split_generated, split_seed, test_size) VALUES ($1::uuid, 1, 'ds-fp', 'jsonl', "
-              "'[{\"name\": \"question\", \"type\": \"string\"}, {\"name\": \"answer\", \"type\": \"string\"}]', "
-              "'{\"train\": 1, \"test\": 1}', $2::jsonb, '[]', true, 42, 0.1) RETURNING id::text",
-              dataset_id, "[{\"question\": \"2+2?\", \"answer\": \"4\"}]")[0]
-          .as<std::string>();
-  work.exec_params("INSERT INTO prompts (name, revision_number, dataset_revision_id, mode, input_template, "
-                   "completion_template, slots, fingerprint) VALUES ('qa-prompt', 1, $1::uuid, 'template', "
-                   "'Q: {question}\nA:', ' {answer}', '[\"question\", \"answer\"]', 'prompt-fp')",
-                   dataset_revision_id);
-  work.exec("INSERT INTO configs (name, type, content, fingerprint) VALUES ('my-lora', 'lora', "
-            "'{\"r\": 8, \"lora_alpha\": 16.5}', config_fingerprint('lora', '{\"r\": 8, \"lora_alpha\": 16.5}'))");
-  work.exec_params("INSERT INTO adapters (name, source_type, source, model_revision_id, peft_type, rank, alpha, "
-                   "target_modules, fingerprint, files) VALUES ('llama-lora', 'local', $1, $2::uuid, 'LORA', 8, 16, "
-                   "'[\"q_proj\", \"v_proj\"]', 'adapter-fp', $3::jsonb)",
-                   adapter_dir, revision_id, adapter_files.dump());
-  work.commit();
+  v1::AddPromptRequest prompt;
+  prompt.set_name("qa-prompt");
+  prompt.set_dataset("qa");
+  prompt.mutable_template_()->set_input_template("Q: {question}\nA:");
+  prompt.mutable_template_()->set_completion_template(" {answer}");
+  v1::AddPromptResponse prompt_response;
+  ASSERT_THAT(FromGrpcStatus(env.prompts()->AddPrompt(Context().get(), prompt, &prompt_response)), IsOk());
+
+  v1::AddConfigRequest config;
+  config.set_name("my-lora");
+  config.set_type(v1::CONFIG_TYPE_LORA);
+  (*config.mutable_content()->mutable_fields())["r"].set_number_value(8);
+  (*config.mutable_content()->mutable_fields())["lora_alpha"].set_number_value(16.5);
+  v1::AddConfigResponse config_response;
+  ASSERT_THAT(FromGrpcStatus(env.configs()->AddConfig(Context().get(), config, &config_response)), IsOk());
+
+  const std::string adapter_dir = env.CopyDir(SharedTestdata() + "/hf_reference/llama/lora", "adapters/llama-lora");
+  v1::AddAdapterRequest adapter;
+  adapter.set_name("llama-lora");
+  adapter.set_model("ref-llama");
+  adapter.mutable_local()->set_path(adapter_dir);
+  v1::AddAdapterResponse adapter_response;
+  ASSERT_THAT(FromGrpcStatus(env.adapters()->AddAdapter(Context().get(), adapter, &adapter_response)), IsOk());
 
   std::filesystem::create_directories(env.root() + "/exports");
   v1::ExportModelRequest export_request;
@@ -205,9 +172,12 @@ TEST_F(AdminTest, ExportWritesEveryTableFromTheDatabase) {
   EXPECT_EQ(model["family"], "llama");
   EXPECT_EQ(doc["tables"]["model_revisions"][0]["model_id"], got->id());
   EXPECT_EQ(doc["tables"]["datasets"][0]["description"],
-            std::string("questions \xc3\xa9t r\xc3\xa9ponses ") + kSqlText);
-  EXPECT_EQ(doc["tables"]["dataset_revisions"][0]["preview"],
-            json::parse("[{\"question\": \"2+2?\", \"answer\": \"4\"}]"));
+            kDatasetDescription);
+  const json& tables = doc["tables"];
+  EXPECT_EQ(tables["dataset_revisions"][0]["dataset_id"], tables["datasets"][0]["id"]);
+  EXPECT_EQ(tables["prompts"][0]["dataset_revision_id"], tables["dataset_revisions"][0]["id"]);
+  EXPECT_EQ(tables["adapters"][0]["model_revision_id"], tables["model_revisions"][0]["id"]);
+  EXPECT_EQ(tables["model_exports"][0]["adapter_id"], tables["adapters"][0]["id"]);
   EXPECT_EQ(doc["tables"]["model_exports"][0]["type"], "adapter");
 }
 
@@ -449,7 +419,7 @@ TEST_F(AdminTest, SqlInAStringIsStoredVerbatim) {
   EXPECT_EQ(again["tables"]["models"][0]["description"], kSqlText);
   EXPECT_EQ(again["tables"]["model_exports"][0]["exported_model_name"], "'; DELETE FROM adapters; --");
   EXPECT_EQ(again["tables"]["datasets"][0]["description"],
-            std::string("questions \xc3\xa9t r\xc3\xa9ponses ") + kSqlText);
+            kDatasetDescription);
 }
 
 TEST_F(AdminTest, DocumentsLargerThanGrpcsDefaultLimitArrive) {

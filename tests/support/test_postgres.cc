@@ -2,6 +2,8 @@
 // owning test process is gone.
 #include "tests/support/test_postgres.h"
 
+#include "spdlog/spdlog.h"
+
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -71,6 +73,9 @@ void RemoveLeftovers() {
 }  // namespace
 
 TestPostgres& TestPostgres::Get() {
+  // The server is stopped by the instance's destructor at exit, and stopping logs: construct spdlog's
+  // registry first so that it is destroyed after the instance (statics die in reverse order).
+  spdlog::default_logger();
   static TestPostgres instance;
   static std::once_flag once;
   std::call_once(once, [] {
