@@ -35,13 +35,13 @@ echo "== services (through server reflection)"
 "$buf" curl --protocol grpc --http2-prior-knowledge --list-services "http://127.0.0.1:$port"
 echo "== add a local model"
 call Models/AddModel "{\"name\": \"demo-llama\", \"description\": \"tiny Llama-architecture model\", \"local\": {\"path\": \"$data/demo-llama\"}}" \
-  | python3 -c 'import json,sys; r=json.load(sys.stdin); m=r["model"]; v=r["revision"]; print(f"  {r[\"outcome\"]}: {m[\"name\"]} family={m[\"family\"]} parameters={v[\"parameterCount\"]} fingerprint={v[\"fingerprint\"][:12]}")'
+  | python3 scripts/demo_summary.py model
 echo "== add a local dataset"
 call Datasets/AddDataset "{\"name\": \"demo-instructions\", \"local\": {\"train_path\": \"$data/demo-instructions/train.jsonl\", \"test_path\": \"$data/demo-instructions/test.jsonl\"}}" \
-  | python3 -c 'import json,sys; r=json.load(sys.stdin); d=r["dataset"]; v=r["revision"]; print(f"  {r[\"outcome\"]}: {d[\"name\"]} features={[f[\"name\"] for f in v[\"features\"]]} splits={[(s[\"name\"], s.get(\"numRows\")) for s in v[\"splits\"]]}")'
+  | python3 scripts/demo_summary.py dataset
 echo "== list models and datasets"
-call Models/ListModels '{}' | python3 -c 'import json,sys; [print("  model", m["name"], m["family"], m["id"]) for m in json.load(sys.stdin).get("models", [])]'
-call Datasets/ListDatasets '{}' | python3 -c 'import json,sys; [print("  dataset", d["name"], d["id"]) for d in json.load(sys.stdin).get("datasets", [])]'
+call Models/ListModels '{}' | python3 scripts/demo_summary.py models
+call Datasets/ListDatasets '{}' | python3 scripts/demo_summary.py datasets
 echo "== a typed error: a model that does not exist"
 call Models/GetModel '{"model": "no-such-model"}' 2>&1 | sed 's/^/  /' || true
 echo "== done. The server log is in $log"
