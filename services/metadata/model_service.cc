@@ -288,6 +288,13 @@ absl::StatusOr<ModelExportRecord> ModelService::ExportModel(const ExportModelInp
           "adapter '", adapter->name, "' was made for model revision ", adapter->model_revision_id, ", not ", revision_id,
           " of model '", model.name, "'; export it with its own base model revision"));
     }
+    if (input.type == "merged") {
+      if (std::optional<ModelRecord> taken = models_.GetByName(tx, input.exported_model_name)) {
+        return absl::AlreadyExistsError(absl::StrCat("exported_model_name '", input.exported_model_name,
+                                                     "' is already the name of model ", taken->id,
+                                                     "; choose a name for the merged model that is not taken"));
+      }
+    }
     if (std::optional<std::string> other = models_.ExportByDestination(tx, destination)) {
       return absl::AlreadyExistsError(absl::StrCat("destination_path '", destination,
                                                    "' is already the destination of export ", *other,

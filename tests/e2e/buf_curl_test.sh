@@ -30,7 +30,8 @@ call() { "$buf" curl --protocol grpc --http2-prior-knowledge "http://127.0.0.1:$
 
 mkdir -p "$work/home/data"
 python3 "$src/scripts/make_demo_data.py" "$work/home/data" >/dev/null
-TUNEFORGE_HOME="$work/home" "$binary" --port "$port" >"$work/server.log" 2>&1 &
+# The Hub endpoint is a closed port: Hub calls fail fast, which is enough to see what gets logged.
+TUNEFORGE_HOME="$work/home" HF_ENDPOINT="http://127.0.0.1:9" "$binary" --port "$port" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 150); do
   call grpc.health.v1.Health/Check '{}' | grep -q SERVING && break
@@ -61,6 +62,15 @@ outside="$(call tuneforge.v1.Models/AddModel '{"name": "x", "local": {"path": "/
 check "a path outside the allowed roots is refused" '"code": "permission_denied"' "$outside"
 bad="$(call tuneforge.v1.Models/ListModels '{"page_size": 5000}')"
 check "page_size out of range is INVALID_ARGUMENT" '"code": "invalid_argument"' "$bad"
+
+secret="hf_e2eSecretTokenThatMustNeverBeLogged0123"
+hub="$(call tuneforge.v1.Models/AddModel "{\"name\": \"gated\", \"huggingface\": {\"repo_id\": \"org/model\", \"token\": \"$secret\"}}")"
+check "an unreachable Hub is UNAVAILABLE" '"code": "unavailable"' "$hub"
+if grep -q "$secret" "$work/server.log" || [[ "$hub" == *"$secret"* ]]; then
+  failures=$((failures + 1)); echo "FAIL the Hub token appears in the log or the error"
+else
+  passes=$((passes + 1)); echo "ok   the Hub token appears in neither the log nor the error"
+fi
 
 # Restart on the same home: the embedded PostgreSQL keeps the data.
 kill "$server"; wait "$server" 2>/dev/null

@@ -491,6 +491,12 @@ TEST_F(ModelsTest, ExportModelValidatesAndRecordsTheRequest) {
   no_type.set_destination_path(env_.root() + "/exports/other");
   EXPECT_EQ(env_.models()->ExportModel(Context().get(), no_type, &response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ExportModelRequest taken_name = request;
+  taken_name.set_destination_path(env_.root() + "/exports/taken");
+  taken_name.set_exported_model_name("base");
+  grpc::Status taken = env_.models()->ExportModel(Context().get(), taken_name, &response);
+  EXPECT_EQ(taken.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(taken.error_message(), HasSubstr("exported_model_name 'base'"));
   v1::ExportModelRequest outside = request;
   outside.set_destination_path(env_.outside() + "/x");
   EXPECT_EQ(env_.models()->ExportModel(Context().get(), outside, &response).error_code(),
