@@ -63,7 +63,7 @@ check "a path outside the allowed roots is refused" '"code": "permission_denied"
 bad="$(call tuneforge.v1.Models/ListModels '{"page_size": 5000}')"
 check "page_size out of range is INVALID_ARGUMENT" '"code": "invalid_argument"' "$bad"
 
-secret="hf_e2eSecretTokenThatMustNeverBeLogged0123"
+secret="hf_e2e-secret-token-that-must-never-be-logged"
 hub="$(call tuneforge.v1.Models/AddModel "{\"name\": \"gated\", \"huggingface\": {\"repo_id\": \"org/model\", \"token\": \"$secret\"}}")"
 check "an unreachable Hub is UNAVAILABLE" '"code": "unavailable"' "$hub"
 if grep -q "$secret" "$work/server.log" || [[ "$hub" == *"$secret"* ]]; then
