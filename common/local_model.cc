@@ -15,7 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
+#include "common/safetensors_file.h"
 #include "common/safetensors_header.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -28,8 +28,8 @@ using Json = nlohmann::json;
 
 constexpr char kConfig[] = "config.json";
 constexpr char kGenerationConfig[] = "generation_config.json";
-constexpr char kSingleCheckpoint[] = "model.safetensors";
-constexpr char kShardIndex[] = "model.safetensors.index.json";
+constexpr const char* kSingleCheckpoint = kSafetensorsSingleFile;
+constexpr const char* kShardIndex = kSafetensorsIndexFile;
 constexpr uintmax_t kMaxTextFileSize = 64 << 20;
 
 std::string ShapeString(const std::vector<int64_t>& shape) {
@@ -44,15 +44,6 @@ bool IsListed(const std::vector<LocalFile>& files, std::string_view relative) {
 bool IsInside(const fs::path& path, const fs::path& root) {
   auto [root_end, unused] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
   return root_end == root.end();
-}
-
-// A shard name from the index must stay a plain relative path inside the directory.
-bool IsSafeRelativePath(absl::string_view name) {
-  if (name.empty() || name.front() == '/' || absl::StrContains(name, '\\')) return false;
-  for (absl::string_view part : absl::StrSplit(name, '/')) {
-    if (part.empty() || part == "." || part == "..") return false;
-  }
-  return true;
 }
 
 // Checkpoint tensors HF loads without complaint that ExpectedWeightShapes does not list: the rotary
@@ -76,51 +67,17 @@ struct CheckpointTensor {
 absl::Status ReadShardedCheckpoint(const std::string& directory, const std::vector<LocalFile>& files,
                                    std::map<std::string, CheckpointTensor>* tensors) {
   ASSIGN_OR_RETURN(std::string index_text, ReadDirectoryTextFile(directory, files, kShardIndex));
-  Json index;
-  try {
-    index = Json::parse(index_text);
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kShardIndex, ": is not valid JSON (", e.what(), "); fix or re-download the file"));
-  }
-  auto map_it = index.is_object() ? index.find("weight_map") : index.end();
-  if (map_it == index.end() || !map_it->is_object() || map_it->empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kShardIndex, ": needs a non-empty 'weight_map' object of tensor name -> shard file; fix or re-download it"));
-  }
-  std::map<std::string, std::set<std::string>> by_shard;  // shard -> tensor names mapped to it
-  for (const auto& [name, shard] : map_it->items()) {
-    if (!shard.is_string() || !IsSafeRelativePath(shard.get<std::string>())) {
-      return absl::InvalidArgumentError(absl::StrCat(kShardIndex, ": weight_map entry '", name, "' must name a shard ",
-                                                     "file inside the model directory, got ", shard.dump()));
-    }
-    by_shard[shard.get<std::string>()].insert(name);
-  }
-  for (const auto& [shard, names] : by_shard) {
+  ASSIGN_OR_RETURN(SafetensorsIndex index, ParseSafetensorsIndex(index_text, kShardIndex));
+  for (const auto& [shard, names] : index.shards) {
     if (!IsListed(files, shard)) {
       return absl::NotFoundError(absl::StrCat(kShardIndex, ": shard '", shard, "' (holding '", *names.begin(),
                                               "') is not in the model directory; download the missing shard"));
     }
     ASSIGN_OR_RETURN(SafetensorsHeader header, ReadSafetensorsHeader((fs::path(directory) / shard).string(), shard));
-    std::set<std::string> seen;
+    RETURN_IF_ERROR(CheckShardMatchesIndex(index, shard, header, kShardIndex, shard));
     for (TensorInfo& t : header.tensors) {
-      if (names.count(t.name) == 0) {
-        auto mapped = map_it->find(t.name);
-        return absl::InvalidArgumentError(
-            absl::StrCat(shard, ": holds tensor '", t.name, "' but ", kShardIndex,
-                         mapped == map_it->end() ? std::string(" does not list it")
-                                                 : absl::StrCat(" maps it to '", mapped->get<std::string>(), "'"),
-                         "; the index and the shards are from different checkpoints"));
-      }
-      seen.insert(t.name);
       std::string name = t.name;
       (*tensors)[name] = CheckpointTensor{std::move(t), shard};
-    }
-    for (const std::string& name : names) {
-      if (seen.count(name) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(kShardIndex, ": maps tensor '", name, "' to '", shard,
-                                                       "' but that shard does not hold it; re-download the shards"));
-      }
     }
   }
   return absl::OkStatus();

@@ -1,0 +1,409 @@
+// Forward pass of the decoder, written op for op like transformers 4.44 eager (fp32 softmax, finfo.min
+// masking, rotate-half RoPE) so that logits match it to ~1e-6.
+#include "services/trainer/model/causal_lm.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/model_config.h"
+#include "common/status_macros.h"
+#include "services/trainer/model/tensor_file.h"
+
+namespace tuneforge {
+namespace {
+
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, " is missing; a model directory needs it"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string JoinFirst(const std::vector<std::string>& names, size_t n) {
+  std::vector<std::string> head(names.begin(), names.begin() + std::min(n, names.size()));
+  std::string out = absl::StrJoin(head, ", ");
+  if (names.size() > n) absl::StrAppend(&out, " and ", names.size() - n, " more");
+  return out;
+}
+
+bool IsIgnoredCheckpointKey(const std::string& name) {
+  // Older checkpoints store the RoPE buffer; HF skips it on load.
+  static const std::string kInvFreq = "rotary_emb.inv_freq";
+  return name.size() >= kInvFreq.size() && name.compare(name.size() - kInvFreq.size(), kInvFreq.size(), kInvFreq) == 0;
+}
+
+at::Tensor RotateHalf(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+at::Tensor Projection::Forward(const at::Tensor& x, bool training) const {
+  at::Tensor y = at::linear(x, weight, bias);
+  if (lora_a.defined() && !merged) {
+    at::Tensor in = (training && lora_dropout > 0) ? at::dropout(x, lora_dropout, true) : x;
+    y = y + at::linear(at::linear(in, lora_a), lora_b) * lora_scaling;
+  }
+  return y;
+}
+
+absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Build(const DecoderConfig& config,
+                                                          std::map<std::string, at::Tensor> weights,
+                                                          const BuildOptions& options) {
+  const ModelArchitecture& arch = config.arch;
+  const auto expected = ExpectedWeightShapes(arch);
+  std::vector<std::string> missing, unexpected, wrong_shape;
+  for (const auto& [name, shape] : expected) {
+    auto it = weights.find(name);
+    if (it == weights.end()) {
+      missing.push_back(name);
+    } else if (it->second.sizes().vec() != shape) {
+      wrong_shape.push_back(absl::StrCat(name, " is [", absl::StrJoin(it->second.sizes().vec(), ","), "], expected [",
+                                         absl::StrJoin(shape, ","), "]"));
+    }
+  }
+  for (auto it = weights.begin(); it != weights.end();) {
+    if (expected.count(it->first) == 0) {
+      if ((arch.tie_word_embeddings && it->first == "lm_head.weight") || IsIgnoredCheckpointKey(it->first)) {
+        it = weights.erase(it);
+        continue;
+      }
+      unexpected.push_back(it->first);
+    }
+    ++it;
+  }
+  if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty()) {
+    std::string msg = absl::StrCat("model weights do not match config.json (family ", arch.family, ")");
+    if (!missing.empty()) absl::StrAppend(&msg, "; missing: ", JoinFirst(missing, 8));
+    if (!unexpected.empty()) absl::StrAppend(&msg, "; unexpected: ", JoinFirst(unexpected, 8));
+    if (!wrong_shape.empty()) absl::StrAppend(&msg, "; wrong shape: ", JoinFirst(wrong_shape, 8));
+    absl::StrAppend(&msg, ". Check that the checkpoint belongs to this config.json");
+    return absl::InvalidArgumentError(msg);
+  }
+
+  std::unique_ptr<CausalLM> model(new CausalLM());
+  model->config_ = config;
+  model->lora_ = options.lora;
+  for (auto& [name, tensor] : weights) {
+    at::Tensor t = tensor.to(options.device, options.dtype).contiguous();
+    if (options.train_base) t.set_requires_grad(true);
+    model->weights_.emplace(name, std::move(t));
+  }
+
+  // LoRA targets, checked against the modules the family has.
+  const auto targets = LoraTargetShapes(arch);
+  const LoraOptions& lora = options.lora;
+  std::set<std::string> lora_modules;
+  if (lora.rank > 0) {
+    if (lora.target_modules.empty()) return absl::InvalidArgumentError("lora: target_modules is empty");
+    for (const std::string& m : lora.target_modules) {
+      if (targets.count(m) == 0) {
+        std::vector<std::string> names;
+        for (const auto& [n, s] : targets) names.push_back(n);
+        return absl::InvalidArgumentError(absl::StrCat("lora: target module '", m, "' is not a linear layer of ",
+                                                       arch.family, " models; choose from ",
+                                                       absl::StrJoin(names, ", ")));
+      }
+      lora_modules.insert(m);
+    }
+    model->lora_scaling_ = lora.use_rslora ? lora.alpha / std::sqrt(static_cast<double>(lora.rank))
+                                           : lora.alpha / static_cast<double>(lora.rank);
+  }
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(lora.seed);
+
+  auto make_projection = [&](const std::string& prefix, const std::string& module) -> const Projection* {
+    const std::string name = absl::StrCat(prefix, module);
+    Projection p;
+    p.weight = model->weights_.at(name + ".weight");
+    auto b = model->weights_.find(name + ".bias");
+    if (b != model->weights_.end()) p.bias = b->second;
+    if (lora_modules.count(module) != 0) {
+      const int64_t in = p.weight.size(1), out = p.weight.size(0);
+      const double bound = 1.0 / std::sqrt(static_cast<double>(in));  // kaiming_uniform(a=sqrt(5))
+      p.lora_a = at::empty({lora.rank, in}, at::TensorOptions().dtype(at::kFloat));
+      p.lora_a.uniform_(-bound, bound, gen);
+      p.lora_a = p.lora_a.to(options.device, options.dtype);
+      p.lora_b = at::zeros({out, lora.rank}, at::TensorOptions().dtype(options.dtype).device(options.device));
+      p.lora_a.set_requires_grad(true);
+      p.lora_b.set_requires_grad(true);
+      p.lora_scaling = model->lora_scaling_;
+      p.lora_dropout = lora.dropout;
+    }
+    auto [it, inserted] = model->projections_.emplace(name, std::move(p));
+    return &it->second;
+  };
+
+  for (int64_t i = 0; i < arch.num_hidden_layers; ++i) {
+    const std::string prefix = absl::StrCat("model.layers.", i, ".");
+    Layer layer;
+    layer.input_norm = model->weights_.at(prefix + "input_layernorm.weight");
+    layer.post_attention_norm = model->weights_.at(prefix + "post_attention_layernorm.weight");
+    const std::string attn = prefix + "self_attn.", mlp = prefix + "mlp.";
+    if (arch.fused_qkv) {
+      layer.qkv = make_projection(attn, "qkv_proj");
+    } else {
+      layer.q = make_projection(attn, "q_proj");
+      layer.k = make_projection(attn, "k_proj");
+      layer.v = make_projection(attn, "v_proj");
+    }
+    layer.o = make_projection(attn, "o_proj");
+    if (arch.fused_gate_up) {
+      layer.gate_up = make_projection(mlp, "gate_up_proj");
+    } else {
+      layer.gate = make_projection(mlp, "gate_proj");
+      layer.up = make_projection(mlp, "up_proj");
+    }
+    layer.down = make_projection(mlp, "down_proj");
+    model->layers_.push_back(layer);
+  }
+  model->embed_ = model->weights_.at("model.embed_tokens.weight");
+  model->final_norm_ = model->weights_.at("model.norm.weight");
+  model->lm_head_ = arch.tie_word_embeddings ? model->embed_ : model->weights_.at("lm_head.weight");
+  return model;
+}
+
+absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Load(const std::string& model_dir, const BuildOptions& options) {
+  ASSIGN_OR_RETURN(std::string config_json, ReadText(model_dir + "/config.json"));
+  std::string generation_json;
+  if (auto g = ReadText(model_dir + "/generation_config.json"); g.ok()) generation_json = *g;
+  ASSIGN_OR_RETURN(DecoderConfig config, ParseDecoderConfig(config_json, generation_json, "config.json"));
+
+  ASSIGN_OR_RETURN(auto weights, ReadCheckpointTensors(model_dir));
+  return Build(config, std::move(weights), options);
+}
+
+at::Tensor CausalLM::RmsNorm(const at::Tensor& x, const at::Tensor& weight) const {
+  at::Tensor h = x.to(at::kFloat);
+  at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
+  h = h * at::rsqrt(variance + config_.rms_norm_eps);
+  if (config_.norm_weight_offset != 0.0) {  // gemma: fp32 (1 + w), cast back last
+    return (h * (weight.to(at::kFloat) + config_.norm_weight_offset)).to(x.scalar_type());
+  }
+  return weight * h.to(x.scalar_type());
+}
+
+std::pair<at::Tensor, at::Tensor> CausalLM::RopeCosSin(const at::Tensor& position_ids) const {
+  const RopeSettings& rope = config_.rope;
+  const int64_t dim = rope.rotary_dim;
+  at::Tensor exponents =
+      at::arange(0, dim, 2, at::TensorOptions().dtype(at::kLong).device(embed_.device())).to(at::kFloat) / dim;
+  at::Tensor base_pow = at::pow(rope.theta, exponents);
+  at::Tensor inv_freq;
+  double scaling = 1.0;
+  switch (rope.kind) {
+    case RopeKind::kDefault:
+      inv_freq = base_pow.reciprocal();
+      break;
+    case RopeKind::kLinear:
+      inv_freq = base_pow.reciprocal() / rope.factor;
+      break;
+    case RopeKind::kLlama3: {
+      inv_freq = base_pow.reciprocal();
+      const double orig = static_cast<double>(rope.original_max_position_embeddings);
+      const double low_wavelen = orig / rope.low_freq_factor;
+      const double high_wavelen = orig / rope.high_freq_factor;
+      at::Tensor wavelen = inv_freq.reciprocal() * (2 * M_PI);
+      at::Tensor scaled = at::where(wavelen > low_wavelen, inv_freq / rope.factor, inv_freq);
+      at::Tensor smooth =
+          (wavelen.reciprocal() * orig - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor);
+      at::Tensor smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled;
+      at::Tensor medium = at::logical_not(wavelen < high_wavelen) * at::logical_not(wavelen > low_wavelen);
+      inv_freq = at::where(medium, smoothed, scaled);
+      break;
+    }
+    case RopeKind::kLongRope: {
+      // The factor list is chosen by the largest position in the whole batch, as HF 4.44 does.
+      const int64_t seq_len = position_ids.max().item<int64_t>() + 1;
+      const auto& factors = seq_len > rope.original_max_position_embeddings ? rope.long_factor : rope.short_factor;
+      at::Tensor ext = at::tensor(std::vector<double>(factors.begin(), factors.end())).to(embed_.device(), at::kFloat);
+      inv_freq = (ext * base_pow).reciprocal();
+      const double scale = static_cast<double>(rope.max_position_embeddings) /
+                           static_cast<double>(rope.original_max_position_embeddings);
+      if (scale > 1.0) {
+        scaling = std::sqrt(1 + std::log(scale) / std::log(static_cast<double>(rope.original_max_position_embeddings)));
+      }
+      break;
+    }
+  }
+  at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq.view({1, 1, -1});
+  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  at::Tensor cos = emb.cos(), sin = emb.sin();
+  if (scaling != 1.0) {
+    cos = cos * scaling;
+    sin = sin * scaling;
+  }
+  const at::ScalarType dtype = embed_.scalar_type();
+  return {cos.to(dtype).unsqueeze(1), sin.to(dtype).unsqueeze(1)};  // [B,1,T,D]
+}
+
+at::Tensor CausalLM::AttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t length) const {
+  const auto opts = at::TensorOptions().dtype(embed_.scalar_type()).device(embed_.device());
+  const double min_value = embed_.scalar_type() == at::kFloat    ? std::numeric_limits<float>::lowest()
+                           : embed_.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
+                                                                 : -3.3895313892515355e38;  // bf16 min
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(embed_.device());
+  at::Tensor query = at::arange(length, long_opts).view({-1, 1});
+  at::Tensor key = at::arange(length, long_opts).view({1, -1});
+  at::Tensor excluded = key > query;
+  if (config_.sliding_window > 0) excluded = at::logical_or(excluded, key <= query - config_.sliding_window);
+  at::Tensor mask = at::zeros({length, length}, opts).masked_fill(excluded, min_value);
+  mask = mask.view({1, 1, length, length}).expand({batch, 1, length, length}).clone();
+  if (attention_mask.defined()) {
+    at::Tensor padding = (mask + attention_mask.to(opts.dtype()).view({batch, 1, 1, length})) == 0;
+    mask = mask.masked_fill(padding, min_value);
+  }
+  return mask;
+}
+
+at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                               const at::Tensor& mask) const {
+  const ModelArchitecture& arch = config_.arch;
+  const int64_t batch = x.size(0), length = x.size(1), head_dim = arch.head_dim;
+  const int64_t heads = arch.num_attention_heads, kv_heads = arch.num_key_value_heads;
+  at::Tensor q, k, v;
+  if (layer.qkv != nullptr) {
+    at::Tensor qkv = layer.qkv->Forward(x, training_);
+    const int64_t q_size = heads * head_dim, kv_size = kv_heads * head_dim;
+    q = qkv.slice(-1, 0, q_size);
+    k = qkv.slice(-1, q_size, q_size + kv_size);
+    v = qkv.slice(-1, q_size + kv_size);
+  } else {
+    q = layer.q->Forward(x, training_);
+    k = layer.k->Forward(x, training_);
+    v = layer.v->Forward(x, training_);
+  }
+  q = q.view({batch, length, heads, head_dim}).transpose(1, 2);
+  k = k.view({batch, length, kv_heads, head_dim}).transpose(1, 2);
+  v = v.view({batch, length, kv_heads, head_dim}).transpose(1, 2);
+  q = q * cos + RotateHalf(q) * sin;
+  k = k * cos + RotateHalf(k) * sin;
+  const int64_t repeat = heads / kv_heads;
+  if (repeat > 1) {  // repeat_kv: consecutive query heads share a kv head
+    k = k.unsqueeze(2).expand({batch, kv_heads, repeat, length, head_dim}).reshape({batch, heads, length, head_dim});
+    v = v.unsqueeze(2).expand({batch, kv_heads, repeat, length, head_dim}).reshape({batch, heads, length, head_dim});
+  }
+  at::Tensor scores = at::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim));
+  scores = scores + mask;
+  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  at::Tensor out = at::matmul(probs, v).transpose(1, 2).contiguous().reshape({batch, length, heads * head_dim});
+  return layer.o->Forward(out, training_);
+}
+
+at::Tensor CausalLM::Mlp(const Layer& layer, const at::Tensor& x) const {
+  auto act = [this](const at::Tensor& t) {
+    switch (config_.activation) {
+      case Activation::kSilu:
+        return at::silu(t);
+      case Activation::kGeluTanh:
+        return at::gelu(t, "tanh");
+      case Activation::kGeluErf:
+        return at::gelu(t);
+    }
+    return t;
+  };
+  if (layer.gate_up != nullptr) {
+    at::Tensor gate_up = layer.gate_up->Forward(x, training_);
+    const int64_t half = gate_up.size(-1) / 2;
+    at::Tensor gate = gate_up.slice(-1, 0, half), up = gate_up.slice(-1, half);
+    return layer.down->Forward(up * act(gate), training_);
+  }
+  return layer.down->Forward(act(layer.gate->Forward(x, training_)) * layer.up->Forward(x, training_), training_);
+}
+
+at::Tensor CausalLM::Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                             const at::Tensor& position_ids) const {
+  const int64_t batch = input_ids.size(0), length = input_ids.size(1);
+  at::Tensor h = at::embedding(embed_, input_ids);
+  if (config_.scale_embeddings) {
+    h = h * at::scalar_tensor(std::sqrt(static_cast<double>(config_.arch.hidden_size)), h.options());
+  }
+  at::Tensor positions =
+      position_ids.defined()
+          ? position_ids
+          : at::arange(length, at::TensorOptions().dtype(at::kLong).device(embed_.device())).unsqueeze(0);
+  auto [cos, sin] = RopeCosSin(positions);
+  at::Tensor mask = AttentionMask(attention_mask, batch, length);
+  for (const Layer& layer : layers_) {
+    h = h + Attention(layer, RmsNorm(h, layer.input_norm), cos, sin, mask);
+    h = h + Mlp(layer, RmsNorm(h, layer.post_attention_norm));
+  }
+  h = RmsNorm(h, final_norm_);
+  return at::linear(h, lm_head_).to(at::kFloat);
+}
+
+std::vector<int64_t> CausalLM::GreedyGenerate(const std::vector<int64_t>& prompt, int64_t new_tokens) const {
+  at::NoGradGuard no_grad;
+  std::vector<int64_t> ids = prompt;
+  std::vector<int64_t> out;
+  for (int64_t step = 0; step < new_tokens; ++step) {
+    at::Tensor input = at::tensor(ids, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(embed_.device());
+    at::Tensor logits = Forward(input);
+    const int64_t next = logits.select(1, logits.size(1) - 1).argmax(-1).item<int64_t>();
+    ids.push_back(next);
+    out.push_back(next);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> CausalLM::LoraParameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& [name, p] : projections_) {
+    if (!p.lora_a.defined()) continue;
+    out.emplace_back(absl::StrCat("base_model.model.", name, ".lora_A.weight"), p.lora_a);
+    out.emplace_back(absl::StrCat("base_model.model.", name, ".lora_B.weight"), p.lora_b);
+  }
+  return out;
+}
+
+std::vector<at::Tensor> CausalLM::TrainableParameters() const {
+  std::vector<at::Tensor> out;
+  for (const auto& [name, t] : weights_) {
+    if (t.requires_grad()) out.push_back(t);
+  }
+  for (const auto& [name, t] : LoraParameters()) out.push_back(t);
+  return out;
+}
+
+void CausalLM::MergeLora() {
+  at::NoGradGuard no_grad;
+  for (auto& [name, p] : projections_) {
+    if (!p.lora_a.defined() || p.merged) continue;
+    p.weight.add_(at::matmul(p.lora_b, p.lora_a) * p.lora_scaling);
+    p.merged = true;
+  }
+}
+
+void CausalLM::UnmergeLora() {
+  at::NoGradGuard no_grad;
+  for (auto& [name, p] : projections_) {
+    if (!p.lora_a.defined() || !p.merged) continue;
+    p.weight.sub_(at::matmul(p.lora_b, p.lora_a) * p.lora_scaling);
+    p.merged = false;
+  }
+}
+
+int64_t CausalLM::ParameterCount() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : weights_) n += t.numel();
+  for (const auto& [name, t] : LoraParameters()) n += t.numel();
+  return n;
+}
+
+int64_t CausalLM::TrainableParameterCount() const {
+  int64_t n = 0;
+  for (const at::Tensor& t : TrainableParameters()) n += t.numel();
+  return n;
+}
+
+}  // namespace tuneforge

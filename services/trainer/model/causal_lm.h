@@ -1,0 +1,126 @@
+// The one decoder-only causal LM of every supported family (the family is data in DecoderConfig), with
+// Hugging Face parameter names and rotate-half RoPE, and LoRA built into its projections.
+#ifndef TUNEFORGE_SERVICES_TRAINER_MODEL_CAUSAL_LM_H_
+#define TUNEFORGE_SERVICES_TRAINER_MODEL_CAUSAL_LM_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "services/trainer/model/decoder_config.h"
+
+namespace tuneforge {
+
+struct LoraOptions {
+  int64_t rank = 0;  // r; 0 builds no LoRA
+  double alpha = 0;  // lora_alpha; scaling = alpha / r (alpha / sqrt(r) with use_rslora)
+  bool use_rslora = false;
+  double dropout = 0.0;                     // on the LoRA input, training only
+  std::vector<std::string> target_modules;  // LoraTargetShapes names, e.g. {"q_proj", "v_proj"}
+  uint64_t seed = 0;                        // lora_A init: kaiming_uniform(a=sqrt(5)) as PEFT; lora_B starts at zero
+};
+
+struct BuildOptions {
+  at::ScalarType dtype = at::kFloat;            // parameters and activations
+  c10::Device device = c10::Device(c10::kCPU);  // where parameters live; inputs must be there too
+  LoraOptions lora;
+  bool train_base = false;  // full fine-tune: base weights require grad
+};
+
+// y = x W^T + b + scaling * B(A(dropout(x))). The LoRA part is skipped while merged into W.
+struct Projection {
+  at::Tensor weight;  // [out, in], HF "<module>.weight"
+  at::Tensor bias;    // [out] or undefined
+  at::Tensor lora_a;  // [r, in] or undefined
+  at::Tensor lora_b;  // [out, r]
+  double lora_scaling = 0;
+  double lora_dropout = 0;
+  bool merged = false;
+  at::Tensor Forward(const at::Tensor& x, bool training) const;
+};
+
+class CausalLM {
+ public:
+  // `weights` by HF name must be exactly ExpectedWeightShapes (a tied lm_head may be present and is
+  // ignored); INVALID_ARGUMENT names every missing or unexpected key and every wrong shape.
+  static absl::StatusOr<std::unique_ptr<CausalLM>> Build(const DecoderConfig& config,
+                                                         std::map<std::string, at::Tensor> weights,
+                                                         const BuildOptions& options);
+  // config.json (+ generation_config.json) and model.safetensors or model.safetensors.index.json of a
+  // Hugging Face model directory.
+  static absl::StatusOr<std::unique_ptr<CausalLM>> Load(const std::string& model_dir, const BuildOptions& options);
+
+  // input_ids [B,T] int64; attention_mask [B,T] (1 = token, 0 = padding) or undefined; position_ids
+  // [B,T] or undefined (= arange(T) for every row, as HF forward()). Returns fp32 logits [B,T,V].
+  at::Tensor Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
+                     const at::Tensor& position_ids = {}) const;
+
+  // Argmax decoding without a cache (recomputes the whole sequence each step).
+  std::vector<int64_t> GreedyGenerate(const std::vector<int64_t>& prompt, int64_t new_tokens) const;
+
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+  const DecoderConfig& config() const { return config_; }
+  // Base weights by HF name (the tied lm_head is not listed).
+  const std::map<std::string, at::Tensor>& weights() const { return weights_; }
+  // LoRA tensors by PEFT on-disk name "base_model.model.<module>.lora_{A|B}.weight", sorted.
+  std::vector<std::pair<std::string, at::Tensor>> LoraParameters() const;
+  // Every tensor that requires grad (LoRA, plus the base weights with train_base).
+  std::vector<at::Tensor> TrainableParameters() const;
+  // Projections by module name ("model.layers.0.self_attn.q_proj").
+  std::map<std::string, Projection>& projections() { return projections_; }
+  double lora_scaling() const { return lora_scaling_; }
+  const LoraOptions& lora_options() const { return lora_; }
+
+  // W += scaling * B @ A for every LoRA projection (idempotent); Unmerge subtracts it again.
+  void MergeLora();
+  void UnmergeLora();
+
+  int64_t ParameterCount() const;
+  int64_t TrainableParameterCount() const;
+
+ private:
+  struct Layer {
+    at::Tensor input_norm;           // input_layernorm.weight
+    at::Tensor post_attention_norm;  // post_attention_layernorm.weight
+    const Projection* q = nullptr;   // q/k/v, or qkv when fused
+    const Projection* k = nullptr;
+    const Projection* v = nullptr;
+    const Projection* qkv = nullptr;
+    const Projection* o = nullptr;
+    const Projection* gate = nullptr;  // gate/up, or gate_up when fused
+    const Projection* up = nullptr;
+    const Projection* gate_up = nullptr;
+    const Projection* down = nullptr;
+  };
+
+  CausalLM() = default;
+  at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor Attention(const Layer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                       const at::Tensor& mask) const;
+  at::Tensor Mlp(const Layer& layer, const at::Tensor& x) const;
+  std::pair<at::Tensor, at::Tensor> RopeCosSin(const at::Tensor& position_ids) const;
+  at::Tensor AttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t length) const;
+
+  DecoderConfig config_;
+  LoraOptions lora_;
+  double lora_scaling_ = 0;
+  std::map<std::string, at::Tensor> weights_;
+  std::map<std::string, Projection> projections_;
+  std::vector<Layer> layers_;
+  at::Tensor embed_;
+  at::Tensor final_norm_;
+  at::Tensor lm_head_;
+  bool training_ = false;
+};
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_TRAINER_MODEL_CAUSAL_LM_H_
