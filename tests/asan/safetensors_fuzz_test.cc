@@ -114,13 +114,13 @@ const char* const kDtypes[] = {"BOOL", "U8",  "I8",  "F8_E4M3", "F8_E5M2", "I16"
 // A random valid file written by WriteSafetensors: odd names (quotes, backslashes, control and non-ASCII
 // characters), scalars, empty tensors, every dtype.
 std::string RandomWrittenFile(std::mt19937_64& rng, const std::string& path) {
-  static const char* const kPieces[] = {"a", "weight", ".", "0", "\"", "\\", "\n", "\xc3\xa9", "\xe5\x90\x8d", "_", "/"};
+  static const char* const kPieces[] = {"a", "weight", ".", "0", "\"", "\\", "\n", "\xc3\xa9",
+                                        "\xe5\x90\x8d", "_", "/"};
   const int count = static_cast<int>(rng() % 7);
   std::vector<std::string> storage;
   std::vector<TensorToWrite> tensors;
-  std::map<std::string, bool> used;
   for (int i = 0; i < count; ++i) {
-    std::string name = "t" + std::to_string(i);
+    std::string name = "t" + std::to_string(i);  // unique whatever follows
     for (int j = static_cast<int>(rng() % 4); j > 0; --j) name += kPieces[rng() % std::size(kPieces)];
     const char* dtype = kDtypes[rng() % std::size(kDtypes)];
     std::vector<int64_t> shape;

@@ -199,7 +199,8 @@ TEST(WriteSafetensorsTest, RefusesBadTensorsAndLeavesTheOldFile) {
   WriteBytes(path, "old");
   const std::string four(4, 'x');
   EXPECT_THAT(WriteSafetensors(path, {{"w", "F32", {2}, four}}, {}),
-              StatusIs(kInvalid, AllOf(HasSubstr(path), HasSubstr("tensor 'w' has 4 bytes of data but F32 [2] needs 8"))));
+              StatusIs(kInvalid,
+                       AllOf(HasSubstr(path), HasSubstr("tensor 'w' has 4 bytes of data but F32 [2] needs 8"))));
   EXPECT_THAT(WriteSafetensors(path, {{"w", "F32", {1}, four}, {"w", "F32", {1}, four}}, {}),
               StatusIs(kInvalid, HasSubstr("tensor 'w' is given more than once")));
   EXPECT_THAT(WriteSafetensors(path, {{"w", "F31", {1}, four}}, {}),
@@ -374,8 +375,9 @@ TEST(ShardedSafetensorsTest, BrokenIndexesNameTheIndexShardAndTensor) {
   index["weight_map"]["model.extra.weight"] = "model-00001-of-00005.safetensors";
   WriteBytes(index_path, index.dump());
   EXPECT_THAT(ShardedSafetensors::OpenDirectory(dir.path()).status(),
-              StatusIs(kInvalid, HasSubstr(index_path + ": maps tensor 'model.extra.weight' to "
-                                                        "'model-00001-of-00005.safetensors' but that shard does not hold it")));
+              StatusIs(kInvalid, HasSubstr(index_path +
+                                           ": maps tensor 'model.extra.weight' to "
+                                           "'model-00001-of-00005.safetensors' but that shard does not hold it")));
 
   // A missing shard.
   WriteBytes(index_path, good.dump());
