@@ -1,0 +1,102 @@
+// Device parsing and resolution through torch::cuda's queries, which also exist (answering "no GPU") in a
+// CPU-only libtorch, so this file builds unchanged against either.
+#include "services/trainer/model/device.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <torch/cuda.h>
+
+#include <charconv>
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace tuneforge {
+
+namespace {
+
+constexpr std::string_view kCudaPrefix = "cuda:";
+
+absl::Status BadDevice(std::string_view text) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "device '", std::string(text),
+      "' is not one we accept; use auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N "
+      "(N the GPU index, e.g. cuda:0)"));
+}
+
+// libtorch links its BLAS indirectly, and only the OpenBLAS build of libblas.so.3 has this symbol, so it is
+// looked up in the running process rather than linked.
+std::string OpenBlasCoreName() {
+  using CoreNameFn = char* (*)();
+  auto fn = reinterpret_cast<CoreNameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (fn == nullptr) return "";
+  const char* name = fn();
+  return name == nullptr ? "" : std::string(name);
+}
+
+}  // namespace
+
+absl::StatusOr<DeviceRequest> ParseDeviceRequest(std::string_view text) {
+  DeviceRequest request;
+  if (text == "auto") return request;
+  if (text == "cpu") {
+    request.kind = DeviceRequest::Kind::kCpu;
+    return request;
+  }
+  if (text == "cuda") {
+    request.kind = DeviceRequest::Kind::kCuda;
+    return request;
+  }
+  if (text.substr(0, kCudaPrefix.size()) != kCudaPrefix) return BadDevice(text);
+  const std::string_view digits = text.substr(kCudaPrefix.size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) return BadDevice(text);
+  int index = 0;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+  // c10::DeviceIndex is int8_t, so larger indices cannot name a GPU.
+  if (error != std::errc() || end != digits.data() + digits.size() || index > 127) return BadDevice(text);
+  request.kind = DeviceRequest::Kind::kCuda;
+  request.index = index;
+  return request;
+}
+
+absl::StatusOr<c10::Device> ResolveDevice(const DeviceRequest& request) {
+  switch (request.kind) {
+    case DeviceRequest::Kind::kCpu:
+      return c10::Device(c10::kCPU);
+    case DeviceRequest::Kind::kAuto:
+      if (torch::cuda::is_available()) return c10::Device(c10::kCUDA, 0);
+      return c10::Device(c10::kCPU);
+    case DeviceRequest::Kind::kCuda: {
+      if (!torch::cuda::is_available()) {
+        return absl::FailedPreconditionError(
+            "device cuda: this build of libtorch has no CUDA (or no GPU is visible); use device cpu or auto");
+      }
+      const size_t count = torch::cuda::device_count();
+      const int index = request.index < 0 ? 0 : request.index;
+      if (static_cast<size_t>(index) >= count) {
+        return absl::FailedPreconditionError(absl::StrCat("device cuda:", index, ": only ", count,
+                                                          " GPU(s) are visible (cuda:0 to cuda:", count - 1,
+                                                          "); pick one of those or use auto"));
+      }
+      return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+    }
+  }
+  return absl::InternalError("device: unknown request kind");
+}
+
+std::string DescribeDevice(const c10::Device& device) {
+  std::string out;
+  const int threads = at::get_num_threads();
+  if (device.is_cuda()) {
+    absl::StrAppend(&out, device.str(), " of ", torch::cuda::device_count(), " GPUs, ", threads, " CPU threads");
+  } else {
+    absl::StrAppend(&out, device.str(), ", ", threads, " threads");
+  }
+  const std::string core = OpenBlasCoreName();
+  if (!core.empty()) absl::StrAppend(&out, ", OpenBLAS core ", core);
+  return out;
+}
+
+}  // namespace tuneforge

@@ -1,0 +1,35 @@
+// Where a job's tensors live: the `device` setting ("auto" | "cpu" | "cuda" | "cuda:N"), checked when the
+// job is read and resolved against the GPUs libtorch can see when it runs, plus a one-line description for logs.
+#ifndef TUNEFORGE_SERVICES_TRAINER_MODEL_DEVICE_H_
+#define TUNEFORGE_SERVICES_TRAINER_MODEL_DEVICE_H_
+
+#include <c10/core/Device.h>
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace tuneforge {
+
+struct DeviceRequest {
+  enum class Kind { kAuto, kCpu, kCuda };
+  Kind kind = Kind::kAuto;
+  int index = -1;  // GPU index of "cuda:N"; -1 for "cuda" (= GPU 0), "cpu" and "auto"
+};
+
+// Exactly "auto", "cpu", "cuda" or "cuda:N" (N decimal digits); INVALID_ARGUMENT naming `device` and the
+// accepted forms otherwise. Needs no GPU, so a job can be rejected before it is queued.
+absl::StatusOr<DeviceRequest> ParseDeviceRequest(std::string_view text);
+
+// auto: CUDA device 0 when libtorch sees a GPU, else CPU. cuda / cuda:N: FAILED_PRECONDITION when this
+// libtorch has no CUDA or no GPU is visible, or when N is not below the number of visible GPUs.
+absl::StatusOr<c10::Device> ResolveDevice(const DeviceRequest& request);
+
+// For the start-of-run log, e.g. "cpu, 8 threads, OpenBLAS core Haswell" or "cuda:0 of 2 GPUs, 8 CPU threads".
+// The OpenBLAS core is looked up at run time and left out when the BLAS in the process is not OpenBLAS.
+std::string DescribeDevice(const c10::Device& device);
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_TRAINER_MODEL_DEVICE_H_
