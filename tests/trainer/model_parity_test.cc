@@ -152,6 +152,20 @@ TEST(CausalLMBuildTest, RejectsLoraTargetsTheFamilyLacks) {
                                        HasSubstr("target module 'q_proj' is not a linear layer of phi3")));
 }
 
+TEST(CausalLMBuildTest, AllLinearTargetsEveryBlockProjection) {
+  for (const auto& [name, per_layer] : std::vector<std::pair<std::string, size_t>>{{"llama", 7}, {"phi3", 4}}) {
+    LoadedCase c = LoadCase(name);
+    BuildOptions options;
+    options.lora.rank = 4;
+    options.lora.alpha = 8;
+    options.lora.target_modules = {"all-linear"};
+    auto model = CausalLM::Build(c.config, c.weights, options);
+    ASSERT_THAT(model.status(), IsOk());
+    EXPECT_EQ((*model)->LoraParameters().size(), 3 * per_layer * 2) << name;  // 3 layers x modules x (A, B)
+    for (const auto& [key, tensor] : (*model)->LoraParameters()) EXPECT_EQ(key.find("lm_head"), std::string::npos);
+  }
+}
+
 TEST(CausalLMBuildTest, FreshLoraIsANoOpWithPeftInit) {
   at::set_num_threads(1);
   LoadedCase c = LoadCase("qwen2");

@@ -108,6 +108,10 @@ absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Build(const DecoderConfig& c
   if (lora.rank > 0) {
     if (lora.target_modules.empty()) return absl::InvalidArgumentError("lora: target_modules is empty");
     for (const std::string& m : lora.target_modules) {
+      if (m == "all-linear") {  // PEFT's shorthand: every linear layer of the blocks (never lm_head)
+        for (const auto& [n, s] : targets) lora_modules.insert(n);
+        continue;
+      }
       if (targets.count(m) == 0) {
         std::vector<std::string> names;
         for (const auto& [n, s] : targets) names.push_back(n);

@@ -23,7 +23,7 @@ struct LoraOptions {
   double alpha = 0;  // lora_alpha; scaling = alpha / r (alpha / sqrt(r) with use_rslora)
   bool use_rslora = false;
   double dropout = 0.0;                     // on the LoRA input, training only
-  std::vector<std::string> target_modules;  // LoraTargetShapes names, e.g. {"q_proj", "v_proj"}
+  std::vector<std::string> target_modules;  // LoraTargetShapes names, e.g. {"q_proj", "v_proj"}, or {"all-linear"}
   uint64_t seed = 0;                        // lora_A init: kaiming_uniform(a=sqrt(5)) as PEFT; lora_B starts at zero
 };
 

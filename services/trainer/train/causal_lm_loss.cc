@@ -5,11 +5,14 @@
 
 namespace tuneforge {
 
+// Shifts the labels left instead of slicing the logits: position t is scored against token t+1 and the last
+// position gets kIgnoreLabel, which is the same loss without copying the [B, T, vocab] logits.
 at::Tensor CausalLmLoss(const at::Tensor& logits, const at::Tensor& labels) {
-  const int64_t length = logits.size(1), vocab = logits.size(2);
-  at::Tensor shift_logits = logits.to(at::kFloat).slice(1, 0, length - 1).contiguous().view({-1, vocab});
-  at::Tensor shift_labels = labels.slice(1, 1).contiguous().view({-1});
-  return at::cross_entropy_loss(shift_logits, shift_labels, /*weight=*/{}, at::Reduction::Mean, kIgnoreLabel);
+  const int64_t vocab = logits.size(2);
+  at::Tensor shift_labels =
+      at::cat({labels.slice(1, 1), at::full({labels.size(0), 1}, kIgnoreLabel, labels.options())}, 1).view({-1});
+  at::Tensor flat_logits = logits.to(at::kFloat).reshape({-1, vocab});
+  return at::cross_entropy_loss(flat_logits, shift_labels, /*weight=*/{}, at::Reduction::Mean, kIgnoreLabel);
 }
 
 }  // namespace tuneforge
