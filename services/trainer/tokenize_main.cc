@@ -1,10 +1,11 @@
-// tuneforge-tokenize: encodes JSONL text lines with a tokenizer.json tokenizer, or checks the tokenizer against
-// reference cases (the format of the shared tokenizers/cases.jsonl). Run with --help for the options.
+// tuneforge-tokenize: encodes JSONL text lines (or chat messages, through tokenizer_config.json's chat template) with
+// a tokenizer.json tokenizer, or checks tokenizers against reference cases (cases.jsonl / chat_cases.jsonl format).
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <utility>
@@ -14,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "services/trainer/tokenizer/chat_template.h"
 #include "services/trainer/tokenizer/tokenizer.h"
 
 namespace tuneforge {
@@ -30,27 +32,38 @@ constexpr char kHelp[] =
     "\n"
     "Encode mode (--tokenizer):\n"
     "  Reads JSON lines {\"text\": \"...\"} from stdin and writes one line {\"ids\": [...]} per input line.\n"
+    "  A line {\"messages\": [...], \"add_generation_prompt\": bool, \"tools\": [...]} (the last two optional) is\n"
+    "  rendered with the chat template of DIR/tokenizer_config.json (its bos_token/eos_token) and encoded\n"
+    "  without adding special tokens (the template writes them); the answer is {\"ids\": [...], \"text\": \"...\"}.\n"
     "  --tokenizer DIR        folder holding tokenizer.json (a path to the tokenizer.json file also works)\n"
     "  --no-special-tokens    do not apply the tokenizer's post-processor (no BOS such as <s> or\n"
     "                         <|begin_of_text|>); special-token strings spelled in the text still match\n"
-    "  A line that is not a JSON object with a string \"text\" is answered with {\"error\": \"line N: ...\"};\n"
-    "  lines {\"messages\": [...]} are answered with an error too (chat templates are not supported yet).\n"
+    "  A line that is not a JSON object with a string \"text\" or an array \"messages\", a template error\n"
+    "  (raise_exception) or a tokenizer without a chat template is answered with {\"error\": \"line N: ...\"}.\n"
     "  Blank lines are skipped. Exit code 1 when any line failed, 0 otherwise.\n"
     "\n"
     "Check mode (--check):\n"
     "  --check FILE           reference cases, one JSON object per line with the fields tokenizer, id, text,\n"
     "                         ids_no_special, ids_with_special, decoded, decoded_skip_special,\n"
-    "                         decoded_no_special (the format of tokenizers/cases.jsonl)\n"
+    "                         decoded_no_special (the format of tokenizers/cases.jsonl), or chat cases with\n"
+    "                         tokenizer, conversation, messages, add_generation_prompt, tools (optional),\n"
+    "                         bos_token, eos_token, rendered, ids, error (the format of chat_cases.jsonl);\n"
+    "                         chat cases need tokenizer_config.json with a chat_template next to tokenizer.json\n"
     "  --tokenizers DIR       folder with one sub-folder per tokenizer name used in FILE, each holding\n"
     "                         tokenizer.json\n"
     "  Prints the passing cases per tokenizer and the first mismatch in detail. Exit code 0 when every case\n"
-    "  passes, 1 on any mismatch, 2 when FILE or a tokenizer cannot be read or FILE holds chat-template\n"
-    "  cases (\"messages\"), which are not supported yet.\n"
+    "  passes, 1 on any mismatch, 2 when FILE, a tokenizer or its chat template cannot be read.\n"
     "\n"
     "  --help                 print this text\n";
 
+using OJson = nlohmann::ordered_json;
+
 // JSON text of `v`; invalid UTF-8 in strings is replaced rather than thrown.
-std::string Dump(const nlohmann::json& v) { return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+template <typename J>
+std::string Dump(const J& v) {
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+std::string Dump(const std::string& s) { return Dump(OJson(s)); }
 
 std::string IdsText(const std::vector<int32_t>& ids) { return Dump(nlohmann::json(ids)); }
 
@@ -76,21 +89,103 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path
   return Tokenizer::FromFile(file);
 }
 
+// The folder of a --tokenizer/--tokenizers path (which may name tokenizer.json itself).
+std::string TokenizerFolder(const std::string& path) {
+  if (IsDirectory(path)) return path;
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+// A tokenizer's chat template with the bos/eos tokens of its tokenizer_config.json.
+struct ChatSetup {
+  ChatTemplateConfig config;
+  ChatTemplate chat_template;
+};
+
+absl::StatusOr<std::shared_ptr<const ChatSetup>> LoadChat(const std::string& tokenizer_path) {
+  const std::string file = TokenizerFolder(tokenizer_path) + "/tokenizer_config.json";
+  if (!Exists(file)) {
+    return absl::NotFoundError(file + " does not exist; chat messages need a tokenizer_config.json with a "
+                               "chat_template next to tokenizer.json");
+  }
+  auto config = ReadChatTemplateConfig(file);
+  if (!config.ok()) {
+    if (config.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError("this tokenizer has no chat template (" + file +
+                                 " has no chat_template); send {\"text\": \"...\"} lines instead");
+    }
+    return config.status();
+  }
+  auto parsed = ChatTemplate::Parse(config->chat_template);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError("the chat_template of " + file +
+                                      " cannot be used: " + std::string(parsed.status().message()));
+  }
+  return std::make_shared<const ChatSetup>(ChatSetup{*std::move(config), *std::move(parsed)});
+}
+
+// Renders `messages` (plus optional `tools`) with the template and the config's bos/eos tokens.
+// raise_exception in the template gives INVALID_ARGUMENT with exactly the template's message.
+absl::StatusOr<std::string> RenderChat(const ChatSetup& chat, const OJson& messages, bool add_generation_prompt,
+                                       const OJson* tools) {
+  OJson ctx = OJson::object();
+  ctx["messages"] = messages;
+  ctx["add_generation_prompt"] = add_generation_prompt;
+  if (chat.config.bos_token) ctx["bos_token"] = *chat.config.bos_token;
+  if (chat.config.eos_token) ctx["eos_token"] = *chat.config.eos_token;
+  if (tools != nullptr) ctx["tools"] = *tools;
+  return chat.chat_template.Render(ctx);
+}
+
 // ---- encode mode ----
 
+// The chat template of the --tokenizer folder, loaded on the first "messages" line (the outcome is kept).
+struct LazyChat {
+  std::string tokenizer_path;
+  std::optional<absl::StatusOr<std::shared_ptr<const ChatSetup>>> loaded;
+  const absl::StatusOr<std::shared_ptr<const ChatSetup>>& Get() {
+    if (!loaded) loaded = LoadChat(tokenizer_path);
+    return *loaded;
+  }
+};
+
+// {"ids": [...], "text": "..."} for one chat line, or an error saying what is wrong with it.
+absl::StatusOr<std::string> EncodeChatLine(const Tokenizer& tok, LazyChat& chat, const OJson& v) {
+  const OJson& messages = v.at("messages");
+  if (!messages.is_array()) return absl::InvalidArgumentError("field \"messages\" must be an array of messages");
+  bool add_generation_prompt = false;
+  if (auto it = v.find("add_generation_prompt"); it != v.end()) {
+    if (!it->is_boolean()) return absl::InvalidArgumentError("field \"add_generation_prompt\" must be true or false");
+    add_generation_prompt = it->get<bool>();
+  }
+  const OJson* tools = nullptr;
+  if (auto it = v.find("tools"); it != v.end() && !it->is_null()) tools = &*it;
+  const auto& setup = chat.Get();
+  if (!setup.ok()) return setup.status();
+  auto text = RenderChat(**setup, messages, add_generation_prompt, tools);
+  if (!text.ok()) return absl::InvalidArgumentError("chat template: " + std::string(text.status().message()));
+  auto ids = tok.Encode(*text, /*add_special_tokens=*/false);
+  if (!ids.ok()) return ids.status();
+  OJson out = OJson::object();
+  out["ids"] = *ids;
+  out["text"] = *text;
+  return Dump(out);
+}
+
 // Ids for one input line, or an error saying what is wrong with it.
-absl::StatusOr<std::vector<int32_t>> EncodeLine(const Tokenizer& tok, const std::string& line, bool add_special) {
-  nlohmann::json v = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+// The answer line for one input line, or an error saying what is wrong with it.
+absl::StatusOr<std::string> EncodeLine(const Tokenizer& tok, LazyChat& chat, const std::string& line,
+                                       bool add_special) {
+  OJson v = OJson::parse(line, nullptr, /*allow_exceptions=*/false);
   if (v.is_discarded()) return absl::InvalidArgumentError("not valid JSON; expected {\"text\": \"...\"}");
   if (!v.is_object()) return absl::InvalidArgumentError("expected a JSON object {\"text\": \"...\"}");
-  if (v.contains("messages")) {
-    return absl::UnimplementedError(
-        "\"messages\" needs a chat template, and chat templates are not supported yet; send {\"text\": \"...\"}");
-  }
+  if (v.contains("messages")) return EncodeChatLine(tok, chat, v);
   auto it = v.find("text");
   if (it == v.end()) return absl::InvalidArgumentError("missing field \"text\"; expected {\"text\": \"...\"}");
   if (!it->is_string()) return absl::InvalidArgumentError("field \"text\" must be a string");
-  return tok.Encode(it->get_ref<const std::string&>(), add_special);
+  auto ids = tok.Encode(it->get_ref<const std::string&>(), add_special);
+  if (!ids.ok()) return ids.status();
+  return "{\"ids\":" + IdsText(*ids) + "}";
 }
 
 int RunEncode(const std::string& tokenizer_path, bool add_special) {
@@ -99,6 +194,7 @@ int RunEncode(const std::string& tokenizer_path, bool add_special) {
     std::fprintf(stderr, "error: %s\n", tok.status().ToString().c_str());
     return kExitUnusable;
   }
+  LazyChat chat{tokenizer_path, std::nullopt};
   int failed = 0;
   long line_no = 0;
   std::string line;
@@ -106,9 +202,9 @@ int RunEncode(const std::string& tokenizer_path, bool add_special) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    auto ids = EncodeLine(**tok, line, add_special);
+    auto ids = EncodeLine(**tok, chat, line, add_special);
     if (ids.ok()) {
-      std::printf("{\"ids\":%s}\n", IdsText(*ids).c_str());
+      std::printf("%s\n", ids->c_str());
     } else {
       ++failed;
       nlohmann::json err = {{"error", "line " + std::to_string(line_no) + ": " + std::string(ids.status().message())}};
@@ -131,7 +227,7 @@ struct Counts {
 };
 
 // Compares one case with the tokenizer; returns an empty string when it matches, else what differed.
-absl::StatusOr<std::string> CheckCase(const Tokenizer& tok, const nlohmann::json& c) {
+absl::StatusOr<std::string> CheckCase(const Tokenizer& tok, const OJson& c) {
   try {
     const std::string text = c.at("text").get<std::string>();
     const auto want_plain = c.at("ids_no_special").get<std::vector<int32_t>>();
@@ -167,6 +263,48 @@ absl::StatusOr<std::string> CheckCase(const Tokenizer& tok, const nlohmann::json
   }
 }
 
+// Compares one chat case (chat_cases.jsonl format); returns an empty string when it matches, else what differed.
+absl::StatusOr<std::string> CheckChatCase(const Tokenizer& tok, const ChatSetup& chat, const OJson& c) {
+  try {
+    for (const char* field : {"bos_token", "eos_token"}) {
+      const std::optional<std::string>& have =
+          std::string(field) == "bos_token" ? chat.config.bos_token : chat.config.eos_token;
+      const OJson& want = c.at(field);
+      if (want.is_null() ? have.has_value() : have != want.get<std::string>()) {
+        return std::string(field) + " (tokenizer_config.json):\n  expected " + Dump(want) + "\n  actual   " +
+               (have ? Dump(OJson(*have)) : std::string("null"));
+      }
+    }
+    const OJson* tools = c.contains("tools") && !c.at("tools").is_null() ? &c.at("tools") : nullptr;
+    auto rendered = RenderChat(chat, c.at("messages"), c.at("add_generation_prompt").get<bool>(), tools);
+    if (c.at("rendered").is_null()) {
+      const std::string want_error = c.at("error").get<std::string>();
+      if (rendered.ok()) {
+        return "error:\n  expected " + Dump(OJson(want_error)) + "\n  actual   rendered " + Dump(OJson(*rendered));
+      }
+      if (rendered.status().message() != want_error) {
+        return "error:\n  expected " + Dump(OJson(want_error)) + "\n  actual   " +
+               Dump(OJson(std::string(rendered.status().message())));
+      }
+      return std::string();
+    }
+    const std::string want_text = c.at("rendered").get<std::string>();
+    if (!rendered.ok()) {
+      return "rendered: template failed: " + rendered.status().ToString();
+    }
+    if (*rendered != want_text) {
+      return "rendered:\n  expected " + Dump(OJson(want_text)) + "\n  actual   " + Dump(OJson(*rendered));
+    }
+    const auto want_ids = c.at("ids").get<std::vector<int32_t>>();
+    auto ids = tok.Encode(*rendered, /*add_special_tokens=*/false);
+    if (!ids.ok()) return "ids: encode failed: " + ids.status().ToString();
+    if (*ids != want_ids) return "ids:\n  expected " + IdsText(want_ids) + "\n  actual   " + IdsText(*ids);
+    return std::string();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(std::string("a field is missing or has the wrong type: ") + e.what());
+  }
+}
+
 int RunCheck(const std::string& cases_path, const std::string& tokenizers_dir) {
   std::ifstream in(cases_path);
   if (!in) {
@@ -174,6 +312,7 @@ int RunCheck(const std::string& cases_path, const std::string& tokenizers_dir) {
     return kExitUnusable;
   }
   std::map<std::string, std::unique_ptr<Tokenizer>> tokenizers;
+  std::map<std::string, std::shared_ptr<const ChatSetup>> chats;
   std::vector<std::string> order;  // tokenizer names in order of first use
   std::map<std::string, Counts> counts;
   std::string first_mismatch;
@@ -184,22 +323,17 @@ int RunCheck(const std::string& cases_path, const std::string& tokenizers_dir) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = cases_path + " line " + std::to_string(line_no);
-    nlohmann::json c = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    OJson c = OJson::parse(line, nullptr, /*allow_exceptions=*/false);
     if (c.is_discarded() || !c.is_object()) {
       std::fprintf(stderr, "error: %s is not a JSON object; fix or remove the line\n", where.c_str());
       return kExitUnusable;
     }
-    if (c.contains("messages")) {
-      std::fprintf(stderr,
-                   "error: %s holds a chat-template case (\"messages\"); chat templates are not supported yet, "
-                   "only text cases (the format of cases.jsonl) can be checked\n",
-                   where.c_str());
-      return kExitUnusable;
-    }
+    const bool is_chat = c.contains("messages");
     auto name_it = c.find("tokenizer");
-    auto id_it = c.find("id");
+    auto id_it = c.find(is_chat ? "conversation" : "id");
     if (name_it == c.end() || !name_it->is_string() || id_it == c.end()) {
-      std::fprintf(stderr, "error: %s needs a string field \"tokenizer\" and a field \"id\"\n", where.c_str());
+      std::fprintf(stderr, "error: %s needs a string field \"tokenizer\" and a field \"%s\"\n", where.c_str(),
+                   is_chat ? "conversation" : "id");
       return kExitUnusable;
     }
     const std::string name = name_it->get<std::string>();
@@ -207,7 +341,11 @@ int RunCheck(const std::string& cases_path, const std::string& tokenizers_dir) {
       std::fprintf(stderr, "error: %s: tokenizer name %s is not a folder name\n", where.c_str(), Dump(name).c_str());
       return kExitUnusable;
     }
-    const std::string case_id = id_it->is_string() ? id_it->get<std::string>() : Dump(*id_it);
+    std::string case_id = id_it->is_string() ? id_it->get<std::string>() : Dump(*id_it);
+    if (is_chat) {
+      auto gen = c.find("add_generation_prompt");
+      if (gen != c.end() && gen->is_boolean() && gen->get<bool>()) case_id += "+gen";
+    }
     auto tok_it = tokenizers.find(name);
     if (tok_it == tokenizers.end()) {
       auto tok = LoadTokenizer(tokenizers_dir + "/" + name);
@@ -219,7 +357,22 @@ int RunCheck(const std::string& cases_path, const std::string& tokenizers_dir) {
       tok_it = tokenizers.emplace(name, std::move(tok).value()).first;
       order.push_back(name);
     }
-    auto diff = CheckCase(*tok_it->second, c);
+    absl::StatusOr<std::string> diff;
+    if (is_chat) {
+      auto chat_it = chats.find(name);
+      if (chat_it == chats.end()) {
+        auto chat = LoadChat(tokenizers_dir + "/" + name);
+        if (!chat.ok()) {
+          std::fprintf(stderr, "error: %s uses tokenizer '%s' whose chat template cannot be loaded: %s\n",
+                       where.c_str(), name.c_str(), std::string(chat.status().message()).c_str());
+          return kExitUnusable;
+        }
+        chat_it = chats.emplace(name, *std::move(chat)).first;
+      }
+      diff = CheckChatCase(*tok_it->second, *chat_it->second, c);
+    } else {
+      diff = CheckCase(*tok_it->second, c);
+    }
     if (!diff.ok()) {
       std::fprintf(stderr, "error: %s (case %s): %s\n", where.c_str(), case_id.c_str(),
                    std::string(diff.status().message()).c_str());
@@ -232,8 +385,9 @@ int RunCheck(const std::string& cases_path, const std::string& tokenizers_dir) {
     } else {
       ++mismatches;
       if (first_mismatch.empty()) {
-        first_mismatch = "first mismatch: case " + case_id + ", tokenizer " + name + " (" + where +
-                         "), text " + Dump(c.at("text")) + "\n" + *diff;
+        first_mismatch = "first mismatch: case " + case_id + ", tokenizer " + name + " (" + where + "), " +
+                         (is_chat ? "messages " + Dump(c.at("messages")) : "text " + Dump(c.at("text"))) + "\n" +
+                         *diff;
       }
     }
   }

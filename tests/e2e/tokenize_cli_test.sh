@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end: the tuneforge-tokenize binary in --check mode on the reference cases (and a corrupted copy) and
-# in stdin encode mode, compared with the reference ids of cases.jsonl.
+# in stdin encode mode, compared with the reference ids of cases.jsonl; chat mode against chat_cases.jsonl.
 # Usage: tokenize_cli_test.sh TOKENIZE_BINARY TOKENIZERS_TESTDATA_DIR
 set -uo pipefail
 binary="$1"
@@ -26,7 +26,7 @@ check_eq() {  # check_eq NAME EXPECTED ACTUAL
 }
 field() {  # field NAME JSON_LINE: raw JSON value of a string field or id array in one cases.jsonl line
   case "$1" in
-    ids_*) sed -E "s/.*\"$1\":(\[[0-9,]*\]).*/\1/" <<<"$2" ;;
+    ids*) sed -E "s/.*\"$1\":(\[[0-9,]*\]).*/\1/" <<<"$2" ;;
     *) sed -E "s/^[^{]*\{.*\"$1\":(\"([^\"\\\\]|\\\\.)*\").*/\1/" <<<"$2" ;;
   esac
 }
@@ -56,10 +56,25 @@ check "corrupted copy shows actual ids" "actual   $want" "$out"
 check "corrupted copy counts" "$tok: 183/184 cases pass" "$out"
 check "corrupted copy total" "1 mismatching cases" "$out"
 
-# 3. Chat-template cases and missing inputs are unusable input (exit 2).
+# 3. Chat-template cases: the reference file passes (template errors included), a corrupted copy names the case;
+# missing inputs are unusable input (exit 2).
 out="$("$binary" --check "$data/chat_cases.jsonl" --tokenizers "$data" 2>&1)"; rc=$?
-check_eq "chat cases exit 2" 2 "$rc"
-check "chat cases message" "chat templates are not supported yet" "$out"
+check_eq "chat cases exit 0" 0 "$rc"
+for name in llama3 llama3_1 qwen3 gemma3; do
+  check "chat check $name all pass" "$name: 16/16 cases pass" "$out"
+done
+check "chat check says all pass" "all cases pass (4 tokenizers)" "$out"
+chat1="$(sed -n 2p "$data/chat_cases.jsonl")"  # llama3 sys_user with add_generation_prompt
+chat_ids="$(field ids "$chat1")"
+{ head -n 1 "$data/chat_cases.jsonl"; sed -E 's/"ids":\[([0-9]+)/"ids":[1\1/' <<<"$chat1"; tail -n +3 "$data/chat_cases.jsonl"; } \
+  >"$work/chat_corrupt.jsonl"
+out="$("$binary" --check "$work/chat_corrupt.jsonl" --tokenizers "$data" 2>&1)"; rc=$?
+check_eq "corrupted chat copy exits 1" 1 "$rc"
+check "corrupted chat copy names the case" "first mismatch: case sys_user+gen, tokenizer llama3" "$out"
+check "corrupted chat copy shows actual ids" "actual   $chat_ids" "$out"
+check "corrupted chat copy counts" "llama3: 15/16 cases pass" "$out"
+out="$("$binary" --check "$data/chat_cases.jsonl" --tokenizers "$work" 2>&1)"; rc=$?
+check_eq "chat cases without tokenizers exit 2" 2 "$rc"
 out="$("$binary" --check "$work/missing.jsonl" --tokenizers "$data" 2>&1)"; rc=$?
 check_eq "missing cases file exits 2" 2 "$rc"
 check "missing cases file message" "cannot open cases file" "$out"
@@ -80,13 +95,27 @@ check_eq "stdin --no-special-tokens exits 0" 0 "$rc"
 check_eq "stdin ids without special tokens" \
   "$(printf '{"ids":%s}\n{"ids":%s}' "$(field ids_no_special "$l0")" "$(field ids_no_special "$l1")")" "$out"
 
-# 5. stdin mode: a messages line and a broken line are answered with errors, the good line still encodes.
+# 5. stdin mode: a messages line for llama2 (no chat template) and a broken line are answered with errors, the
+# good line still encodes.
 input="$(printf '{"messages":[{"role":"user","content":"hi"}]}\n{"text": 5\n{"text":%s}\n' "$(field text "$l0")")"
 out="$("$binary" --tokenizer "$data/llama2" 2>/dev/null <<<"$input")"; rc=$?
 check_eq "stdin bad lines exit 1" 1 "$rc"
-check "stdin messages line" '{"error":"line 1: \"messages\" needs a chat template, and chat templates are not supported yet' "$out"
+check "stdin messages line without chat template" '{"error":"line 1: this tokenizer has no chat template' "$out"
 check "stdin broken line" '{"error":"line 2: not valid JSON' "$out"
 check "stdin good line after errors" "{\"ids\":$(field ids_with_special "$l0")}" "$out"
+
+# 5b. stdin chat mode: one reference case renders to its reference text and ids; a template raise_exception is
+# answered with the template's message.
+chat_line="$(sed -E 's/.*"messages":(\[.*\]),"add_generation_prompt":(true|false),.*/{"messages":\1,"add_generation_prompt":\2}/' \
+  <<<"$chat1")"
+out="$("$binary" --tokenizer "$data/llama3" <<<"$chat_line" 2>&1)"; rc=$?
+check_eq "stdin chat exits 0" 0 "$rc"
+check_eq "stdin chat ids and text" "{\"ids\":$chat_ids,\"text\":$(field rendered "$chat1")}" "$out"
+out="$("$binary" --tokenizer "$data/gemma3" 2>/dev/null \
+  <<<'{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}')"; rc=$?
+check_eq "stdin chat template error exits 1" 1 "$rc"
+check "stdin chat template error message" \
+  '{"error":"line 1: chat template: Conversation roles must alternate user/assistant/user/assistant/..."}' "$out"
 
 # 6. Arguments.
 out="$("$binary" --help 2>&1)"; rc=$?
