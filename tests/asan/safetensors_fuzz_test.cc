@@ -19,28 +19,13 @@
 #include <vector>
 
 #include "common/safetensors_file.h"
+#include "tests/support/testdata.h"
 
 namespace tuneforge {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string SharedTestdata() {
-  const char* env = std::getenv("TUNEFORGE_SHARED_TESTDATA");
-  return env != nullptr && *env != '\0' ? env : TUNEFORGE_SHARED_TESTDATA;
-}
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
+using ::tuneforge::testing::SharedTestdata;
 
 class TempDir {
  public:
@@ -139,7 +124,7 @@ std::string RandomWrittenFile(std::mt19937_64& rng, const std::string& path) {
   if (rng() % 2 == 0) metadata["format"] = "pt";
   absl::Status written = WriteSafetensors(path, tensors, metadata);
   EXPECT_TRUE(written.ok()) << written;
-  std::string raw = ReadBytes(path);
+  std::string raw = testing::ReadFileBytes(path);
   auto file = SafetensorsFile::Open(path);
   EXPECT_TRUE(file.ok()) << file.status();
   if (file.ok()) {
@@ -159,8 +144,8 @@ std::vector<std::string> ReferenceFiles() {
   std::vector<std::string> files;
   for (const char* c : {"llama", "llama3_rope", "mistral", "qwen2", "phi3", "phi3_longrope", "gemma"}) {
     const std::string dir = SharedTestdata() + "/hf_reference/" + c;
-    files.push_back(ReadBytes(dir + "/model.safetensors"));
-    files.push_back(ReadBytes(dir + "/lora/adapter_model.safetensors"));
+    files.push_back(testing::ReadFileBytes(dir + "/model.safetensors"));
+    files.push_back(testing::ReadFileBytes(dir + "/lora/adapter_model.safetensors"));
   }
   return files;
 }
@@ -200,7 +185,7 @@ TEST(SafetensorsFuzzTest, ReferenceFilesOpenAndReadFully) {
   for (const std::string& raw : ReferenceFiles()) {
     ASSERT_GT(raw.size(), 1000u);
     const std::string path = dir.path() + "/ref.safetensors";
-    WriteBytes(path, raw);
+    testing::WriteFileBytes(path, raw);
     auto file = SafetensorsFile::Open(path);
     ASSERT_TRUE(file.ok()) << file.status();
     CheckOpenedFile(**file, raw);
@@ -274,7 +259,7 @@ TEST(SafetensorsFuzzTest, MutatedFilesNeverCrashAndBrokenOnesAreRefused) {
         break;
       }
     }
-    WriteBytes(path, raw);
+    testing::WriteFileBytes(path, raw);
     ++tried[kind];
     absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
     // ASan does not watch mmap'd memory, so run the same header through the parser from exact-size heap copies,

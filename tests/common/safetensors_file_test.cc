@@ -40,25 +40,13 @@ const char* const kFiles[] = {"model.safetensors", "lora/adapter_model.safetenso
 
 std::string CaseDir(const std::string& name) { return SharedTestdata() + "/hf_reference/" + name; }
 
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
 std::string_view AsString(absl::Span<const uint8_t> bytes) {
   return std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 // The sha256 that inputs.json records for `relative` in the case folder.
 std::string RecordedSha256(const std::string& case_name, const std::string& relative) {
-  Json inputs = Json::parse(ReadBytes(CaseDir(case_name) + "/inputs.json"));
+  Json inputs = Json::parse(testing::ReadFileBytes(CaseDir(case_name) + "/inputs.json"));
   return inputs["files"][relative]["sha256"].get<std::string>();
 }
 
@@ -91,7 +79,7 @@ class ReferenceFileTest : public ::testing::TestWithParam<std::tuple<const char*
 };
 
 TEST_P(ReferenceFileTest, ReadsEveryTensorAsTheBytesOfTheFile) {
-  ASSERT_EQ(Sha256Hex(ReadBytes(path())), RecordedSha256(case_name(), relative()));
+  ASSERT_EQ(Sha256Hex(testing::ReadFileBytes(path())), RecordedSha256(case_name(), relative()));
   absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path());
   ASSERT_THAT(file.status(), IsOk());
   const SafetensorsHeader& header = (*file)->header();
@@ -99,7 +87,7 @@ TEST_P(ReferenceFileTest, ReadsEveryTensorAsTheBytesOfTheFile) {
   ASSERT_GT(header.tensors.size(), 10u);
 
   // Each tensor's bytes equal the same range read with plain file I/O.
-  const std::string raw = ReadBytes(path());
+  const std::string raw = testing::ReadFileBytes(path());
   const uint64_t data_start = 8 + header.header_length;
   EXPECT_EQ(data_start + header.data_size, raw.size());
   double norm_sum = 0;
@@ -140,7 +128,7 @@ TEST_P(ReferenceFileTest, WritingTheTensorsBackInTheirOrderGivesTheSameBytes) {
   ScratchDir dir;
   const std::string out = dir.path() + "/copy.safetensors";
   ASSERT_THAT(WriteSafetensors(out, TensorsOf(**reference), {{"format", "pt"}}), IsOk());
-  EXPECT_EQ(Sha256Hex(ReadBytes(out)), RecordedSha256(case_name(), relative()));
+  EXPECT_EQ(Sha256Hex(testing::ReadFileBytes(out)), RecordedSha256(case_name(), relative()));
   EXPECT_FALSE(fs::exists(out + ".tmp"));
 }
 
@@ -160,7 +148,7 @@ TEST_P(ReferenceFileTest, WritingInAnotherOrderReadsBackTheSameTensors) {
   EXPECT_EQ((*back)->header().tensors.front().begin, 0u);
   EXPECT_EQ((8 + (*back)->header().header_length) % 8, 0u);
   ExpectSameTensors(**reference, **back);
-  EXPECT_NE(Sha256Hex(ReadBytes(out)), RecordedSha256(case_name(), relative()));
+  EXPECT_NE(Sha256Hex(testing::ReadFileBytes(out)), RecordedSha256(case_name(), relative()));
 }
 
 INSTANTIATE_TEST_SUITE_P(HfReference, ReferenceFileTest,
@@ -185,7 +173,7 @@ TEST(WriteSafetensorsTest, WritesTheReferenceLayout) {
   std::string padded = json + std::string((8 - json.size() % 8) % 8, ' ');
   std::string prefix(8, '\0');
   for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>((padded.size() >> (8 * i)) & 0xff);
-  EXPECT_EQ(ReadBytes(path), prefix + padded + a + b);
+  EXPECT_EQ(testing::ReadFileBytes(path), prefix + padded + a + b);
 
   absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
   ASSERT_THAT(file.status(), IsOk());
@@ -196,7 +184,7 @@ TEST(WriteSafetensorsTest, WritesTheReferenceLayout) {
 TEST(WriteSafetensorsTest, RefusesBadTensorsAndLeavesTheOldFile) {
   ScratchDir dir;
   const std::string path = dir.path() + "/w.safetensors";
-  WriteBytes(path, "old");
+  testing::WriteFileBytes(path, "old");
   const std::string four(4, 'x');
   EXPECT_THAT(WriteSafetensors(path, {{"w", "F32", {2}, four}}, {}),
               StatusIs(kInvalid,
@@ -212,7 +200,7 @@ TEST(WriteSafetensorsTest, RefusesBadTensorsAndLeavesTheOldFile) {
   EXPECT_THAT(WriteSafetensors(path, {{"", "U8", {4}, four}}, {}), StatusIs(kInvalid, HasSubstr("empty name")));
   EXPECT_THAT(WriteSafetensors(path, {{"bad\xff", "U8", {4}, four}}, {}),
               StatusIs(kInvalid, HasSubstr("is not valid UTF-8")));
-  EXPECT_EQ(ReadBytes(path), "old");
+  EXPECT_EQ(testing::ReadFileBytes(path), "old");
   EXPECT_FALSE(fs::exists(path + ".tmp"));
   EXPECT_THAT(WriteSafetensors(dir.path() + "/no/such/dir/x.safetensors", {{"w", "U8", {4}, four}}, {}),
               StatusIs(kNotFound, HasSubstr("create the directory first")));
@@ -223,20 +211,20 @@ TEST(SafetensorsFileTest, ReportsMissingTruncatedAndForeignFiles) {
   const std::string missing = dir.path() + "/missing.safetensors";
   EXPECT_THAT(SafetensorsFile::Open(missing).status(), StatusIs(kNotFound, HasSubstr(missing)));
 
-  const std::string reference = ReadBytes(CaseDir("llama") + "/model.safetensors");
+  const std::string reference = testing::ReadFileBytes(CaseDir("llama") + "/model.safetensors");
   const std::string truncated = dir.path() + "/truncated.safetensors";
-  WriteBytes(truncated, reference.substr(0, reference.size() - 1));
+  testing::WriteFileBytes(truncated, reference.substr(0, reference.size() - 1));
   EXPECT_THAT(SafetensorsFile::Open(truncated).status(),
               StatusIs(kInvalid, AllOf(HasSubstr(truncated), HasSubstr("tensor 'model.norm.weight'"),
                                        HasSubstr("reach past the data section of 373055 bytes"),
                                        HasSubstr("corrupt or truncated"))));
-  WriteBytes(truncated, reference.substr(0, 100));
+  testing::WriteFileBytes(truncated, reference.substr(0, 100));
   EXPECT_THAT(SafetensorsFile::Open(truncated).status(),
               StatusIs(kInvalid, AllOf(HasSubstr(truncated), HasSubstr("header length 3056 does not fit"))));
-  WriteBytes(truncated, reference.substr(0, 5));
+  testing::WriteFileBytes(truncated, reference.substr(0, 5));
   EXPECT_THAT(SafetensorsFile::Open(truncated).status(),
               StatusIs(kInvalid, HasSubstr("too short for a safetensors header")));
-  WriteBytes(truncated, "");
+  testing::WriteFileBytes(truncated, "");
   EXPECT_THAT(SafetensorsFile::Open(truncated).status(), StatusIs(kInvalid, HasSubstr("is 0 bytes")));
 
   // A tensor whose span disagrees with its shape is named.
@@ -244,7 +232,7 @@ TEST(SafetensorsFileTest, ReportsMissingTruncatedAndForeignFiles) {
   const size_t at = bad.find("\"shape\":[320,48],\"data_offsets\":[0,61440]");
   ASSERT_NE(at, std::string::npos);
   bad.replace(at, 16, "\"shape\":[320,47]");
-  WriteBytes(truncated, bad);
+  testing::WriteFileBytes(truncated, bad);
   EXPECT_THAT(SafetensorsFile::Open(truncated, "label.safetensors").status(),
               StatusIs(kInvalid, AllOf(HasSubstr("label.safetensors: tensor 'lm_head.weight'"),
                                        HasSubstr("span 61440 bytes but F32 [320, 47] needs 60160"))));
@@ -279,7 +267,7 @@ TEST(ShardedSafetensorsTest, WritesShardsAndAnIndexThatReadBack) {
   constexpr uint64_t kMax = 100'000;  // the two [320, 48] F32 tables (61440 bytes) each fill most of a shard
   ASSERT_THAT(WriteShardedSafetensors(dir.path(), llama.tensors, kMax, {{"format", "pt"}}), IsOk());
 
-  const std::string index_text = ReadBytes(dir.path() + "/model.safetensors.index.json");
+  const std::string index_text = testing::ReadFileBytes(dir.path() + "/model.safetensors.index.json");
   // transformers writes json.dumps(index, indent=2, sort_keys=True) + "\n".
   const std::string start = "{\n  \"metadata\": {\n    \"total_size\": 373056\n  },\n  \"weight_map\": {\n";
   EXPECT_EQ(index_text.substr(0, start.size()), start);
@@ -327,7 +315,7 @@ TEST(ShardedSafetensorsTest, WritesShardsAndAnIndexThatReadBack) {
   std::vector<std::string> files;
   for (const auto& entry : fs::directory_iterator(dir.path())) files.push_back(entry.path().filename().string());
   EXPECT_THAT(files, ElementsAre("model.safetensors"));
-  EXPECT_EQ(Sha256Hex(ReadBytes(dir.path() + "/model.safetensors")), RecordedSha256("llama", "model.safetensors"));
+  EXPECT_EQ(Sha256Hex(testing::ReadFileBytes(dir.path() + "/model.safetensors")), RecordedSha256("llama", "model.safetensors"));
   absl::StatusOr<std::unique_ptr<ShardedSafetensors>> single = ShardedSafetensors::OpenDirectory(dir.path());
   ASSERT_THAT(single.status(), IsOk());
   EXPECT_EQ((*single)->TensorNames(), names);
@@ -340,7 +328,7 @@ TEST(ShardedSafetensorsTest, ATensorLargerThanTheLimitGetsItsOwnShard) {
                                                    {"s2", "U8", {8}, small}, {"s3", "U8", {8}, small}},
                                       16, {}),
               IsOk());
-  Json index = Json::parse(ReadBytes(dir.path() + "/model.safetensors.index.json"));
+  Json index = Json::parse(testing::ReadFileBytes(dir.path() + "/model.safetensors.index.json"));
   EXPECT_EQ(index["weight_map"], Json({{"s1", "model-00001-of-00003.safetensors"},
                                        {"big", "model-00002-of-00003.safetensors"},
                                        {"s2", "model-00003-of-00003.safetensors"},
@@ -358,14 +346,14 @@ TEST(ShardedSafetensorsTest, BrokenIndexesNameTheIndexShardAndTensor) {
   ScratchDir dir;
   ASSERT_THAT(WriteShardedSafetensors(dir.path(), llama.tensors, 100'000, {}), IsOk());
   const std::string index_path = dir.path() + "/model.safetensors.index.json";
-  const Json good = Json::parse(ReadBytes(index_path));
+  const Json good = Json::parse(testing::ReadFileBytes(index_path));
 
   // A tensor of shard 2 (which holds several) claimed by shard 3; shard 2 is checked first.
   Json index = good;
   const std::string moved = "model.embed_tokens.weight";
   ASSERT_EQ(index["weight_map"][moved], "model-00002-of-00005.safetensors");
   index["weight_map"][moved] = "model-00003-of-00005.safetensors";
-  WriteBytes(index_path, index.dump());
+  testing::WriteFileBytes(index_path, index.dump());
   EXPECT_THAT(ShardedSafetensors::OpenDirectory(dir.path()).status(),
               StatusIs(kInvalid, AllOf(HasSubstr("model-00002-of-00005.safetensors: holds tensor '" + moved + "' but"),
                                        HasSubstr(index_path + " maps it to 'model-00003-of-00005.safetensors'"))));
@@ -373,14 +361,14 @@ TEST(ShardedSafetensorsTest, BrokenIndexesNameTheIndexShardAndTensor) {
   // A tensor mapped to a shard that lacks it.
   index = good;
   index["weight_map"]["model.extra.weight"] = "model-00001-of-00005.safetensors";
-  WriteBytes(index_path, index.dump());
+  testing::WriteFileBytes(index_path, index.dump());
   EXPECT_THAT(ShardedSafetensors::OpenDirectory(dir.path()).status(),
               StatusIs(kInvalid, HasSubstr(index_path +
                                            ": maps tensor 'model.extra.weight' to "
                                            "'model-00001-of-00005.safetensors' but that shard does not hold it")));
 
   // A missing shard.
-  WriteBytes(index_path, good.dump());
+  testing::WriteFileBytes(index_path, good.dump());
   fs::remove(dir.path() + "/model-00003-of-00005.safetensors");
   EXPECT_THAT(ShardedSafetensors::OpenDirectory(dir.path()).status(),
               StatusIs(kNotFound, AllOf(HasSubstr(index_path), HasSubstr("shard 'model-00003-of-00005.safetensors'"),
@@ -389,10 +377,10 @@ TEST(ShardedSafetensorsTest, BrokenIndexesNameTheIndexShardAndTensor) {
   // A shard outside the directory, and an index that is not JSON.
   index = good;
   index["weight_map"][moved] = "../model.safetensors";
-  WriteBytes(index_path, index.dump());
+  testing::WriteFileBytes(index_path, index.dump());
   EXPECT_THAT(ShardedSafetensors::OpenDirectory(dir.path()).status(),
               StatusIs(kInvalid, HasSubstr("weight_map entry '" + moved + "' must name a shard file inside")));
-  WriteBytes(index_path, "{\"weight_map\": ");
+  testing::WriteFileBytes(index_path, "{\"weight_map\": ");
   EXPECT_THAT(ShardedSafetensors::OpenDirectory(dir.path()).status(),
               StatusIs(kInvalid, AllOf(HasSubstr(index_path), HasSubstr("is not valid JSON"))));
 

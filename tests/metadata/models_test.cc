@@ -23,14 +23,9 @@ using ::testing::Not;
 
 const char* const kCases[] = {"llama", "llama3_rope", "mistral", "qwen2", "phi3", "phi3_longrope", "gemma"};
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Sum of elements over the safetensors header of a reference model: what parameter_count must equal.
 int64_t ParameterCountOf(const std::string& safetensors_path) {
-  std::string bytes = ReadFile(safetensors_path);
+  std::string bytes = ReadFileBytes(safetensors_path);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
   auto header = nlohmann::json::parse(bytes.substr(8, n));
@@ -77,7 +72,7 @@ class ModelsTest : public ::testing::Test {
   std::map<std::string, std::string> HubFiles(const std::string& reference_case) {
     std::map<std::string, std::string> files;
     for (const char* f : {"config.json", "generation_config.json", "model.safetensors"}) {
-      files[f] = ReadFile(SharedTestdata() + "/hf_reference/" + reference_case + "/" + f);
+      files[f] = ReadFileBytes(SharedTestdata() + "/hf_reference/" + reference_case + "/" + f);
     }
     return files;
   }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace tuneforge::testing {
@@ -11,6 +12,18 @@ namespace tuneforge::testing {
 std::string SharedTestdata() {
   if (const char* env = std::getenv("TUNEFORGE_SHARED_TESTDATA"); env != nullptr && *env != '\0') return env;
   return std::filesystem::weakly_canonical(TUNEFORGE_SHARED_TESTDATA).string();
+}
+
+std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void WriteFileBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
 }
 
 ScratchDir::ScratchDir(const std::string& prefix) {

@@ -9,6 +9,10 @@ namespace tuneforge::testing {
 // ../shared/testdata relative to the source tree; TUNEFORGE_SHARED_TESTDATA in the environment overrides it.
 std::string SharedTestdata();
 
+// The whole content of a file ("" when it cannot be read), and a write that replaces a file's content.
+std::string ReadFileBytes(const std::string& path);
+void WriteFileBytes(const std::string& path, const std::string& bytes);
+
 // A fresh directory under $TMPDIR (default /tmp), removed by the destructor.
 class ScratchDir {
  public:
