@@ -780,19 +780,25 @@ std::vector<DatasetFeature> InferFeatures(const std::vector<json>& rows, const s
   return acc.Result(column_order);
 }
 
+std::vector<size_t> SeededPermutation(size_t n, uint64_t seed) {
+  std::vector<size_t> perm(n);
+  for (size_t i = 0; i < n; ++i) perm[i] = i;
+  if (n < 2) return perm;
+  std::mt19937_64 gen(seed);
+  for (size_t i = n - 1; i > 0; --i) {
+    size_t j = static_cast<size_t>(UniformBelow(gen, static_cast<uint64_t>(i) + 1));
+    std::swap(perm[i], perm[j]);
+  }
+  return perm;
+}
+
 SplitIndices TrainTestSplit(size_t n, double test_size, uint64_t seed) {
   SplitIndices out;
   if (n < 2) {
     for (size_t i = 0; i < n; ++i) out.train.push_back(i);
     return out;
   }
-  std::vector<size_t> perm(n);
-  for (size_t i = 0; i < n; ++i) perm[i] = i;
-  std::mt19937_64 gen(seed);
-  for (size_t i = n - 1; i > 0; --i) {
-    size_t j = static_cast<size_t>(UniformBelow(gen, static_cast<uint64_t>(i) + 1));
-    std::swap(perm[i], perm[j]);
-  }
+  const std::vector<size_t> perm = SeededPermutation(n, seed);
   const double wanted = std::ceil(static_cast<double>(n) * test_size);
   size_t n_test = 1;
   if (wanted >= static_cast<double>(n - 1)) {

@@ -73,6 +73,9 @@ std::vector<DatasetFeature> InferFeatures(const std::vector<nlohmann::json>& row
 // with std::mt19937_64(seed) by our own Fisher-Yates (uniform draws by rejection, so the result is the same with
 // every standard library); the first n_test = ceil(n * test_size) go to test, clamped to [1, n-1] when n >= 2
 // (n < 2: everything is train). Both returned sorted ascending.
+// 0..n-1 permuted by that Fisher-Yates with std::mt19937_64(seed).
+std::vector<size_t> SeededPermutation(size_t n, uint64_t seed);
+
 struct SplitIndices {
   std::vector<size_t> train, test;
 };

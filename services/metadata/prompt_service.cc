@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/prompt_template.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "services/metadata/request_checks.h"
@@ -60,38 +61,8 @@ std::string Fingerprint(const std::string& mode, const std::string& input_templa
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> ParseTemplateSlots(std::string_view text, std::string_view field_name) {
-  const std::string field(field_name);  // absl::StrCat here does not take std::string_view
-  std::vector<std::string> slots;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '}') {
-      if (i + 1 < text.size() && text[i + 1] == '}') {
-        ++i;
-        continue;
-      }
-      return absl::InvalidArgumentError(absl::StrCat(field, ": unbalanced '}' at byte offset ", i,
-                                                     " has no matching '{'; write '}}' for a literal brace"));
-    }
-    if (c != '{') continue;
-    if (i + 1 < text.size() && text[i + 1] == '{') {
-      ++i;
-      continue;
-    }
-    const size_t close = text.find_first_of("{}", i + 1);
-    if (close == std::string_view::npos || text[close] == '{') {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": unbalanced '{' at byte offset ", i,
-                                                     " is not closed by '}'; write {column} for a slot or '{{' for a "
-                                                     "literal brace"));
-    }
-    if (close == i + 1) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": empty slot '{}' at byte offset ", i,
-                                                     "; put a column name between the braces, or write '{{}}' for "
-                                                     "literal braces"));
-    }
-    AddUnique(std::string(text.substr(i + 1, close - i - 1)), &slots);
-    i = close;
-  }
-  return slots;
+  ASSIGN_OR_RETURN(PromptTemplate parsed, PromptTemplate::Parse(text, field_name));
+  return parsed.slots();
 }
 
 PromptService::PromptService(Store& store) : store_(store) {}

@@ -96,45 +96,15 @@ std::string TokenizerFolder(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-// A tokenizer's chat template with the bos/eos tokens of its tokenizer_config.json.
-struct ChatSetup {
-  ChatTemplateConfig config;
-  ChatTemplate chat_template;
-};
-
-absl::StatusOr<std::shared_ptr<const ChatSetup>> LoadChat(const std::string& tokenizer_path) {
-  const std::string file = TokenizerFolder(tokenizer_path) + "/tokenizer_config.json";
-  if (!Exists(file)) {
-    return absl::NotFoundError(file + " does not exist; chat messages need a tokenizer_config.json with a "
-                               "chat_template next to tokenizer.json");
-  }
-  auto config = ReadChatTemplateConfig(file);
-  if (!config.ok()) {
-    if (config.status().code() == absl::StatusCode::kNotFound) {
-      return absl::NotFoundError("this tokenizer has no chat template (" + file +
-                                 " has no chat_template); send {\"text\": \"...\"} lines instead");
+absl::StatusOr<std::shared_ptr<const ChatFormat>> LoadChat(const std::string& tokenizer_path) {
+  auto format = LoadChatFormat(TokenizerFolder(tokenizer_path));
+  if (!format.ok()) {
+    if (format.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(std::string(format.status().message()) + "; send {\"text\": \"...\"} lines instead");
     }
-    return config.status();
+    return format.status();
   }
-  auto parsed = ChatTemplate::Parse(config->chat_template);
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError("the chat_template of " + file +
-                                      " cannot be used: " + std::string(parsed.status().message()));
-  }
-  return std::make_shared<const ChatSetup>(ChatSetup{*std::move(config), *std::move(parsed)});
-}
-
-// Renders `messages` (plus optional `tools`) with the template and the config's bos/eos tokens.
-// raise_exception in the template gives INVALID_ARGUMENT with exactly the template's message.
-absl::StatusOr<std::string> RenderChat(const ChatSetup& chat, const OJson& messages, bool add_generation_prompt,
-                                       const OJson* tools) {
-  OJson ctx = OJson::object();
-  ctx["messages"] = messages;
-  ctx["add_generation_prompt"] = add_generation_prompt;
-  if (chat.config.bos_token) ctx["bos_token"] = *chat.config.bos_token;
-  if (chat.config.eos_token) ctx["eos_token"] = *chat.config.eos_token;
-  if (tools != nullptr) ctx["tools"] = *tools;
-  return chat.chat_template.Render(ctx);
+  return std::make_shared<const ChatFormat>(*std::move(format));
 }
 
 // ---- encode mode ----
@@ -142,8 +112,8 @@ absl::StatusOr<std::string> RenderChat(const ChatSetup& chat, const OJson& messa
 // The chat template of the --tokenizer folder, loaded on the first "messages" line (the outcome is kept).
 struct LazyChat {
   std::string tokenizer_path;
-  std::optional<absl::StatusOr<std::shared_ptr<const ChatSetup>>> loaded;
-  const absl::StatusOr<std::shared_ptr<const ChatSetup>>& Get() {
+  std::optional<absl::StatusOr<std::shared_ptr<const ChatFormat>>> loaded;
+  const absl::StatusOr<std::shared_ptr<const ChatFormat>>& Get() {
     if (!loaded) loaded = LoadChat(tokenizer_path);
     return *loaded;
   }
@@ -264,7 +234,7 @@ absl::StatusOr<std::string> CheckCase(const Tokenizer& tok, const OJson& c) {
 }
 
 // Compares one chat case (chat_cases.jsonl format); returns an empty string when it matches, else what differed.
-absl::StatusOr<std::string> CheckChatCase(const Tokenizer& tok, const ChatSetup& chat, const OJson& c) {
+absl::StatusOr<std::string> CheckChatCase(const Tokenizer& tok, const ChatFormat& chat, const OJson& c) {
   try {
     for (const char* field : {"bos_token", "eos_token"}) {
       const std::optional<std::string>& have =
@@ -312,7 +282,7 @@ int RunCheck(const std::string& cases_path, const std::string& tokenizers_dir) {
     return kExitUnusable;
   }
   std::map<std::string, std::unique_ptr<Tokenizer>> tokenizers;
-  std::map<std::string, std::shared_ptr<const ChatSetup>> chats;
+  std::map<std::string, std::shared_ptr<const ChatFormat>> chats;
   std::vector<std::string> order;  // tokenizer names in order of first use
   std::map<std::string, Counts> counts;
   std::string first_mismatch;

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <gmock/gmock.h>
@@ -29,7 +30,7 @@ TEST(ChatTemplateTest, ReferenceCases) {
   std::ifstream in(TokenizerDir() + "/chat_cases.jsonl");
   ASSERT_TRUE(in.good());
   std::map<std::string, std::unique_ptr<Tokenizer>> toks;
-  std::map<std::string, ChatTemplate> templates;
+  std::map<std::string, ChatFormat> formats;
   std::map<std::string, std::pair<int, int>> counts;  // passed, total
   std::string line;
   int total = 0;
@@ -42,29 +43,27 @@ TEST(ChatTemplateTest, ReferenceCases) {
     SCOPED_TRACE(label);
     ++total;
     ++counts[name].second;
-    if (!templates.count(name)) {
-      auto cfg = ReadChatTemplateConfig(TokenizerDir() + "/" + name + "/tokenizer_config.json");
-      ASSERT_THAT(cfg.status(), IsOk());
-      auto t = ChatTemplate::Parse(cfg->chat_template);
-      ASSERT_THAT(t.status(), IsOk());
-      templates.emplace(name, *t);
+    if (!formats.count(name)) {
+      auto format = LoadChatFormat(TokenizerDir() + "/" + name);
+      ASSERT_THAT(format.status(), IsOk());
+      formats.emplace(name, *format);
       auto tok = Tokenizer::FromFile(TokenizerDir() + "/" + name + "/tokenizer.json");
       ASSERT_THAT(tok.status(), IsOk());
       toks[name] = std::move(tok).value();
       // The config's tokens are what the reference passed.
-      if (c["bos_token"].is_null()) {
-        EXPECT_FALSE(cfg->bos_token.has_value());
+    }
+    const ChatFormat& format = formats.at(name);
+    for (const char* field : {"bos_token", "eos_token"}) {
+      const std::optional<std::string>& have = std::string(field) == "bos_token" ? format.config.bos_token
+                                                                                 : format.config.eos_token;
+      if (c[field].is_null()) {
+        EXPECT_FALSE(have.has_value()) << field;
       } else {
-        EXPECT_EQ(cfg->bos_token.value_or(""), c["bos_token"].get<std::string>());
+        EXPECT_EQ(have.value_or(""), c[field].get<std::string>()) << field;
       }
     }
-    OJson ctx = OJson::object();
-    ctx["messages"] = c["messages"];
-    ctx["add_generation_prompt"] = c["add_generation_prompt"];
-    if (!c["bos_token"].is_null()) ctx["bos_token"] = c["bos_token"];
-    if (!c["eos_token"].is_null()) ctx["eos_token"] = c["eos_token"];
-    if (c.contains("tools")) ctx["tools"] = c["tools"];
-    auto r = templates.at(name).Render(ctx);
+    const OJson* tools = c.contains("tools") ? &c["tools"] : nullptr;
+    auto r = RenderChat(format, c["messages"], c["add_generation_prompt"].get<bool>(), tools);
     bool ok = true;
     if (c["rendered"].is_null()) {
       EXPECT_THAT(r.status(), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::Eq(c["error"].get<std::string>())));

@@ -264,8 +264,12 @@ at::Tensor CausalLM::AttentionMask(const at::Tensor& attention_mask, int64_t bat
   at::Tensor mask = at::zeros({length, length}, opts).masked_fill(excluded, min_value);
   mask = mask.view({1, 1, length, length}).expand({batch, 1, length, length}).clone();
   if (attention_mask.defined()) {
-    at::Tensor padding = (mask + attention_mask.to(opts.dtype()).view({batch, 1, 1, length})) == 0;
-    mask = mask.masked_fill(padding, min_value);
+    // 0 marks padding keys; other values are segment ids (packed examples): a token sees only its own segment.
+    const at::Tensor segments = attention_mask.to(at::kLong);
+    const at::Tensor key = segments.view({batch, 1, 1, length});
+    const at::Tensor query = segments.view({batch, 1, length, 1});
+    const at::Tensor hidden = at::logical_or(key == 0, at::logical_and(query != 0, query != key));
+    mask = mask.masked_fill(hidden, min_value);
   }
   return mask;
 }

@@ -57,7 +57,8 @@ class CausalLM {
   // Hugging Face model directory.
   static absl::StatusOr<std::unique_ptr<CausalLM>> Load(const std::string& model_dir, const BuildOptions& options);
 
-  // input_ids [B,T] int64; attention_mask [B,T] (1 = token, 0 = padding) or undefined; position_ids
+  // input_ids [B,T] int64; attention_mask [B,T] (1 = token, 0 = padding; values above 1 are segment ids of
+  // packed examples, each attending only to its own segment) or undefined; position_ids
   // [B,T] or undefined (= arange(T) for every row, as HF forward()). Returns fp32 logits [B,T,V].
   at::Tensor Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
                      const at::Tensor& position_ids = {}) const;

@@ -2,6 +2,8 @@
 // Internally errors travel as a private exception type that never leaves this file's public functions.
 #include "services/trainer/tokenizer/chat_template.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -1480,7 +1482,7 @@ absl::StatusOr<std::string> ChatTemplate::Render(const nlohmann::json& context) 
   return Render(o);
 }
 
-absl::StatusOr<ChatTemplateConfig> ReadChatTemplateConfig(const std::string& path) {
+absl::StatusOr<ChatTemplateConfig> ReadTokenizerConfig(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open tokenizer config ", path));
   std::stringstream ss;
@@ -1495,9 +1497,8 @@ absl::StatusOr<ChatTemplateConfig> ReadChatTemplateConfig(const std::string& pat
   ChatTemplateConfig cfg;
   auto ct = j.find("chat_template");
   if (ct == j.end() || ct->is_null()) {
-    return absl::NotFoundError(absl::StrCat(path, " has no chat_template; pass a template explicitly"));
-  }
-  if (ct->is_string()) {
+    // No chat template: a base model's tokenizer.
+  } else if (ct->is_string()) {
     cfg.chat_template = ct->get<std::string>();
   } else if (ct->is_array()) {
     bool found = false;
@@ -1520,7 +1521,50 @@ absl::StatusOr<ChatTemplateConfig> ReadChatTemplateConfig(const std::string& pat
   };
   cfg.bos_token = token("bos_token");
   cfg.eos_token = token("eos_token");
+  cfg.pad_token = token("pad_token");
   return cfg;
+}
+
+absl::StatusOr<ChatTemplateConfig> ReadChatTemplateConfig(const std::string& path) {
+  auto cfg = ReadTokenizerConfig(path);
+  if (cfg.ok() && cfg->chat_template.empty()) {
+    return absl::NotFoundError(absl::StrCat(path, " has no chat_template; pass a template explicitly"));
+  }
+  return cfg;
+}
+
+absl::StatusOr<ChatFormat> LoadChatFormat(const std::string& tokenizer_dir) {
+  const std::string file = tokenizer_dir + "/tokenizer_config.json";
+  struct stat st;
+  if (::stat(file.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat(file, " does not exist; chat messages need a tokenizer_config.json with "
+                                            "a chat_template next to tokenizer.json"));
+  }
+  auto config = ReadChatTemplateConfig(file);
+  if (!config.ok()) {
+    if (config.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(absl::StrCat("this tokenizer has no chat template (", file,
+                                              " has no chat_template)"));
+    }
+    return config.status();
+  }
+  auto parsed = ChatTemplate::Parse(config->chat_template);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the chat_template of ", file, " cannot be used: ", parsed.status().message()));
+  }
+  return ChatFormat{*std::move(config), *std::move(parsed)};
+}
+
+absl::StatusOr<std::string> RenderChat(const ChatFormat& chat, const nlohmann::ordered_json& messages,
+                                       bool add_generation_prompt, const nlohmann::ordered_json* tools) {
+  nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
+  ctx["messages"] = messages;
+  ctx["add_generation_prompt"] = add_generation_prompt;
+  if (chat.config.bos_token) ctx["bos_token"] = *chat.config.bos_token;
+  if (chat.config.eos_token) ctx["eos_token"] = *chat.config.eos_token;
+  if (tools != nullptr) ctx["tools"] = *tools;
+  return chat.chat_template.Render(ctx);
 }
 
 }  // namespace tuneforge

@@ -10,9 +10,9 @@ namespace tuneforge {
 at::Tensor CausalLmLoss(const at::Tensor& logits, const at::Tensor& labels) {
   const int64_t vocab = logits.size(2);
   at::Tensor shift_labels =
-      at::cat({labels.slice(1, 1), at::full({labels.size(0), 1}, kIgnoreLabel, labels.options())}, 1).view({-1});
+      at::cat({labels.slice(1, 1), at::full({labels.size(0), 1}, int64_t{kIgnoreLabel}, labels.options())}, 1).view({-1});
   at::Tensor flat_logits = logits.to(at::kFloat).reshape({-1, vocab});
-  return at::cross_entropy_loss(flat_logits, shift_labels, /*weight=*/{}, at::Reduction::Mean, kIgnoreLabel);
+  return at::cross_entropy_loss(flat_logits, shift_labels, /*weight=*/{}, at::Reduction::Mean, int64_t{kIgnoreLabel});
 }
 
 }  // namespace tuneforge

@@ -7,9 +7,9 @@
 
 #include <cstdint>
 
-namespace tuneforge {
+#include "services/trainer/data/labels.h"
 
-inline constexpr int64_t kIgnoreLabel = -100;
+namespace tuneforge {
 
 // logits [B,T,V], labels [B,T] int64 (position t is predicted from positions < t). Scalar fp32 tensor.
 at::Tensor CausalLmLoss(const at::Tensor& logits, const at::Tensor& labels);

@@ -1,0 +1,100 @@
+// Training examples from dataset rows: a prompt template ({column} slots, an input part and a completion part) or
+// a chat-messages column rendered with the model's chat template, tokenized, with labels -100 on the tokens the
+// model only reads, EOS appended and truncation at max_seq_len.
+#ifndef TUNEFORGE_SERVICES_TRAINER_DATA_EXAMPLES_H_
+#define TUNEFORGE_SERVICES_TRAINER_DATA_EXAMPLES_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "common/prompt_template.h"
+#include "services/trainer/data/labels.h"
+#include "services/trainer/tokenizer/chat_template.h"
+#include "services/trainer/tokenizer/tokenizer.h"
+
+namespace tuneforge {
+
+struct PromptFormat {
+  enum class Mode { kTemplate, kChat };
+  Mode mode = Mode::kTemplate;
+  std::string input_template;       // kTemplate: what the model reads
+  std::string completion_template;  // kTemplate: what it learns to write
+  std::string messages_column;      // kChat: a column of [{"role", "content"}, ...]
+};
+
+struct ExampleOptions {
+  int64_t max_seq_len = 2048;
+  // Loss on every token, the prompt (or the system/user turns) included.
+  bool train_on_input = false;
+  // Template mode: appended after the completion unless the completion already ends with it; -1 for none. Chat
+  // mode leaves end-of-turn tokens to the template.
+  int32_t eos_id = -1;
+};
+
+struct Example {
+  std::vector<int32_t> input_ids;
+  std::vector<int32_t> labels;  // same length; kIgnoreLabel where there is no loss
+  size_t row = 0;               // index of the dataset row it came from
+  bool truncated = false;
+};
+
+struct ExampleSet {
+  std::vector<Example> examples;
+  int64_t rows = 0;
+  int64_t truncated = 0;  // examples cut at max_seq_len (kept when a completion token is left)
+  // Rows left out because no token would carry a loss: the prompt alone fills max_seq_len, or a conversation has
+  // no assistant turn. Their indices, for the job's events.
+  std::vector<size_t> skipped_rows;
+  int64_t tokens = 0;        // over the kept examples
+  int64_t label_tokens = 0;  // tokens with a loss
+};
+
+class ExampleBuilder {
+ public:
+  // `chat` is needed in chat mode (INVALID_ARGUMENT otherwise); templates are parsed here, and bad braces are
+  // INVALID_ARGUMENT naming the template. max_seq_len must be >= 2.
+  static absl::StatusOr<ExampleBuilder> Create(const Tokenizer* tokenizer, const ChatFormat* chat,
+                                               const PromptFormat& format, const ExampleOptions& options);
+
+  // One row, untruncated. A row without a column a slot needs, a null value, or a messages column that is not a
+  // list of {"role": string, "content": string} -> INVALID_ARGUMENT starting with `row_label` and naming the column.
+  absl::StatusOr<Example> Build(const nlohmann::json& row, std::string_view row_label) const;
+
+  // Every row of a split (row labels "<split> row <n>", 1-based), truncated and filtered as ExampleSet says. The
+  // first bad row fails the whole set.
+  absl::StatusOr<ExampleSet> BuildAll(const std::vector<nlohmann::json>& rows, std::string_view split) const;
+
+  const ExampleOptions& options() const { return options_; }
+
+ private:
+  ExampleBuilder() = default;
+  absl::StatusOr<Example> BuildTemplate(const nlohmann::json& row, std::string_view row_label) const;
+  absl::StatusOr<Example> BuildChat(const nlohmann::json& row, std::string_view row_label) const;
+
+  const Tokenizer* tokenizer_ = nullptr;
+  const ChatFormat* chat_ = nullptr;
+  PromptFormat format_;
+  ExampleOptions options_;
+  std::optional<PromptTemplate> input_;
+  std::optional<PromptTemplate> completion_;
+};
+
+// The id appended after completions: tokenizer_config.json's eos_token when the tokenizer knows it, else the first
+// of the model's eos_token_id list, else -1.
+int32_t ResolveEosId(const Tokenizer& tokenizer, const std::optional<std::string>& eos_token,
+                     const std::vector<int64_t>& model_eos_ids);
+
+// Padding id: the pad_token when the tokenizer knows it, else eos_id, else 0. Padded positions carry no loss and
+// are masked out, so the choice does not change training.
+int32_t ResolvePadId(const Tokenizer& tokenizer, const std::optional<std::string>& pad_token, int32_t eos_id);
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_TRAINER_DATA_EXAMPLES_H_

@@ -1,0 +1,74 @@
+// Packed rows give each example the logits and loss it gets alone: segment masks and restarting position ids.
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "services/trainer/data/batching.h"
+#include "services/trainer/model/causal_lm.h"
+#include "services/trainer/train/causal_lm_loss.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/testdata.h"
+
+namespace tuneforge {
+namespace {
+
+using ::tuneforge::testing::IsOk;
+
+at::Tensor ToTensor(const std::vector<int64_t>& v, int64_t rows, int64_t cols) {
+  return at::tensor(v, at::kLong).view({rows, cols});
+}
+
+TEST(PackingTest, PackedLogitsEqualSeparateLogits) {
+  for (const char* family : {"llama", "mistral", "qwen2"}) {
+    SCOPED_TRACE(family);
+    auto model = CausalLM::Load(::tuneforge::testing::SharedTestdata() + "/hf_reference/" + family, {});
+    ASSERT_THAT(model.status(), IsOk());
+    const int64_t vocab = (*model)->config().arch.vocab_size;
+    std::vector<Example> examples;
+    for (int64_t len : {5, 9, 3}) {
+      Example ex;
+      for (int64_t t = 0; t < len; ++t) ex.input_ids.push_back(static_cast<int32_t>((t * 7 + len * 13) % vocab));
+      ex.labels = ex.input_ids;
+      examples.push_back(ex);
+    }
+    BatchOptions packed_opts;
+    packed_opts.batch_size = 1;
+    packed_opts.max_seq_len = 20;
+    packed_opts.packing = true;
+    auto packed = MakeBatches(examples, {0, 1, 2}, packed_opts);
+    ASSERT_EQ(packed.size(), 1u);
+    const Batch& p = packed[0];
+    at::Tensor logits = (*model)->Forward(ToTensor(p.input_ids, 1, p.cols), ToTensor(p.attention_mask, 1, p.cols),
+                                          ToTensor(p.position_ids, 1, p.cols));
+    int64_t offset = 0;
+    for (const Example& ex : examples) {
+      std::vector<int64_t> ids(ex.input_ids.begin(), ex.input_ids.end());
+      const int64_t len = static_cast<int64_t>(ids.size());
+      at::Tensor alone = (*model)->Forward(ToTensor(ids, 1, len));
+      at::Tensor part = logits.slice(1, offset, offset + len);
+      EXPECT_LT((alone - part).abs().max().item<double>(), 1e-5);
+      offset += len;
+    }
+
+    // The padded batch of the same examples has the same summed loss over the same label tokens.
+    BatchOptions padded_opts = packed_opts;
+    padded_opts.packing = false;
+    padded_opts.batch_size = 3;
+    auto padded = MakeBatches(examples, {0, 1, 2}, padded_opts);
+    ASSERT_EQ(padded.size(), 1u);
+    const Batch& q = padded[0];
+    EXPECT_EQ(q.label_tokens, p.label_tokens);
+    at::Tensor padded_logits = (*model)->Forward(ToTensor(q.input_ids, q.rows, q.cols),
+                                                 ToTensor(q.attention_mask, q.rows, q.cols),
+                                                 ToTensor(q.position_ids, q.rows, q.cols));
+    const double packed_loss = CausalLmLoss(logits, ToTensor(p.labels, 1, p.cols)).item<double>();
+    const double padded_loss = CausalLmLoss(padded_logits, ToTensor(q.labels, q.rows, q.cols)).item<double>();
+    EXPECT_NEAR(packed_loss, padded_loss, 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace tuneforge
