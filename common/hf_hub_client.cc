@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -281,6 +282,142 @@ class Requester {
   const HubClientOptions& options_;
   const std::string& endpoint_;
 };
+
+// One attempt of a streamed download (DownloadToWriter): the body goes to the caller's writer as it arrives.
+struct StreamState {
+  Transfer head;  // status, headers and error body of the current response (OnHeader fills it)
+  const HubBodyWriter* write = nullptr;
+  const std::function<bool()>* cancelled = nullptr;
+  uint64_t want_from = 0;  // the absolute offset this attempt asked for
+  uint64_t delivered = 0;  // bytes given to `write` by this attempt
+  bool range_checked = false;
+  std::string bad_range;   // a Content-Range that does not start where we asked
+  absl::Status write_status;
+  bool cancel_hit = false;
+  bool idle_hit = false;
+  curl_off_t last_dlnow = -1;
+  std::chrono::steady_clock::time_point last_activity;
+  std::chrono::milliseconds idle_timeout{0};
+};
+
+bool IsCancelled(const std::function<bool()>* cancelled) {
+  return cancelled != nullptr && *cancelled && (*cancelled)();
+}
+
+size_t OnStreamBody(char* data, size_t size, size_t count, void* user) {
+  auto* s = static_cast<StreamState*>(user);
+  const size_t n = size * count;
+  const long status = s->head.response.status;
+  if (status != 200 && status != 206) {
+    std::string& body = s->head.response.body;
+    body.append(data, std::min(n, kMaxErrorBody - std::min(kMaxErrorBody, body.size())));
+    return n;
+  }
+  if (IsCancelled(s->cancelled)) {
+    s->cancel_hit = true;
+    return 0;
+  }
+  absl::string_view piece(data, n);
+  if (status == 206 && !s->range_checked) {
+    s->range_checked = true;
+    // "bytes START-END/TOTAL" must start where we asked, or the bytes would land at the wrong offset.
+    const std::string content_range = Header(s->head.response, "content-range");
+    absl::string_view v = content_range;
+    uint64_t start = 0;
+    const bool starts_right = content_range.empty() ||
+                              (absl::ConsumePrefix(&v, "bytes ") && v.find('-') != absl::string_view::npos &&
+                               absl::SimpleAtoi(v.substr(0, v.find('-')), &start) && start == s->want_from);
+    if (!starts_right) {
+      s->bad_range = content_range;
+      return 0;
+    }
+  }
+  if (status == 200 && s->want_from > 0) {
+    // The server ignored Range and sends the whole file: drop what we already have.
+    const uint64_t begin = s->head.seen;
+    s->head.seen += n;
+    if (s->head.seen <= s->want_from) return n;
+    if (begin < s->want_from) piece.remove_prefix(static_cast<size_t>(s->want_from - begin));
+  }
+  absl::Status written = (*s->write)(std::string_view(piece.data(), piece.size()));
+  if (!written.ok()) {
+    s->write_status = std::move(written);
+    return 0;
+  }
+  s->delivered += piece.size();
+  return n;
+}
+
+// Polled by libcurl while the transfer runs (about once a second when nothing arrives): cancel and idle checks.
+int OnStreamProgress(void* user, curl_off_t /*dltotal*/, curl_off_t dlnow, curl_off_t /*ultotal*/,
+                     curl_off_t /*ulnow*/) {
+  auto* s = static_cast<StreamState*>(user);
+  if (IsCancelled(s->cancelled)) {
+    s->cancel_hit = true;
+    return 1;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (dlnow != s->last_dlnow) {
+    s->last_dlnow = dlnow;
+    s->last_activity = now;
+  } else if (now - s->last_activity > s->idle_timeout) {
+    s->idle_hit = true;
+    return 1;
+  }
+  return 0;
+}
+
+CURLcode StreamOnce(const HubClientOptions& options, const std::string& url, const std::string& token,
+                    StreamState* s, char* error_buffer) {
+  std::unique_ptr<CURL, CurlHandleDeleter> curl(curl_easy_init());
+  if (!curl) return CURLE_FAILED_INIT;
+  std::unique_ptr<curl_slist, CurlListDeleter> headers(curl_slist_append(nullptr, "Accept: */*"));
+  if (!token.empty()) {
+    // As for the other requests: libcurl does not forward this header when a redirect leaves the host.
+    const std::string auth = "Authorization: Bearer " + token;
+    curl_slist* grown = curl_slist_append(headers.get(), auth.c_str());
+    if (grown == nullptr) return CURLE_OUT_OF_MEMORY;
+  }
+  CURL* c = curl.get();
+  const std::string range = absl::StrCat(s->want_from, "-");
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+  if (s->want_from > 0) curl_easy_setopt(c, CURLOPT_RANGE, range.c_str());
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "tuneforge/0.1 (libcurl)");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024L);  // fewer, larger writes for multi-GB shards
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &OnHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &s->head);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &OnStreamBody);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &OnStreamProgress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
+  s->last_activity = std::chrono::steady_clock::now();
+  const CURLcode code = curl_easy_perform(c);
+  long status = 0;
+  if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status != 0) s->head.response.status = status;
+  return code;
+}
+
+// Sleeps `delay` in short slices; false when `cancelled` turned true meanwhile.
+bool SleepUnlessCancelled(std::chrono::milliseconds delay, const std::function<bool()>* cancelled) {
+  const auto until = std::chrono::steady_clock::now() + delay;
+  while (std::chrono::steady_clock::now() < until) {
+    if (IsCancelled(cancelled)) return false;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(20), until - std::chrono::steady_clock::now()));
+  }
+  return !IsCancelled(cancelled);
+}
 
 std::string ShownRevision(const std::string& revision) { return revision.empty() ? "main" : revision; }
 
@@ -672,6 +809,91 @@ absl::StatusOr<std::string> HubClient::FetchRange(RepoKind kind, const std::stri
     return std::move(response->body);
   }
   return Redact(StatusFromResponse(*response, spec, endpoint_, url_path), token);
+}
+
+absl::StatusOr<uint64_t> HubClient::DownloadToWriter(RepoKind kind, const std::string& repo_id, const std::string& sha,
+                                                     const std::string& path, const std::string& token,
+                                                     uint64_t offset, const HubBodyWriter& write,
+                                                     const std::function<bool()>& cancelled) const {
+  RETURN_IF_ERROR(ValidateCall(repo_id, sha));
+  RETURN_IF_ERROR(ValidateFilePath(path));
+  RequestSpec spec;
+  spec.kind = kind;
+  spec.repo_id = repo_id;
+  spec.revision = sha;
+  spec.file = path;
+  spec.token = &token;
+  spec.url = ResolveUrl(kind, repo_id, sha, path);
+  Requester requester(options_, endpoint_);
+  const std::string url_path = requester.PathOf(spec.url);
+  auto cancelled_status = [&](uint64_t at) {
+    return absl::CancelledError(absl::StrCat("download of '", path, "' from ", RepoKindName(kind), " repository '",
+                                             repo_id, "' was cancelled at byte ", at));
+  };
+  const int attempts = std::max(1, options_.max_attempts);
+  uint64_t total = 0;
+  int failures = 0;  // attempts in a row that delivered nothing
+  std::string last_reason;
+  while (true) {
+    StreamState s;
+    s.write = &write;
+    s.cancelled = &cancelled;
+    s.want_from = offset + total;
+    s.idle_timeout = options_.idle_timeout;
+    char error_buffer[CURL_ERROR_SIZE] = {0};
+    const CURLcode code = StreamOnce(options_, spec.url, token, &s, error_buffer);
+    total += s.delivered;
+    if (s.cancel_hit) return cancelled_status(offset + total);
+    if (!s.write_status.ok()) return Redact(s.write_status, token);
+    if (!s.bad_range.empty()) {
+      return Redact(DataLoss(endpoint_, url_path,
+                             absl::StrCat("Content-Range '", s.bad_range, "' does not start at ", s.want_from)),
+                    token);
+    }
+    std::chrono::milliseconds retry_after{-1};
+    const long status = s.head.response.status;
+    if (code == CURLE_OK) {
+      if (status == 200 || status == 206) return total;
+      if (status == 416) {
+        return absl::OutOfRangeError(absl::StrCat("byte offset ", s.want_from, " is past the end of '", path,
+                                                  "' in ", RepoKindName(kind), " repository '", repo_id,
+                                                  "' (HTTP 416)"));
+      }
+      if (status != 429 && status < 500) {
+        return Redact(StatusFromResponse(s.head.response, spec, endpoint_, url_path), token);
+      }
+      last_reason = absl::StrCat("HTTP ", status);
+      int seconds = 0;
+      if (absl::SimpleAtoi(Header(s.head.response, "retry-after"), &seconds) && seconds >= 0) {
+        retry_after = std::chrono::milliseconds(static_cast<int64_t>(seconds) * 1000);
+      }
+    } else if (code == CURLE_ABORTED_BY_CALLBACK && s.idle_hit) {
+      last_reason = absl::StrCat("no data for ", options_.idle_timeout.count(), " ms");
+    } else if (IsRetryableCurlError(code)) {
+      last_reason = code == CURLE_OPERATION_TIMEDOUT
+                        ? absl::StrCat("timed out: ", error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code))
+                        : std::string(error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code));
+    } else {
+      return Redact(absl::UnavailableError(absl::StrCat(
+                        "download of '", url_path, "' from the Hugging Face Hub at ", endpoint_, " failed: ",
+                        error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code),
+                        "; check HF_ENDPOINT and the network")),
+                    token);
+    }
+    failures = s.delivered > 0 ? 1 : failures + 1;
+    if (failures >= attempts) break;
+    std::chrono::milliseconds delay = options_.initial_backoff * (int64_t{1} << std::min(failures - 1, 20));
+    if (retry_after.count() >= 0) delay = retry_after;
+    delay = std::min(delay, kMaxBackoff);
+    spdlog::warn("Hugging Face Hub download {}: {}; resuming at byte {} in {} ms (attempt {}/{})", url_path,
+                 last_reason, offset + total, delay.count(), failures + 1, attempts);
+    if (!SleepUnlessCancelled(delay, &cancelled)) return cancelled_status(offset + total);
+  }
+  return absl::UnavailableError(absl::StrCat("Hugging Face Hub at ", endpoint_, " is unavailable while downloading '",
+                                             path, "' of ", RepoKindName(kind), " repository '", repo_id, "' (",
+                                             last_reason, " after ", attempts, attempts == 1 ? " attempt" : " attempts",
+                                             " without progress, ", offset + total,
+                                             " bytes received); retry later"));
 }
 
 absl::Status ValidateRepoId(std::string_view repo_id_in, std::string_view field_in) {

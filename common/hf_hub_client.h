@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,7 +43,13 @@ struct HubClientOptions {
   std::chrono::milliseconds request_timeout{30000};  // whole request, redirects included
   int max_attempts = 4;  // total tries for 429 / 5xx / timeouts / connection errors
   std::chrono::milliseconds initial_backoff{200};  // doubled each retry, Retry-After (seconds) honoured, capped at 10 s
+  // DownloadToWriter has no overall time limit (a 10 GB shard takes what it takes); an attempt that receives no byte
+  // for this long is abandoned and retried, resuming where it stopped.
+  std::chrono::milliseconds idle_timeout{30000};
 };
+
+// Receives a streamed body piece by piece, in order. A non-OK status stops the transfer and is returned as it is.
+using HubBodyWriter = std::function<absl::Status(std::string_view bytes)>;
 
 // Thread-safe: every call uses its own curl handle. The token is sent as a Bearer header only, and never
 // appears in a returned message or a log line.
@@ -72,6 +79,17 @@ class HubClient {
   absl::StatusOr<std::string> FetchRange(RepoKind kind, const std::string& repo_id, const std::string& sha,
                                          const std::string& path, const std::string& token, uint64_t offset,
                                          uint64_t length) const;
+
+  // Streams the resolve URL's bytes from `offset` to the end of the file into `write` ("Range: bytes=offset-" when
+  // offset > 0), following redirects. 429 / 5xx / timeouts / idle_timeout without a byte / a connection dropped
+  // mid-body are retried with backoff, each retry resuming after the last byte delivered; max_attempts bounds the
+  // attempts in a row that deliver nothing. A server that answers 200 to a Range request is handled (the prefix is
+  // skipped). `cancelled`, when set, is polled while connecting, streaming and backing off: true -> CANCELLED.
+  // Returns the number of bytes given to `write`; an offset past the end of the file -> OUT_OF_RANGE.
+  absl::StatusOr<uint64_t> DownloadToWriter(RepoKind kind, const std::string& repo_id, const std::string& sha,
+                                            const std::string& path, const std::string& token, uint64_t offset,
+                                            const HubBodyWriter& write,
+                                            const std::function<bool()>& cancelled = nullptr) const;
 
   // {endpoint}/[datasets/]{repo_id}: the repo's page, where gated conditions are accepted.
   std::string RepoUrl(RepoKind kind, const std::string& repo_id) const;

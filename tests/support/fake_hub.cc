@@ -128,6 +128,14 @@ struct FakeHub::State {
   std::chrono::milliseconds stall_delay{0};
   bool redirect_relative = false;
   bool ignore_range = false;
+  int fail_resolve_status = 0;
+  int fail_resolve_count = 0;
+  int drop_count = 0;
+  size_t drop_bytes = 0;
+  int corrupt_count = 0;
+  size_t throttle_chunk = 0;
+  std::chrono::milliseconds throttle_delay{0};
+  std::vector<std::pair<std::string, std::string>> ranges;
   int tree_page_size = 0;
   struct Canned {
     int status;
@@ -314,8 +322,35 @@ struct FakeHub::State {
     res.set_content(out.dump(), "application/json");
   }
 
+  // Sends a file body, applying the injected drop / corruption / throttle when one is armed.
+  void SendBody(std::string body, httplib::Response& res) {
+    if (corrupt_count > 0) {
+      --corrupt_count;
+      if (!body.empty()) body[body.size() / 2] = static_cast<char>(body[body.size() / 2] ^ 0x5a);
+    }
+    size_t limit = body.size();
+    if (drop_count > 0) {
+      --drop_count;
+      limit = std::min(limit, drop_bytes);
+    }
+    if (limit == body.size() && throttle_chunk == 0) {
+      res.set_content(body, "application/octet-stream");
+      return;
+    }
+    auto shared = std::make_shared<const std::string>(std::move(body));
+    const size_t chunk = throttle_chunk > 0 ? throttle_chunk : shared->size();
+    const std::chrono::milliseconds delay = throttle_chunk > 0 ? throttle_delay : std::chrono::milliseconds(0);
+    res.set_content_provider(shared->size(), "application/octet-stream",
+                             [shared, limit, chunk, delay](size_t offset, size_t length, httplib::DataSink& sink) {
+                               if (offset >= limit) return false;  // closes the connection mid-body
+                               if (offset > 0 && delay.count() > 0) std::this_thread::sleep_for(delay);
+                               const size_t n = std::min({length, chunk, limit - offset});
+                               return sink.write(shared->data() + offset, n);
+                             });
+  }
+
   // 200 with the bytes, or 206 / 416 for a single "bytes=" range (unless ranges are ignored).
-  void ServeBytes(const std::string& bytes, const httplib::Request& req, httplib::Response& res) const {
+  void ServeBytes(const std::string& bytes, const httplib::Request& req, httplib::Response& res) {
     res.set_header("Accept-Ranges", "bytes");
     const std::string range = req.get_header_value("Range");
     const size_t size = bytes.size();
@@ -346,16 +381,22 @@ struct FakeHub::State {
         res.status = 206;
         res.set_header("Content-Range",
                        "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size));
-        res.set_content(bytes.substr(first, last - first + 1), "application/octet-stream");
+        SendBody(bytes.substr(first, last - first + 1), res);
         return;
       }
     }
     res.status = 200;
-    res.set_content(bytes, "application/octet-stream");
+    SendBody(bytes, res);
   }
 
   void ServeResolve(RepoKind kind, const std::string& repo_id, const std::string& rev, const std::string& path,
-                    const std::string& token, const httplib::Request& req, httplib::Response& res) const {
+                    const std::string& token, const httplib::Request& req, httplib::Response& res) {
+    if (fail_resolve_count > 0) {
+      --fail_resolve_count;
+      if (fail_resolve_status == 429) res.set_header("Retry-After", "0");
+      Error(res, fail_resolve_status, "", "injected failure");
+      return;
+    }
     const Repo* repo = Access(kind, repo_id, token, /*resolve=*/true, res);
     if (repo == nullptr) return;
     const Commit* commit = FindCommit(*repo, rev, res);
@@ -452,6 +493,9 @@ struct FakeHub::State {
       ++requests;
       targets.push_back(req.method + " " + req.target);
       if (req.has_header("Authorization")) auth_headers.push_back(req.get_header_value("Authorization"));
+      if (req.has_header("Range")) {
+        ranges.emplace_back(req.method + " " + req.target.substr(0, req.target.find('?')), req.get_header_value("Range"));
+      }
       if (fail_count > 0) {
         --fail_count;
         fail = fail_status;
@@ -568,6 +612,29 @@ void FakeHub::IgnoreRange(bool on) {
   state_->ignore_range = on;
 }
 
+void FakeHub::FailNextResolves(int http_status, int count) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->fail_resolve_status = http_status;
+  state_->fail_resolve_count = count;
+}
+
+void FakeHub::DropNextBodies(int count, size_t bytes) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->drop_count = count;
+  state_->drop_bytes = bytes;
+}
+
+void FakeHub::CorruptNextBodies(int count) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->corrupt_count = count;
+}
+
+void FakeHub::ThrottleBodies(size_t chunk, std::chrono::milliseconds delay) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->throttle_chunk = chunk;
+  state_->throttle_delay = delay;
+}
+
 void FakeHub::SetTreePageSize(int entries) {
   std::lock_guard<std::mutex> lock(state_->mu);
   state_->tree_page_size = entries;
@@ -592,6 +659,11 @@ std::vector<std::string> FakeHub::authorization_headers() const {
 std::vector<std::string> FakeHub::request_targets() const {
   std::lock_guard<std::mutex> lock(state_->mu);
   return state_->targets;
+}
+
+std::vector<std::pair<std::string, std::string>> FakeHub::range_requests() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->ranges;
 }
 
 }  // namespace tuneforge::testing

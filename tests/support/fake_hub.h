@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/hf_hub_client.h"
@@ -56,6 +57,15 @@ class FakeHub {
   void RedirectResolveRelative(bool on);
   // Resolve URLs answer 200 with the whole file even when a Range is asked for.
   void IgnoreRange(bool on);
+  // The next `count` resolve requests (not API requests) answer http_status (429 comes with Retry-After: 0).
+  void FailNextResolves(int http_status, int count);
+  // The next `count` file bodies (resolve and /blobs answers) send their first `bytes` bytes, then the connection is
+  // closed although Content-Length announced the whole body: a download cut mid-file.
+  void DropNextBodies(int count, size_t bytes);
+  // The next `count` file bodies have their middle byte flipped: a corrupted transfer.
+  void CorruptNextBodies(int count);
+  // File bodies go out in pieces of `chunk` bytes with `delay` before each piece after the first (chunk 0: off).
+  void ThrottleBodies(size_t chunk, std::chrono::milliseconds delay);
   // Tree listings return at most `entries` entries per page with a Link: rel="next" header (0: one page).
   void SetTreePageSize(int entries);
   // Requests for exactly `path` (before any '?', as sent, e.g. "/api/models/org/x/revision/main") answer `status`
@@ -65,6 +75,8 @@ class FakeHub {
   int request_count() const;
   std::vector<std::string> authorization_headers() const;  // every Authorization header value received, in order
   std::vector<std::string> request_targets() const;        // "METHOD /path?query" of every request, in order
+  // {"METHOD /path", Range header value} of every request that carried a Range header, in order.
+  std::vector<std::pair<std::string, std::string>> range_requests() const;
 
   struct State;
 
