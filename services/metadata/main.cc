@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/embedded_postgres.h"
+#include "common/secret_file.h"
 #include "services/metadata/metadata_config.h"
 #include "services/metadata/server.h"
 #include "spdlog/spdlog.h"
@@ -37,9 +38,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::error_code ec;
-  for (const std::string& dir : {config->home, config->home + "/data", config->home + "/artifacts"}) {
+  for (const std::string& dir : {config->home, config->home + "/data", config->artifacts_dir}) {
     std::filesystem::create_directories(dir, ec);
   }
+  absl::StatusOr<std::string> worker_token = tuneforge::ReadOrCreateSecretFile(config->worker_token_file);
+  if (!worker_token.ok()) return Fail(worker_token.status());
   std::unique_ptr<tuneforge::EmbeddedPostgres> postgres;
   tuneforge::MetadataServerOptions options;
   options.database_url = config->database_url;
@@ -57,6 +60,9 @@ int main(int argc, char** argv) {
   options.hf_endpoint = config->hf_endpoint;
   options.hf_token = config->hf_token;
   options.pool_size = config->pool_size;
+  options.artifacts_dir = config->artifacts_dir;
+  options.worker_token = *worker_token;
+  options.lease_seconds = config->lease_seconds;
   absl::StatusOr<std::unique_ptr<tuneforge::MetadataServer>> server = tuneforge::MetadataServer::Start(options);
   if (!server.ok()) return Fail(server.status());
 

@@ -27,6 +27,9 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"allowed-roots", {"TUNEFORGE_ALLOWED_ROOTS", "comma-separated directories local paths must lie under (default <home>/data)"}},
       {"hf-endpoint", {"HF_ENDPOINT", "Hugging Face Hub URL (default https://huggingface.co)"}},
       {"pool-size", {"TUNEFORGE_POOL_SIZE", "database connections (default 8)"}},
+      {"artifacts-dir", {"TUNEFORGE_ARTIFACTS_DIR", "where jobs write adapters and checkpoints, shared with the trainers (default <home>/artifacts)"}},
+      {"worker-token-file", {"TUNEFORGE_WORKER_TOKEN_FILE", "file holding the token trainers must present (default <home>/worker-token, created when missing)"}},
+      {"lease-seconds", {"TUNEFORGE_LEASE_SECONDS", "how long a trainer keeps a job without a heartbeat (default 30)"}},
       {"log-level", {"TUNEFORGE_LOG_LEVEL", "debug, info, warn or error (default info)"}},
   };
   return *flags;
@@ -110,6 +113,20 @@ absl::StatusOr<MetadataConfig> ParseMetadataConfig(int argc, char** argv) {
     }
   }
   if (config.allowed_roots.empty()) config.allowed_roots.push_back(config.home + "/data");
+  config.artifacts_dir = values.count("artifacts-dir") ? values["artifacts-dir"] : config.home + "/artifacts";
+  config.worker_token_file =
+      values.count("worker-token-file") ? values["worker-token-file"] : config.home + "/worker-token";
+  for (const auto& [flag, path] : {std::pair<const char*, const std::string*>{"artifacts-dir", &config.artifacts_dir},
+                                   {"worker-token-file", &config.worker_token_file}}) {
+    if (path->empty() || (*path)[0] != '/') {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, "='", *path, "' must be an absolute path"));
+    }
+  }
+  if (values.count("lease-seconds")) {
+    auto lease = ParseInt("lease-seconds", values["lease-seconds"], 3, 3600);
+    if (!lease.ok()) return lease.status();
+    config.lease_seconds = *lease;
+  }
   if (values.count("log-level")) {
     config.log_level = values["log-level"];
     if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&

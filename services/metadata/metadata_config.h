@@ -18,6 +18,9 @@ struct MetadataConfig {
   std::string hf_endpoint;               // --hf-endpoint / HF_ENDPOINT
   std::string hf_token;                  // HF_TOKEN only (a flag would show in process listings)
   int pool_size = 8;                     // --pool-size / TUNEFORGE_POOL_SIZE: 1-256 connections
+  std::string artifacts_dir;             // --artifacts-dir / TUNEFORGE_ARTIFACTS_DIR; default <home>/artifacts
+  std::string worker_token_file;         // --worker-token-file / TUNEFORGE_WORKER_TOKEN_FILE; default <home>/worker-token
+  int lease_seconds = 30;                // --lease-seconds / TUNEFORGE_LEASE_SECONDS: 3-3600
   std::string log_level = "info";        // --log-level / TUNEFORGE_LOG_LEVEL: debug, info, warn, error
   bool help = false;
 };

@@ -17,6 +17,9 @@
 #include "services/metadata/admin_handler.h"
 #include "services/metadata/configs_handler.h"
 #include "services/metadata/datasets_handler.h"
+#include "services/metadata/job_event_hub.h"
+#include "services/metadata/jobs_handler.h"
+#include "services/metadata/worker_queue_handler.h"
 #include "services/metadata/models_handler.h"
 #include "services/metadata/prompts_handler.h"
 #include "services/metadata/rpc_log.h"
@@ -41,6 +44,10 @@ struct MetadataServer::Parts {
   std::unique_ptr<AdaptersHandler> adapters_handler;
   std::unique_ptr<AdminService> admin_service;
   std::unique_ptr<AdminHandler> admin_handler;
+  std::unique_ptr<JobService> job_service;
+  std::unique_ptr<JobEventHub> job_event_hub;
+  std::unique_ptr<WorkerQueueHandler> worker_queue_handler;
+  std::unique_ptr<JobsHandler> jobs_handler;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -75,6 +82,12 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   parts->adapters_handler = std::make_unique<AdaptersHandler>(*parts->adapter_service);
   parts->admin_service = std::make_unique<AdminService>(*parts->store);
   parts->admin_handler = std::make_unique<AdminHandler>(*parts->admin_service);
+  parts->job_service = std::make_unique<JobService>(*parts->store, options.artifacts_dir, options.lease_seconds);
+  parts->job_event_hub = std::make_unique<JobEventHub>(options.database_url);
+  parts->worker_queue_handler = std::make_unique<WorkerQueueHandler>(*parts->job_service, options.worker_token);
+  WorkerQueueHandler* queue = parts->worker_queue_handler.get();
+  parts->jobs_handler =
+      std::make_unique<JobsHandler>(*parts->job_service, *parts->job_event_hub, [queue] { queue->JobQueued(); });
 
   // Keeps grpc.health.v1 in the binary so that reflection can describe the health service.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -91,6 +104,8 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   builder.RegisterService(parts->configs_handler.get());
   builder.RegisterService(parts->adapters_handler.get());
   builder.RegisterService(parts->admin_handler.get());
+  builder.RegisterService(parts->jobs_handler.get());
+  builder.RegisterService(parts->worker_queue_handler.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<RpcLogInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

@@ -21,6 +21,11 @@ struct MetadataServerOptions {
   // Token for Hub calls whose request carries none (the server's HF_TOKEN). Never logged.
   std::string hf_token;
   int pool_size = 8;
+  // Jobs write adapters and checkpoints under <artifacts_dir>/jobs/<id>/ (a directory the trainers share).
+  std::string artifacts_dir;
+  // Trainers present it on every WorkerQueue call; empty refuses them all. Never logged.
+  std::string worker_token;
+  double lease_seconds = 30;
 };
 
 class MetadataServer {

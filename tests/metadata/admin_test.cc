@@ -25,8 +25,9 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-const std::vector<std::string> kTables = {"models",  "model_revisions", "datasets", "dataset_revisions",
-                                          "prompts", "configs",         "adapters", "model_exports"};
+const std::vector<std::string> kTables = {"models",        "model_revisions",  "datasets",   "dataset_revisions",
+                                          "prompts",       "configs",          "adapters",   "model_exports",
+                                          "fine_tuning_jobs", "job_events", "job_checkpoints"};
 // Seeded by migrations/V002 into every database: 5 families x 4 config types.
 constexpr int kDefaultConfigs = 20;
 const char kSqlText[] = "x'); DROP TABLE models; --";
@@ -143,7 +144,8 @@ TEST_F(AdminTest, ExportWritesEveryTableFromTheDatabase) {
 
   const std::map<std::string, int64_t> expected = {
       {"models", 1},  {"model_revisions", 1},           {"datasets", 1}, {"dataset_revisions", 1},
-      {"prompts", 1}, {"configs", kDefaultConfigs + 1}, {"adapters", 1}, {"model_exports", 1}};
+      {"prompts", 1}, {"configs", kDefaultConfigs + 1}, {"adapters", 1}, {"model_exports", 1},
+      {"fine_tuning_jobs", 0}, {"job_events", 0}, {"job_checkpoints", 0}};
   EXPECT_EQ(ToMap(response.row_counts()), expected);
   EXPECT_EQ(CountRows(source_.database_url()), expected);
 
@@ -201,6 +203,7 @@ TEST_F(AdminTest, ImportIntoAnEmptyDatabaseReproducesTheExport) {
   const std::map<std::string, int64_t> expected_counts = {
       {"models", 1},   {"model_revisions", 1}, {"datasets", 1},      {"dataset_revisions", 1},
       {"prompts", 1},  {"configs", 1},         {"adapters", 1},      {"model_exports", 1},
+      {"fine_tuning_jobs", 0}, {"job_events", 0}, {"job_checkpoints", 0},
       {"configs_skipped_defaults", kDefaultConfigs}};
   EXPECT_EQ(ToMap(imported.row_counts()), expected_counts);
   EXPECT_EQ(CountRows(target_.database_url()), CountRows(source_.database_url()));

@@ -13,7 +13,7 @@
 
 namespace tuneforge::testing {
 
-MetadataTestEnv::MetadataTestEnv()
+MetadataTestEnv::MetadataTestEnv(double lease_seconds)
     : hub_(std::make_unique<FakeHub>()),
       root_(std::make_unique<ScratchDir>("tuneforge-root")),
       outside_(std::make_unique<ScratchDir>("tuneforge-outside")) {
@@ -24,6 +24,9 @@ MetadataTestEnv::MetadataTestEnv()
   options.allowed_roots = {root_->path()};
   options.hf_endpoint = hub_->endpoint();
   options.pool_size = 4;
+  options.artifacts_dir = root_->path() + "/artifacts";
+  options.worker_token = kTestWorkerToken;
+  options.lease_seconds = lease_seconds;
   absl::StatusOr<std::unique_ptr<MetadataServer>> server = MetadataServer::Start(options);
   if (!server.ok()) throw std::runtime_error(absl::StrCat("metadata server did not start: ", server.status().ToString()));
   server_ = std::move(*server);

@@ -13,7 +13,9 @@
 #include "tuneforge/v1/adapters.grpc.pb.h"
 #include "tuneforge/v1/admin.grpc.pb.h"
 #include "tuneforge/v1/configs.grpc.pb.h"
+#include "tuneforge/internal/v1/worker.grpc.pb.h"
 #include "tuneforge/v1/datasets.grpc.pb.h"
+#include "tuneforge/v1/jobs.grpc.pb.h"
 #include "tuneforge/v1/models.grpc.pb.h"
 #include "tuneforge/v1/prompts.grpc.pb.h"
 
@@ -23,9 +25,13 @@ class MetadataServer;
 
 namespace tuneforge::testing {
 
+// The worker token the test server expects on WorkerQueue calls.
+inline constexpr char kTestWorkerToken[] = "test-worker-token-not-secret";
+
 class MetadataTestEnv {
  public:
-  MetadataTestEnv();
+  // Jobs write under root()/artifacts; a trainer's lease lasts lease_seconds without a heartbeat.
+  explicit MetadataTestEnv(double lease_seconds = 30);
   ~MetadataTestEnv();
 
   FakeHub& hub() { return *hub_; }
@@ -47,6 +53,8 @@ class MetadataTestEnv {
   std::unique_ptr<v1::Configs::Stub> configs() const { return v1::Configs::NewStub(channel_); }
   std::unique_ptr<v1::Adapters::Stub> adapters() const { return v1::Adapters::NewStub(channel_); }
   std::unique_ptr<v1::Admin::Stub> admin() const { return v1::Admin::NewStub(channel_); }
+  std::unique_ptr<v1::FineTuningJobs::Stub> jobs() const { return v1::FineTuningJobs::NewStub(channel_); }
+  std::unique_ptr<internal::v1::WorkerQueue::Stub> queue() const { return internal::v1::WorkerQueue::NewStub(channel_); }
 
   // Registers SharedTestdata()/hf_reference/<reference_case> as a local model named `name`.
   v1::Model AddReferenceModel(const std::string& reference_case, const std::string& name);

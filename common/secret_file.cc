@@ -1,0 +1,61 @@
+// Secret files: strict permissions, atomic creation.
+#include "common/secret_file.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace tuneforge {
+
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("secret file ", path, " does not exist"));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("secret file ", path, " is readable by other users; run chmod 600 ", path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::PermissionDeniedError(absl::StrCat("cannot read secret file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string secret(absl::StripAsciiWhitespace(ss.str()));
+  if (secret.empty()) return absl::InvalidArgumentError(absl::StrCat("secret file ", path, " is empty"));
+  return secret;
+}
+
+absl::StatusOr<std::string> ReadOrCreateSecretFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) return ReadSecretFile(path);
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) return absl::InternalError("no randomness for a new secret");
+  const std::string secret = absl::BytesToHexString(std::string(reinterpret_cast<char*>(bytes), sizeof(bytes)));
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot create secret file ", path, ": ", std::strerror(errno)));
+  }
+  const std::string line = secret + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  // link() fails when another process created the file meanwhile: then theirs is the secret.
+  if (!written || (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST)) {
+    ::unlink(tmp.c_str());
+    return absl::PermissionDeniedError(absl::StrCat("cannot create secret file ", path, ": ", std::strerror(errno)));
+  }
+  ::unlink(tmp.c_str());
+  return ReadSecretFile(path);
+}
+
+}  // namespace tuneforge

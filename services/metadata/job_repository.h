@@ -1,0 +1,45 @@
+// SQL for fine-tuning jobs: one method per statement in sql/job_*.sql.
+#ifndef TUNEFORGE_SERVICES_METADATA_JOB_REPOSITORY_H_
+#define TUNEFORGE_SERVICES_METADATA_JOB_REPOSITORY_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "services/metadata/job_records.h"
+#include "services/metadata/store.h"
+
+namespace tuneforge {
+
+struct JobListFilter {
+  std::vector<std::string> states;  // empty: any
+  std::string model_id;             // empty: any
+  int64_t after_create_us = 0;      // keyset of the previous page's last row; after_id empty: first page
+  std::string after_id;
+  int limit = 50;
+};
+
+class JobRepository {
+ public:
+  // Inserts a QUEUED job; output/checkpoint folders are <artifacts_root>/jobs/<id>/{adapter,checkpoints}.
+  JobRecord Insert(Tx& tx, const JobRecord& job, const std::string& artifacts_root);
+  std::optional<JobRecord> GetById(Tx& tx, const std::string& id);
+  std::optional<JobRecord> GetByName(Tx& tx, const std::string& name);
+  std::optional<JobRecord> Lock(Tx& tx, const std::string& id);
+  std::vector<JobRecord> List(Tx& tx, const JobListFilter& filter);
+  std::optional<JobRecord> Lease(Tx& tx, const std::string& worker_id, double lease_seconds);
+  // RUNNING jobs out of attempts and CANCELLING jobs whose lease expired (locked).
+  std::vector<JobRecord> Expired(Tx& tx);
+  // Writes state, worker, cancel flag, progress, metrics, error and adapter; lease_seconds: <0 keeps the deadline,
+  // 0 clears it, >0 sets now + lease_seconds. Returns the deadline (InfinitePast when none).
+  absl::Time Update(Tx& tx, const JobRecord& job, double lease_seconds, bool ended);
+  int64_t AddEvent(Tx& tx, const std::string& job_id, const JobEventRecord& event);
+  std::vector<JobEventRecord> Events(Tx& tx, const std::string& job_id, int64_t after_sequence, int limit);
+  void AddCheckpoint(Tx& tx, const std::string& job_id, const CheckpointRecord& checkpoint);
+  std::vector<CheckpointRecord> Checkpoints(Tx& tx, const std::string& job_id);
+  void Delete(Tx& tx, const std::string& id);
+};
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_METADATA_JOB_REPOSITORY_H_

@@ -1,0 +1,494 @@
+// Fine-tuning job rules: reference and settings checks at Start, the state machine, and the fenced worker calls.
+#include "services/metadata/job_service.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/model_config.h"
+#include "common/peft_adapter.h"
+#include "common/status_macros.h"
+#include "services/metadata/adapter_repository.h"
+#include "services/metadata/config_repository.h"
+#include "services/metadata/config_schema.h"
+#include "services/metadata/dataset_repository.h"
+#include "services/metadata/model_repository.h"
+#include "services/metadata/prompt_repository.h"
+#include "services/metadata/request_checks.h"
+
+namespace tuneforge {
+
+namespace {
+
+const char* const kStates[] = {"QUEUED", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"};
+
+absl::Status NotFoundJob(const std::string& ref) {
+  return absl::NotFoundError(
+      absl::StrCat("fine-tuning job '", ref, "' not found; ListFineTuningJobs shows the jobs"));
+}
+
+JobEventRecord StateEvent(const std::string& state, const std::string& message, const std::string& level = "info") {
+  JobEventRecord e;
+  e.kind = "state";
+  e.level = level;
+  e.state = state;
+  e.message = message;
+  return e;
+}
+
+// base overlaid with the keys of `over`.
+nlohmann::json Overlay(nlohmann::json base, const nlohmann::json& over) {
+  if (!base.is_object()) base = nlohmann::json::object();
+  for (const auto& [k, v] : over.items()) base[k] = v;
+  return base;
+}
+
+}  // namespace
+
+JobService::JobService(Store& store, std::string artifacts_root, double lease_seconds)
+    : store_(store), artifacts_root_(std::move(artifacts_root)), lease_seconds_(lease_seconds) {}
+
+absl::StatusOr<JobRecord> JobService::FindJob(Tx& tx, const std::string& ref) {
+  std::optional<JobRecord> job = IsUuid(ref) ? jobs_.GetById(tx, ref) : jobs_.GetByName(tx, ref);
+  if (!job) return NotFoundJob(ref);
+  return *job;
+}
+
+absl::StatusOr<JobRecord> JobService::StartJob(const StartJobInput& in) {
+  if (!in.name.empty()) RETURN_IF_ERROR(CheckName(in.name, "name"));
+  RETURN_IF_ERROR(CheckDescription(in.description, "description"));
+  RETURN_IF_ERROR(CheckReference(in.model, "model"));
+  RETURN_IF_ERROR(CheckReference(in.dataset, "dataset"));
+  RETURN_IF_ERROR(CheckReference(in.prompt, "prompt"));
+  if (!in.model_revision_id.empty()) RETURN_IF_ERROR(CheckUuid(in.model_revision_id, "model_revision_id"));
+  if (!in.dataset_revision_id.empty()) RETURN_IF_ERROR(CheckUuid(in.dataset_revision_id, "dataset_revision_id"));
+  if (!in.adapter_name.empty()) RETURN_IF_ERROR(CheckName(in.adapter_name, "adapter_name"));
+  if (in.max_attempts < 0 || in.max_attempts > 10) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_attempts is ", in.max_attempts, "; it must be between 1 and 10 (0 means the default, 3)"));
+  }
+  for (size_t i = 0; i < in.configs.size(); ++i) {
+    RETURN_IF_ERROR(CheckReference(in.configs[i], absl::StrCat("configs[", i, "]")));
+  }
+  nlohmann::json lora_overrides = nlohmann::json::object(), training_overrides = nlohmann::json::object();
+  if (in.lora.is_object() && !in.lora.empty()) {
+    ASSIGN_OR_RETURN(lora_overrides, ValidateConfigContent("lora", in.lora, "lora"));
+  }
+  if (in.training.is_object() && !in.training.empty()) {
+    ASSIGN_OR_RETURN(training_overrides, ValidateConfigContent("training", in.training, "training"));
+  }
+
+  JobRecord created;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ModelRepository models;
+    DatasetRepository datasets;
+    PromptRepository prompts;
+    ConfigRepository configs;
+    AdapterRepository adapters;
+    std::optional<ModelRecord> model = IsUuid(in.model) ? models.GetById(tx, in.model) : models.GetByName(tx, in.model);
+    if (!model) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", in.model, "' not found; ListModels shows the registered models"));
+    }
+    std::optional<ModelRevisionRecord> model_revision = model->latest_revision;
+    if (!in.model_revision_id.empty()) {
+      model_revision = models.GetRevision(tx, in.model_revision_id);
+      if (!model_revision || model_revision->model_id != model->id) {
+        return absl::NotFoundError(absl::StrCat("model_revision_id ", in.model_revision_id, " is not a revision of model '",
+                                                model->name, "'; ListModelRevisions shows its revisions"));
+      }
+    }
+    if (!model_revision) return absl::FailedPreconditionError(absl::StrCat("model '", model->name, "' has no revision"));
+    std::optional<DatasetRecord> dataset =
+        IsUuid(in.dataset) ? datasets.GetById(tx, in.dataset) : datasets.GetByName(tx, in.dataset);
+    if (!dataset) {
+      return absl::NotFoundError(
+          absl::StrCat("dataset '", in.dataset, "' not found; ListDatasets shows the registered datasets"));
+    }
+    std::optional<DatasetRevisionRecord> dataset_revision = dataset->latest_revision;
+    if (!in.dataset_revision_id.empty()) {
+      dataset_revision = datasets.GetRevision(tx, in.dataset_revision_id);
+      if (!dataset_revision || dataset_revision->dataset_id != dataset->id) {
+        return absl::NotFoundError(absl::StrCat("dataset_revision_id ", in.dataset_revision_id,
+                                                " is not a revision of dataset '", dataset->name,
+                                                "'; ListDatasetRevisions shows its revisions"));
+      }
+    }
+    if (!dataset_revision) {
+      return absl::FailedPreconditionError(absl::StrCat("dataset '", dataset->name, "' has no revision"));
+    }
+    std::optional<PromptRecord> prompt =
+        IsUuid(in.prompt) ? prompts.GetById(tx, in.prompt) : prompts.GetLatest(tx, in.prompt);
+    if (!prompt) {
+      return absl::NotFoundError(
+          absl::StrCat("prompt '", in.prompt, "' not found; ListPrompts shows the registered prompts"));
+    }
+    if (prompt->dataset_id != dataset->id) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt '", prompt->name,
+                                                     "' was made for another dataset; use a prompt of dataset '",
+                                                     dataset->name, "' (AddPrompt with dataset ", dataset->name, ")"));
+    }
+
+    // Settings: the family's defaults, then the given configs, then the overrides.
+    nlohmann::json settings = {{"lora", nlohmann::json::object()}, {"training", nlohmann::json::object()}};
+    nlohmann::json config_ids = nlohmann::json::array();
+    std::set<std::string> given_types;
+    for (size_t i = 0; i < in.configs.size(); ++i) {
+      const std::string& ref = in.configs[i];
+      std::optional<ConfigRecord> c = IsUuid(ref) ? configs.GetById(tx, ref) : configs.GetByName(tx, ref);
+      if (!c) {
+        return absl::NotFoundError(
+            absl::StrCat("configs[", i, "]: config '", ref, "' not found; ListConfigs shows the configs"));
+      }
+      if (c->type != "lora" && c->type != "training") {
+        return absl::InvalidArgumentError(absl::StrCat("configs[", i, "]: config '", ref, "' is a ", c->type,
+                                                       " config; fine-tuning takes lora and training configs"));
+      }
+      if (!given_types.insert(c->type).second) {
+        return absl::InvalidArgumentError(absl::StrCat("configs[", i, "]: a second ", c->type,
+                                                       " config; give at most one config of each type"));
+      }
+      settings[c->type] = nlohmann::json::parse(c->content);
+      config_ids.push_back(c->id);
+    }
+    for (const char* type : {"lora", "training"}) {
+      if (given_types.count(type)) continue;
+      ConfigListFilter filter;
+      filter.type = type;
+      filter.family = model_revision->family;
+      filter.defaults_only = true;
+      filter.limit = 1;
+      std::vector<ConfigRecord> defaults = configs.List(tx, filter);
+      if (!defaults.empty()) {
+        settings[type] = nlohmann::json::parse(defaults[0].content);
+        config_ids.push_back(defaults[0].id);
+      }
+    }
+    settings["lora"] = Overlay(settings["lora"], lora_overrides);
+    // Progress is streamed every step unless the job says otherwise (heartbeats coalesce it).
+    if (!settings["training"].contains("logging_steps")) settings["training"]["logging_steps"] = 1;
+    settings["training"] = Overlay(settings["training"], training_overrides);
+    ASSIGN_OR_RETURN(settings["lora"], ValidateConfigContent("lora", settings["lora"], "lora"));
+    ASSIGN_OR_RETURN(settings["training"], ValidateConfigContent("training", settings["training"], "training"));
+    // The targets must exist in this model (e.g. phi3 fuses qkv_proj and gate_up_proj).
+    ASSIGN_OR_RETURN(ModelArchitecture arch, ParseModelConfig(model_revision->config_json, "", "model config.json"));
+    const auto shapes = LoraTargetShapes(arch);
+    const nlohmann::json& targets = settings["lora"].value("target_modules", nlohmann::json());
+    if (targets.is_array()) {
+      std::vector<std::string> known;
+      for (const auto& [name, shape] : shapes) known.push_back(name);
+      for (const auto& t : targets) {
+        if (!shapes.count(t.get<std::string>())) {
+          return absl::InvalidArgumentError(absl::StrCat("lora.target_modules: '", t.get<std::string>(),
+                                                         "' is not a linear layer of this ", model_revision->family,
+                                                         " model; use some of ", absl::StrJoin(known, ", "),
+                                                         " or \"all-linear\""));
+        }
+      }
+    }
+    if (settings["training"].value("full_finetune", false)) {
+      return absl::UnimplementedError("training.full_finetune is not supported yet; train a LoRA adapter instead");
+    }
+
+    JobRecord job;
+    job.name = in.name.empty()
+                   ? absl::StrCat(model->name, "-", dataset->name, "-", absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone()))
+                   : in.name;
+    if (jobs_.GetByName(tx, job.name)) {
+      return absl::AlreadyExistsError(absl::StrCat("a fine-tuning job named '", job.name,
+                                                   "' exists; choose another name or remove that job"));
+    }
+    job.adapter_name = in.adapter_name.empty() ? job.name : in.adapter_name;
+    if (adapters.GetByName(tx, job.adapter_name)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          (in.adapter_name.empty() ? "name" : "adapter_name"), ": an adapter named '", job.adapter_name,
+          "' exists; choose another adapter_name or remove that adapter"));
+    }
+    job.description = in.description;
+    job.model_id = model->id;
+    job.model_revision_id = model_revision->id;
+    job.dataset_id = dataset->id;
+    job.dataset_revision_id = dataset_revision->id;
+    job.prompt_id = prompt->id;
+    job.config_ids = config_ids;
+    job.settings = settings;
+    job.max_attempts = in.max_attempts == 0 ? 3 : in.max_attempts;
+    created = jobs_.Insert(tx, job, artifacts_root_);
+    created.last_sequence = jobs_.AddEvent(tx, created.id, StateEvent("QUEUED", "job queued"));
+    return absl::OkStatus();
+  }));
+  return created;
+}
+
+absl::StatusOr<JobRecord> JobService::GetJob(const std::string& ref) {
+  RETURN_IF_ERROR(CheckReference(ref, "job"));
+  JobRecord job;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(job, FindJob(tx, ref));
+    return absl::OkStatus();
+  }));
+  return job;
+}
+
+absl::StatusOr<JobPage> JobService::ListJobs(const ListJobsInput& in) {
+  ASSIGN_OR_RETURN(PageRequest page, ParsePage(in.page_size, in.page_token, "jobs"));
+  JobListFilter filter;
+  for (const std::string& s : in.states) {
+    if (std::find(std::begin(kStates), std::end(kStates), s) == std::end(kStates)) {
+      return absl::InvalidArgumentError(absl::StrCat("states: '", s, "' is not a job state"));
+    }
+    filter.states.push_back(s);
+  }
+  if (!page.after.empty()) {
+    const size_t colon = page.after.find(':');
+    filter.after_create_us = std::stoll(page.after.substr(0, colon));
+    filter.after_id = page.after.substr(colon + 1);
+  }
+  filter.limit = page.limit + 1;
+  JobPage out;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    if (!in.model.empty()) {
+      RETURN_IF_ERROR(CheckReference(in.model, "model"));
+      ModelRepository models;
+      std::optional<ModelRecord> m = IsUuid(in.model) ? models.GetById(tx, in.model) : models.GetByName(tx, in.model);
+      if (!m) return absl::NotFoundError(absl::StrCat("model '", in.model, "' not found; ListModels shows the models"));
+      filter.model_id = m->id;
+    }
+    out.jobs = jobs_.List(tx, filter);
+    return absl::OkStatus();
+  }));
+  if (static_cast<int>(out.jobs.size()) > page.limit) {
+    out.jobs.resize(page.limit);
+    const JobRecord& last = out.jobs.back();
+    out.next_page_token = MakePageToken("jobs", absl::StrCat(absl::ToUnixMicros(last.create_time), ":", last.id));
+  }
+  return out;
+}
+
+absl::StatusOr<JobRecord> JobService::CancelJob(const std::string& ref) {
+  RETURN_IF_ERROR(CheckReference(ref, "job"));
+  JobRecord job;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(JobRecord found, FindJob(tx, ref));
+    ASSIGN_OR_RETURN(job, [&]() -> absl::StatusOr<JobRecord> { return *jobs_.Lock(tx, found.id); }());
+    if (IsFinalJobState(job.state) || job.state == "CANCELLING") return absl::OkStatus();  // nothing left to do
+    job.cancel_requested = true;
+    if (job.state == "QUEUED") {
+      job.state = "CANCELLED";
+      jobs_.Update(tx, job, 0, /*ended=*/true);
+      jobs_.AddEvent(tx, job.id, StateEvent("CANCELLED", "cancelled before a trainer started it"));
+    } else {
+      job.state = "CANCELLING";
+      jobs_.Update(tx, job, -1, false);
+      jobs_.AddEvent(tx, job.id, StateEvent("CANCELLING", "cancel requested; waiting for the trainer to stop"));
+    }
+    return absl::OkStatus();
+  }));
+  return job;
+}
+
+absl::Status JobService::RemoveJob(const std::string& ref) {
+  RETURN_IF_ERROR(CheckReference(ref, "job"));
+  return store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(JobRecord job, FindJob(tx, ref));
+    if (!IsFinalJobState(job.state)) {
+      return absl::FailedPreconditionError(absl::StrCat("job '", job.name, "' is ", job.state,
+                                                        "; cancel it (CancelFineTuningJob) and remove it once it ends"));
+    }
+    jobs_.Delete(tx, job.id);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<CheckpointRecord>> JobService::ListCheckpoints(const std::string& ref) {
+  RETURN_IF_ERROR(CheckReference(ref, "job"));
+  std::vector<CheckpointRecord> out;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(JobRecord job, FindJob(tx, ref));
+    out = jobs_.Checkpoints(tx, job.id);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<JobEventRecord>> JobService::Events(const std::string& job_id, int64_t after_sequence,
+                                                               int limit) {
+  std::vector<JobEventRecord> out;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    out = jobs_.Events(tx, job_id, after_sequence, limit);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status JobService::SweepExpired(Tx& tx) {
+  for (JobRecord job : jobs_.Expired(tx)) {
+    const bool cancelling = job.state == "CANCELLING";
+    job.state = cancelling ? "CANCELLED" : "FAILED";
+    if (!cancelling) {
+      job.error_code = "ABORTED";
+      job.error_message = absl::StrCat("the trainer stopped reporting and all ", job.max_attempts,
+                                       " attempts are used; check the trainers' logs, then start the job again");
+    }
+    jobs_.Update(tx, job, 0, /*ended=*/true);
+    jobs_.AddEvent(tx, job.id,
+                   StateEvent(job.state, cancelling ? "cancelled (the trainer stopped reporting)" : job.error_message,
+                              cancelling ? "info" : "error"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string& worker_id) {
+  RETURN_IF_ERROR(CheckText(worker_id, "worker_id", 256));
+  if (worker_id.empty()) return absl::InvalidArgumentError("worker_id is empty; every trainer needs an id");
+  std::optional<LeasedJob> out;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    RETURN_IF_ERROR(SweepExpired(tx));
+    std::optional<JobRecord> job = jobs_.Lease(tx, worker_id, lease_seconds_);
+    if (!job) return absl::OkStatus();
+    LeasedJob leased;
+    leased.job = *job;
+    ModelRepository models;
+    DatasetRepository datasets;
+    PromptRepository prompts;
+    leased.model = *models.GetById(tx, job->model_id);
+    leased.model_revision = *models.GetRevision(tx, job->model_revision_id);
+    leased.dataset = *datasets.GetById(tx, job->dataset_id);
+    leased.dataset_revision = *datasets.GetRevision(tx, job->dataset_revision_id);
+    leased.prompt = *prompts.GetById(tx, job->prompt_id);
+    jobs_.AddEvent(tx, job->id,
+                   StateEvent("RUNNING", absl::StrCat("attempt ", job->attempts, " of ", job->max_attempts,
+                                                      " started on trainer ", worker_id)));
+    out = std::move(leased);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<JobRecord> JobService::LockOwned(Tx& tx, const std::string& job_id, int attempt,
+                                                const std::string& worker_id) {
+  RETURN_IF_ERROR(CheckUuid(job_id, "job_id"));
+  std::optional<JobRecord> job = jobs_.Lock(tx, job_id);
+  if (!job) return NotFoundJob(job_id);
+  if (job->attempts != attempt || (job->state != "RUNNING" && job->state != "CANCELLING")) {
+    return absl::FailedPreconditionError(absl::StrCat("lease lost: job ", job_id, " is ", job->state, " at attempt ",
+                                                      job->attempts, "; attempt ", attempt, " must stop"));
+  }
+  if (job->worker_id != worker_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("lease lost: job ", job_id, " attempt ", attempt, " belongs to trainer ", job->worker_id));
+  }
+  return *job;
+}
+
+absl::StatusOr<HeartbeatResult> JobService::Heartbeat(const HeartbeatInput& in) {
+  HeartbeatResult result;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(JobRecord job, LockOwned(tx, in.job_id, in.attempt, in.worker_id));
+    for (const auto& [level, message] : in.logs) {
+      JobEventRecord e;
+      e.kind = "log";
+      e.level = level.empty() ? "info" : level;
+      e.message = message;
+      jobs_.AddEvent(tx, job.id, e);
+    }
+    for (CheckpointRecord c : in.checkpoints) {
+      c.attempt = in.attempt;
+      jobs_.AddCheckpoint(tx, job.id, c);
+      JobEventRecord e;
+      e.kind = "checkpoint";
+      e.message = absl::StrCat("checkpoint at step ", c.step, " saved to ", c.path);
+      jobs_.AddEvent(tx, job.id, e);
+    }
+    if (in.has_progress) {
+      job.progress = in.progress;
+      job.metrics = in.metrics;
+      JobEventRecord e;
+      e.kind = "progress";
+      e.progress = in.progress;
+      e.metrics = in.metrics;
+      jobs_.AddEvent(tx, job.id, e);
+    }
+    result.lease_deadline = jobs_.Update(tx, job, lease_seconds_, false);
+    result.cancel_requested = job.cancel_requested;
+    return absl::OkStatus();
+  }));
+  return result;
+}
+
+absl::StatusOr<std::string> JobService::CompleteJob(const std::string& job_id, int attempt,
+                                                    const std::string& worker_id, const std::string& adapter_dir,
+                                                    const nlohmann::json& progress, const nlohmann::json& metrics) {
+  std::string adapter_id;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(JobRecord job, LockOwned(tx, job_id, attempt, worker_id));
+    // Only the job's own output folder is accepted: trainers cannot make the server read elsewhere.
+    if (adapter_dir != job.output_dir) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("adapter_dir must be the job's output_dir ", job.output_dir, ", not ", adapter_dir));
+    }
+    ModelRepository models;
+    std::optional<ModelRevisionRecord> revision = models.GetRevision(tx, job.model_revision_id);
+    ASSIGN_OR_RETURN(ModelArchitecture arch, ParseModelConfig(revision->config_json, "", "base model config.json"));
+    ASSIGN_OR_RETURN(LocalAdapterInfo local, InspectLocalAdapterDirectory(adapter_dir, arch));
+    AdapterRecord adapter;
+    AdapterRepository adapters;
+    adapter.name = job.adapter_name;
+    if (adapters.GetByName(tx, adapter.name)) adapter.name = absl::StrCat(job.adapter_name, "-", job.id.substr(0, 8));
+    adapter.description = absl::StrCat("trained by fine-tuning job ", job.name);
+    adapter.source_type = "trained";
+    adapter.source = adapter_dir;
+    adapter.model_id = job.model_id;
+    adapter.model_revision_id = job.model_revision_id;
+    adapter.job_id = job.id;
+    adapter.peft_type = local.info.peft_type;
+    adapter.rank = static_cast<int>(local.info.rank);
+    adapter.alpha = local.info.alpha;
+    adapter.target_modules = local.info.target_modules;
+    adapter.use_rslora = local.info.use_rslora;
+    for (const LocalFile& f : local.files) adapter.files.push_back({f.path, f.size, f.sha256});
+    adapter.fingerprint = local.fingerprint;
+    adapter_id = adapters.Insert(tx, adapter);
+    job.adapter_id = adapter_id;
+    job.state = "SUCCEEDED";
+    if (progress.is_object() && !progress.empty()) job.progress = progress;
+    if (metrics.is_object() && !metrics.empty()) job.metrics = metrics;
+    jobs_.Update(tx, job, 0, /*ended=*/true);
+    jobs_.AddEvent(tx, job.id,
+                   StateEvent("SUCCEEDED", absl::StrCat("adapter '", adapter.name, "' (", adapter_id, ") registered")));
+    return absl::OkStatus();
+  }));
+  return adapter_id;
+}
+
+absl::StatusOr<std::string> JobService::FailJob(const FailJobInput& in) {
+  std::string state;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(JobRecord job, LockOwned(tx, in.job_id, in.attempt, in.worker_id));
+    if (job.cancel_requested || in.cancelled) {
+      job.state = "CANCELLED";
+      jobs_.Update(tx, job, 0, true);
+      jobs_.AddEvent(tx, job.id, StateEvent("CANCELLED", "cancelled; the trainer stopped"));
+    } else if (in.retryable && job.attempts < job.max_attempts) {
+      job.state = "QUEUED";
+      job.worker_id = "";
+      jobs_.Update(tx, job, 0, false);
+      jobs_.AddEvent(tx, job.id,
+                     StateEvent("QUEUED", absl::StrCat("attempt ", job.attempts, " failed (", in.code, ": ", in.message,
+                                                       "); queued again"),
+                                "warning"));
+    } else {
+      job.state = "FAILED";
+      job.error_code = in.code.empty() ? "UNKNOWN" : in.code;
+      job.error_message = in.message;
+      jobs_.Update(tx, job, 0, true);
+      jobs_.AddEvent(tx, job.id, StateEvent("FAILED", absl::StrCat(job.error_code, ": ", in.message), "error"));
+    }
+    state = job.state;
+    return absl::OkStatus();
+  }));
+  return state;
+}
+
+}  // namespace tuneforge

@@ -1,0 +1,126 @@
+// Fine-tuning jobs: Start validates every reference and setting and stores the resolved settings; the worker side
+// leases jobs to trainers, fenced by attempt number, and records their heartbeats, checkpoints and results.
+#ifndef TUNEFORGE_SERVICES_METADATA_JOB_SERVICE_H_
+#define TUNEFORGE_SERVICES_METADATA_JOB_SERVICE_H_
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+#include "services/metadata/dataset_records.h"
+#include "services/metadata/job_records.h"
+#include "services/metadata/job_repository.h"
+#include "services/metadata/model_records.h"
+#include "services/metadata/prompt_records.h"
+#include "services/metadata/store.h"
+
+namespace tuneforge {
+
+struct StartJobInput {
+  std::string name;
+  std::string description;
+  std::string model;
+  std::string model_revision_id;
+  std::string dataset;
+  std::string dataset_revision_id;
+  std::string prompt;
+  std::vector<std::string> configs;
+  nlohmann::json lora = nlohmann::json::object();  // overrides
+  nlohmann::json training = nlohmann::json::object();
+  std::string adapter_name;
+  int max_attempts = 0;  // 0: default 3
+};
+
+struct ListJobsInput {
+  int page_size = 0;
+  std::string page_token;
+  std::vector<std::string> states;
+  std::string model;
+};
+
+struct JobPage {
+  std::vector<JobRecord> jobs;
+  std::string next_page_token;
+};
+
+// Everything a trainer needs to run a leased job.
+struct LeasedJob {
+  JobRecord job;
+  ModelRecord model;
+  ModelRevisionRecord model_revision;
+  DatasetRecord dataset;
+  DatasetRevisionRecord dataset_revision;
+  PromptRecord prompt;
+};
+
+struct HeartbeatInput {
+  std::string job_id;
+  int attempt = 0;
+  std::string worker_id;
+  bool has_progress = false;
+  nlohmann::json progress = nlohmann::json::object();
+  nlohmann::json metrics = nlohmann::json::object();
+  std::vector<std::pair<std::string, std::string>> logs;  // (level, message)
+  std::vector<CheckpointRecord> checkpoints;
+};
+
+struct HeartbeatResult {
+  absl::Time lease_deadline;
+  bool cancel_requested = false;
+};
+
+struct FailJobInput {
+  std::string job_id;
+  int attempt = 0;
+  std::string worker_id;
+  std::string code;
+  std::string message;
+  bool retryable = false;
+  bool cancelled = false;
+};
+
+class JobService {
+ public:
+  // Jobs' adapters and checkpoints go under <artifacts_root>/jobs/<id>/. A lease lasts lease_seconds from the
+  // last heartbeat.
+  JobService(Store& store, std::string artifacts_root, double lease_seconds);
+
+  absl::StatusOr<JobRecord> StartJob(const StartJobInput& input);
+  absl::StatusOr<JobRecord> GetJob(const std::string& ref);
+  absl::StatusOr<JobPage> ListJobs(const ListJobsInput& input);
+  absl::StatusOr<JobRecord> CancelJob(const std::string& ref);
+  absl::Status RemoveJob(const std::string& ref);
+  absl::StatusOr<std::vector<CheckpointRecord>> ListCheckpoints(const std::string& ref);
+  absl::StatusOr<std::vector<JobEventRecord>> Events(const std::string& job_id, int64_t after_sequence, int limit);
+
+  // Ends jobs whose lease expired without attempts left (FAILED) or while cancelling (CANCELLED), then leases the
+  // oldest waiting job. nullopt when none waits.
+  absl::StatusOr<std::optional<LeasedJob>> LeaseJob(const std::string& worker_id);
+  absl::StatusOr<HeartbeatResult> Heartbeat(const HeartbeatInput& input);
+  // Registers the adapter in adapter_dir (checked against the base model) and ends the job SUCCEEDED.
+  absl::StatusOr<std::string> CompleteJob(const std::string& job_id, int attempt, const std::string& worker_id,
+                                          const std::string& adapter_dir, const nlohmann::json& progress,
+                                          const nlohmann::json& metrics);
+  absl::StatusOr<std::string> FailJob(const FailJobInput& input);
+
+  double lease_seconds() const { return lease_seconds_; }
+
+ private:
+  absl::StatusOr<JobRecord> FindJob(Tx& tx, const std::string& ref);
+  // The job locked, when `attempt` of `worker_id` still owns it; FAILED_PRECONDITION otherwise.
+  absl::StatusOr<JobRecord> LockOwned(Tx& tx, const std::string& job_id, int attempt, const std::string& worker_id);
+  absl::Status SweepExpired(Tx& tx);
+
+  Store& store_;
+  std::string artifacts_root_;
+  double lease_seconds_;
+  JobRepository jobs_;
+};
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_METADATA_JOB_SERVICE_H_

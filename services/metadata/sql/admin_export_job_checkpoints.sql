@@ -1,0 +1,3 @@
+-- Every row of job_checkpoints as one JSON array and the row count, for ExportDatabase. No parameters.
+SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.create_time, t.id), '[]')::text AS rows_json, count(*) AS row_count
+FROM job_checkpoints t

@@ -1,0 +1,45 @@
+// tuneforge.internal.v1.WorkerQueue over JobService: the calls trainers make, each checked against the shared
+// worker token ("authorization: Bearer <token>").
+#ifndef TUNEFORGE_SERVICES_METADATA_WORKER_QUEUE_HANDLER_H_
+#define TUNEFORGE_SERVICES_METADATA_WORKER_QUEUE_HANDLER_H_
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+#include "services/metadata/job_service.h"
+#include "tuneforge/internal/v1/worker.grpc.pb.h"
+
+namespace tuneforge {
+
+class WorkerQueueHandler final : public internal::v1::WorkerQueue::Service {
+ public:
+  // An empty token refuses every call (the server was started without --worker-token-file).
+  WorkerQueueHandler(JobService& service, std::string worker_token)
+      : service_(service), worker_token_(std::move(worker_token)) {}
+
+  grpc::Status LeaseJob(grpc::ServerContext*, const internal::v1::LeaseJobRequest*,
+                        internal::v1::LeaseJobResponse*) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const internal::v1::HeartbeatRequest*,
+                         internal::v1::HeartbeatResponse*) override;
+  grpc::Status CompleteJob(grpc::ServerContext*, const internal::v1::CompleteJobRequest*,
+                           internal::v1::CompleteJobResponse*) override;
+  grpc::Status FailJob(grpc::ServerContext*, const internal::v1::FailJobRequest*,
+                       internal::v1::FailJobResponse*) override;
+
+  // Wakes long-polling LeaseJob calls (a job was queued).
+  void JobQueued();
+
+ private:
+  grpc::Status Authorize(grpc::ServerContext* context) const;
+
+  JobService& service_;
+  std::string worker_token_;
+  std::mutex mu_;
+  std::condition_variable queued_;
+  uint64_t queued_count_ = 0;
+};
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_METADATA_WORKER_QUEUE_HANDLER_H_

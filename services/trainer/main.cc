@@ -1,0 +1,159 @@
+// tuneforge-trainer: a worker that leases fine-tuning jobs from tuneforge-metadata and runs them, plus its own
+// gRPC service (status, prefetch) for operators. Wiring only.
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/hf_hub_client.h"
+#include "common/secret_file.h"
+#include "services/trainer/model/device.h"
+#include "services/trainer/worker/trainer_service.h"
+#include "services/trainer/worker/worker.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+struct Flag {
+  const char* env;
+  const char* help;
+};
+
+const std::map<std::string, Flag>& Flags() {
+  static const auto* flags = new std::map<std::string, Flag>{
+      {"metadata", {"TUNEFORGE_METADATA", "address of tuneforge-metadata (default 127.0.0.1:50051)"}},
+      {"worker-id", {"TUNEFORGE_WORKER_ID", "this trainer's name in job records (default <hostname>-<pid>)"}},
+      {"home", {"TUNEFORGE_HOME", "state directory holding the default worker-token file (default ~/.tuneforge)"}},
+      {"worker-token-file", {"TUNEFORGE_WORKER_TOKEN_FILE", "the token shared with tuneforge-metadata (default <home>/worker-token)"}},
+      {"listen", {"TUNEFORGE_TRAINER_LISTEN", "address of this trainer's own gRPC service (default 127.0.0.1)"}},
+      {"port", {"TUNEFORGE_TRAINER_PORT", "its port (default 50061; 0 picks a free one)"}},
+      {"threads", {"TUNEFORGE_THREADS", "CPU threads for training (default: all cores)"}},
+      {"hf-endpoint", {"HF_ENDPOINT", "Hugging Face Hub URL (default https://huggingface.co)"}},
+      {"cache-dir", {"HF_HUB_CACHE", "Hugging Face cache (default $HF_HOME/hub or ~/.cache/huggingface/hub)"}},
+      {"log-level", {"TUNEFORGE_LOG_LEVEL", "debug, info, warn or error (default info)"}},
+  };
+  return *flags;
+}
+
+std::string Usage() {
+  std::string out =
+      "Usage: tuneforge-trainer [--flag=value ...]\n\n"
+      "Leases fine-tuning jobs from tuneforge-metadata and runs them (LoRA on CUDA when present, else CPU).\n"
+      "Hub downloads go to the Hugging Face cache; HF_TOKEN (environment only) authorizes them;\n"
+      "HF_HUB_OFFLINE=1 uses the cache only. Start as many trainers as you have devices.\n\nFlags (environment variable in brackets):\n";
+  for (const auto& [name, flag] : Flags()) out += absl::StrCat("  --", name, " [", flag.env, "]\n      ", flag.help, "\n");
+  return out;
+}
+
+int Fail(const std::string& message) {
+  std::cerr << "tuneforge-trainer: " << message << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> values;
+  for (const auto& [name, flag] : Flags()) {
+    if (const char* v = std::getenv(flag.env); v != nullptr && *v != '\0') values[name] = v;
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << Usage();
+      return 0;
+    }
+    if (arg.rfind("--", 0) != 0) return Fail(absl::StrCat("unexpected argument '", arg, "'; see --help"));
+    std::string name = arg.substr(2), value;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return Fail(absl::StrCat("--", name, " needs a value"));
+    }
+    if (!Flags().count(name)) return Fail(absl::StrCat("unknown flag --", name, "; see --help"));
+    values[name] = value;
+  }
+  const std::string level = values.count("log-level") ? values["log-level"] : "info";
+  spdlog::set_level(spdlog::level::from_str(level));
+
+  std::string home = values["home"];
+  if (home.empty()) {
+    const char* h = std::getenv("HOME");
+    if (h == nullptr) return Fail("HOME is not set; pass --home");
+    home = absl::StrCat(h, "/.tuneforge");
+  }
+  tuneforge::WorkerOptions options;
+  options.metadata_address = values.count("metadata") ? values["metadata"] : "127.0.0.1:50051";
+  char host[256] = "trainer";
+  gethostname(host, sizeof(host) - 1);
+  options.worker_id = values.count("worker-id") ? values["worker-id"] : absl::StrCat(host, "-", getpid());
+  const std::string token_file = values.count("worker-token-file") ? values["worker-token-file"] : home + "/worker-token";
+  absl::StatusOr<std::string> token = tuneforge::ReadSecretFile(token_file);
+  if (!token.ok()) {
+    return Fail(absl::StrCat(token.status().message(),
+                             "; start tuneforge-metadata first (it creates the file) or pass --worker-token-file"));
+  }
+  options.worker_token = *token;
+  int threads = 0;
+  if (values.count("threads") && (!absl::SimpleAtoi(values["threads"], &threads) || threads < 1 || threads > 1024)) {
+    return Fail(absl::StrCat("--threads='", values["threads"], "' is not a number from 1 to 1024"));
+  }
+  if (threads > 0) at::set_num_threads(threads);
+  tuneforge::HubClientOptions hub_options;
+  hub_options.endpoint = values["hf-endpoint"];
+  tuneforge::HubClient hub(hub_options);
+  options.runner.hub = &hub;
+  if (const char* t = std::getenv("HF_TOKEN"); t != nullptr) options.runner.hf_token = t;
+  options.runner.cache_dir = values["cache-dir"];
+  options.runner.threads = threads;
+
+  auto device_request = tuneforge::ParseDeviceRequest("auto");
+  std::string device = "cpu";
+  if (device_request.ok()) {
+    if (auto d = tuneforge::ResolveDevice(*device_request); d.ok()) device = tuneforge::DescribeDevice(*d);
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  tuneforge::Worker worker(options);
+  tuneforge::TrainerService service(worker, options, device, at::get_num_threads());
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string address = absl::StrCat(values.count("listen") ? values["listen"] : "127.0.0.1", ":",
+                                           values.count("port") ? values["port"] : "50061");
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) return Fail(absl::StrCat("cannot listen on ", address, "; choose another --port"));
+  spdlog::info("tuneforge-trainer {} on {} ({} threads); service on port {}; leasing from {}", options.worker_id,
+               device, at::get_num_threads(), port, options.metadata_address);
+
+  std::atomic<bool> stop{false};
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    spdlog::info("received signal {}; handing the current job back and stopping", signal);
+    stop = true;
+  });
+  worker.Run(stop);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  waiter.join();
+  spdlog::info("tuneforge-trainer stopped");
+  return 0;
+}

@@ -1,0 +1,122 @@
+// One leased job: sources -> rows -> RunFineTune.
+#include "services/trainer/worker/job_runner.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/dataset_files.h"
+#include "common/hf_cache.h"
+#include "common/status_macros.h"
+
+namespace tuneforge {
+
+namespace {
+
+nlohmann::json StructToJson(const google::protobuf::Struct& s) {
+  std::string text;
+  (void)google::protobuf::util::MessageToJsonString(s, &text);
+  return nlohmann::json::parse(text.empty() ? "{}" : text);
+}
+
+// A Hub repo's snapshot at the revision's commit, downloaded (or found) in the cache, with progress as events.
+absl::StatusOr<std::string> HubSnapshotDir(RepoKind kind, const std::string& repo, const std::string& sha,
+                                           const JobRunnerOptions& options, const FineTuneHooks& hooks) {
+  if (options.hub == nullptr) return absl::FailedPreconditionError("this trainer has no Hub client");
+  HubDownloadOptions download;
+  download.cache_dir = options.cache_dir;
+  download.cancelled = hooks.cancelled;
+  int last_decile = -1;
+  download.progress = [&](const HubDownloadProgress& p) {
+    if (p.bytes_total <= 0 || !hooks.on_event) return;
+    const int decile = static_cast<int>(10 * p.bytes_done / p.bytes_total);
+    if (decile == last_decile) return;
+    last_decile = decile;
+    char line[160];
+    std::snprintf(line, sizeof(line), "downloading %s: %.1f of %.1f MB, %d of %d files", repo.c_str(),
+                  p.bytes_done / 1e6, p.bytes_total / 1e6, p.files_done, p.files_total);
+    hooks.on_event("info", line);
+  };
+  ASSIGN_OR_RETURN(HubSnapshot snapshot, DownloadSnapshot(*options.hub, kind, repo, sha, options.hf_token, download));
+  int64_t fetched = 0;
+  for (const HubSnapshotFile& f : snapshot.files) fetched += f.was_cached ? 0 : f.size;
+  if (hooks.on_event) {
+    hooks.on_event("info", absl::StrCat(RepoKindName(kind), " ", repo, "@", snapshot.commit_sha.substr(0, 12), ": ",
+                                        snapshot.files.size(), " files ready in the cache (", fetched / 1000000,
+                                        " MB downloaded)"));
+  }
+  return snapshot.snapshot_dir;
+}
+
+absl::StatusOr<std::vector<nlohmann::json>> LoadRows(const std::vector<std::string>& files, DatasetFormat format,
+                                                     const std::string& base_dir) {
+  std::vector<nlohmann::json> rows;
+  for (const std::string& f : files) {
+    const std::string path = base_dir.empty() ? f : base_dir + "/" + f;
+    ASSIGN_OR_RETURN(DatasetFileContent content, LoadDatasetFile(path, format, path));
+    for (nlohmann::json& r : content.rows) rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+}  // namespace
+
+absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
+                                            const FineTuneHooks& hooks) {
+  FineTuneSpec spec;
+  // Model.
+  const auto& model = lease.model();
+  if (model.type() == "huggingface") {
+    ASSIGN_OR_RETURN(spec.model_dir, HubSnapshotDir(RepoKind::kModel, model.source(), model.commit_sha(), options, hooks));
+  } else {
+    spec.model_dir = model.source();
+  }
+  spec.base_model_name = lease.base_model_name();
+
+  // Dataset rows and split.
+  const auto& ds = lease.dataset();
+  std::string base_dir;
+  if (ds.type() == "huggingface") {
+    ASSIGN_OR_RETURN(base_dir, HubSnapshotDir(RepoKind::kDataset, ds.source(), ds.commit_sha(), options, hooks));
+  }
+  if (ds.train_files().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("dataset ", ds.source(), " has no train files recorded"));
+  }
+  ASSIGN_OR_RETURN(DatasetFormat format, DatasetFormatFromPath(ds.train_files(0), "dataset.train_files"));
+  std::vector<std::string> train_files(ds.train_files().begin(), ds.train_files().end());
+  std::vector<std::string> test_files(ds.test_files().begin(), ds.test_files().end());
+  ASSIGN_OR_RETURN(std::vector<nlohmann::json> train_rows, LoadRows(train_files, format, base_dir));
+  if (ds.split_generated()) {
+    // The same split the metadata service recorded for this revision.
+    const SplitIndices split = TrainTestSplit(train_rows.size(), ds.test_size(), ds.split_seed());
+    std::vector<nlohmann::json> train, test;
+    for (size_t i : split.train) train.push_back(train_rows[i]);
+    for (size_t i : split.test) test.push_back(train_rows[i]);
+    spec.train_rows = std::move(train);
+    spec.test_rows = std::move(test);
+  } else {
+    spec.train_rows = std::move(train_rows);
+    ASSIGN_OR_RETURN(spec.test_rows, LoadRows(test_files, format, base_dir));
+  }
+  if (hooks.on_event) {
+    hooks.on_event("info", absl::StrCat("dataset ", ds.source(), ": ", spec.train_rows.size(), " train rows, ",
+                                        spec.test_rows.size(), " test rows"));
+  }
+
+  // Prompt and settings.
+  const auto& prompt = lease.prompt();
+  spec.prompt.mode = prompt.mode() == "chat" ? PromptFormat::Mode::kChat : PromptFormat::Mode::kTemplate;
+  spec.prompt.input_template = prompt.input_template();
+  spec.prompt.completion_template = prompt.completion_template();
+  spec.prompt.messages_column = prompt.messages_column();
+  const nlohmann::json settings = StructToJson(lease.settings());
+  spec.lora = settings.value("lora", nlohmann::json::object());
+  spec.training = settings.value("training", nlohmann::json::object());
+  spec.output_dir = lease.output_dir();
+  spec.checkpoint_dir = lease.checkpoint_dir();
+  spec.threads = options.threads;
+  return RunFineTune(spec, hooks);
+}
+
+}  // namespace tuneforge

@@ -1,0 +1,30 @@
+// The recipe of one leased job, top to bottom: resolve the model and dataset revisions (Hub downloads into the
+// Hugging Face cache, or local files) -> load the dataset rows and split -> RunFineTune (tokenize with the prompt,
+// train, eval, checkpoint, resume) -> the PEFT adapter in the job's output folder.
+#ifndef TUNEFORGE_SERVICES_TRAINER_WORKER_JOB_RUNNER_H_
+#define TUNEFORGE_SERVICES_TRAINER_WORKER_JOB_RUNNER_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/hf_hub_client.h"
+#include "services/trainer/train/fine_tune.h"
+#include "tuneforge/internal/v1/worker.pb.h"
+
+namespace tuneforge {
+
+struct JobRunnerOptions {
+  const HubClient* hub = nullptr;
+  std::string hf_token;   // for Hub downloads; never logged
+  std::string cache_dir;  // empty: HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub
+  int threads = 0;        // torch threads; 0: libtorch's default
+};
+
+// Runs the leased job to its adapter. `hooks` carry progress, events (downloads included), checkpoints and the
+// cancel flag. Errors say what to do; CANCELLED when hooks.cancelled turned true.
+absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
+                                            const FineTuneHooks& hooks);
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_TRAINER_WORKER_JOB_RUNNER_H_

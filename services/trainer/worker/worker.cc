@@ -1,0 +1,266 @@
+// Lease loop, heartbeat thread and result reporting.
+#include "services/trainer/worker/worker.h"
+
+#include <condition_variable>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace tuneforge {
+
+namespace {
+
+namespace iv1 = internal::v1;
+
+bool Retryable(absl::StatusCode code) {
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kAborted ||
+         code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kResourceExhausted;
+}
+
+const char* CodeName(absl::StatusCode code) {
+  static const char* const names[] = {"OK",        "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
+                                      "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",   "PERMISSION_DENIED",
+                                      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+                                      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",      "DATA_LOSS",
+                                      "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < 17 ? names[i] : "UNKNOWN";
+}
+
+void ToProto(const FineTuneProgress& p, iv1::HeartbeatRequest* out) {
+  auto* progress = out->mutable_progress();
+  progress->set_step(p.step);
+  progress->set_total_steps(p.total_steps);
+  progress->set_epoch(p.epoch);
+  progress->set_num_epochs(p.num_epochs);
+  progress->set_tokens(p.tokens);
+  auto* metrics = out->mutable_metrics();
+  metrics->set_train_loss(p.loss);
+  if (p.eval_loss) {
+    metrics->set_eval_loss(*p.eval_loss);
+  }
+  metrics->set_learning_rate(p.learning_rate);
+  metrics->set_grad_norm(p.grad_norm);
+  metrics->set_tokens_per_second(p.tokens_per_second);
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options) : options_(std::move(options)) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  queue_ = iv1::WorkerQueue::NewStub(
+      grpc::CreateCustomChannel(options_.metadata_address, grpc::InsecureChannelCredentials(), args));
+}
+
+std::unique_ptr<grpc::ClientContext> Worker::Context(std::chrono::seconds timeout) const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + timeout);
+  context->AddMetadata("authorization", "Bearer " + options_.worker_token);
+  return context;
+}
+
+WorkerStatus Worker::Status() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_;
+}
+
+void Worker::Run(const std::atomic<bool>& stop) {
+  bool warned = false;
+  while (!stop) {
+    iv1::LeaseJobRequest request;
+    request.set_worker_id(options_.worker_id);
+    request.set_wait_seconds(options_.lease_wait_seconds);
+    iv1::LeaseJobResponse response;
+    auto context = Context(std::chrono::seconds(options_.lease_wait_seconds + 20));
+    const grpc::Status status = queue_->LeaseJob(context.get(), request, &response);
+    if (!status.ok()) {
+      if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+          status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+        spdlog::error("the metadata service refused this trainer: {}", status.error_message());
+      } else if (!warned) {
+        spdlog::warn("cannot lease from {} ({}); retrying", options_.metadata_address, status.error_message());
+      }
+      warned = true;
+      for (int i = 0; i < 20 && !stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (warned) spdlog::info("connected to the metadata service at {}", options_.metadata_address);
+    warned = false;
+    if (response.has_lease()) RunJob(response.lease(), stop);
+  }
+}
+
+void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
+  spdlog::info("job {} ({}) attempt {}: started", lease.job_name(), lease.job_id(), lease.attempt());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = WorkerStatus{true, lease.job_id(), {}};
+  }
+  std::mutex mu;
+  std::condition_variable wake;
+  iv1::HeartbeatRequest pending;  // logs, checkpoints and progress not yet delivered
+  bool finished = false;
+  std::atomic<bool> cancel_requested{false}, lease_lost{false};
+  auto fill_ids = [&](iv1::HeartbeatRequest* r) {
+    r->set_job_id(lease.job_id());
+    r->set_attempt(lease.attempt());
+    r->set_worker_id(options_.worker_id);
+  };
+
+  // Sends what is pending; on failure it stays pending for the next beat. Returns false once the lease is lost.
+  auto beat = [&]() -> bool {
+    iv1::HeartbeatRequest request;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      request = pending;
+    }
+    fill_ids(&request);
+    iv1::HeartbeatResponse response;
+    auto context = Context(std::chrono::seconds(10));
+    const grpc::Status status = queue_->Heartbeat(context.get(), request, &response);
+    if (status.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      // Drop what was delivered; keep what arrived meanwhile.
+      pending.mutable_logs()->DeleteSubrange(0, request.logs_size());
+      pending.mutable_checkpoints()->DeleteSubrange(0, request.checkpoints_size());
+      if (request.progress_updated() && pending.progress().step() == request.progress().step()) {
+        pending.set_progress_updated(false);
+      }
+      if (response.cancel_requested()) cancel_requested = true;
+      return true;
+    }
+    if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+        status.error_code() == grpc::StatusCode::NOT_FOUND) {
+      spdlog::warn("job {}: lease lost ({}); stopping without reporting", lease.job_id(), status.error_message());
+      lease_lost = true;
+      return false;
+    }
+    spdlog::warn("job {}: heartbeat failed ({}); will retry", lease.job_id(), status.error_message());
+    return true;
+  };
+
+  std::thread heartbeats([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!finished && !lease_lost) {
+      wake.wait_for(lock, options_.heartbeat_interval);
+      if (finished) break;
+      lock.unlock();
+      beat();
+      lock.lock();
+    }
+  });
+
+  FineTuneHooks hooks;
+  hooks.on_progress = [&](const FineTuneProgress& p) {
+    std::lock_guard<std::mutex> lock(mu);
+    ToProto(p, &pending);
+    pending.set_progress_updated(true);
+    std::lock_guard<std::mutex> status_lock(mu_);
+    status_.last = pending;
+  };
+  hooks.on_event = [&](std::string_view level, std::string_view message) {
+    spdlog::info("job {}: {}", lease.job_id(), std::string(message));
+    std::lock_guard<std::mutex> lock(mu);
+    auto* log = pending.add_logs();
+    log->set_level(std::string(level));
+    log->set_message(std::string(message));
+  };
+  hooks.on_checkpoint = [&](const CheckpointInfo& c) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto* checkpoint = pending.add_checkpoints();
+      checkpoint->set_step(c.step);
+      checkpoint->set_epoch(c.epoch);
+      checkpoint->set_path(c.path);
+      checkpoint->set_train_loss(c.loss);
+    }
+    wake.notify_all();  // record it now: a kill right after must find it
+  };
+  hooks.cancelled = [&] { return cancel_requested.load() || lease_lost.load() || stop.load(); };
+
+  absl::StatusOr<FineTuneResult> result = RunLeasedJob(lease, options_.runner, hooks);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    finished = true;
+  }
+  wake.notify_all();
+  heartbeats.join();
+
+  // Deliver the last events, then the outcome; wait out a metadata service that is restarting (up to 2 min).
+  auto with_retries = [&](const std::function<grpc::Status()>& call) {
+    grpc::Status status;
+    for (int i = 0; i < 120 && !lease_lost; ++i) {
+      status = call();
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+          status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    return status;
+  };
+  if (!lease_lost) {
+    with_retries([&] {
+      return beat() ? grpc::Status::OK : grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "lease lost");
+    });
+  }
+  if (lease_lost) {
+    spdlog::warn("job {}: another attempt owns it now; result dropped", lease.job_id());
+  } else if (result.ok()) {
+    iv1::CompleteJobRequest request;
+    request.set_job_id(lease.job_id());
+    request.set_attempt(lease.attempt());
+    request.set_worker_id(options_.worker_id);
+    request.set_adapter_dir(result->adapter_dir);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      *request.mutable_progress() = pending.progress();
+      *request.mutable_metrics() = pending.metrics();
+    }
+    iv1::CompleteJobResponse response;
+    const grpc::Status status = with_retries([&] {
+      auto context = Context(std::chrono::seconds(60));
+      return queue_->CompleteJob(context.get(), request, &response);
+    });
+    if (status.ok()) {
+      spdlog::info("job {}: succeeded after {} steps; adapter {}", lease.job_id(), result->steps, response.adapter_id());
+    } else {
+      spdlog::error("job {}: could not report success: {}", lease.job_id(), status.error_message());
+    }
+  } else {
+    iv1::FailJobRequest request;
+    request.set_job_id(lease.job_id());
+    request.set_attempt(lease.attempt());
+    request.set_worker_id(options_.worker_id);
+    const absl::StatusCode code = result.status().code();
+    if (code == absl::StatusCode::kCancelled && cancel_requested) {
+      request.set_cancelled(true);
+      request.set_code("CANCELLED");
+      request.set_message("cancelled");
+    } else if (code == absl::StatusCode::kCancelled && stop) {
+      request.set_code("UNAVAILABLE");
+      request.set_message(absl::StrCat("trainer ", options_.worker_id, " shut down; another trainer resumes the job"));
+      request.set_retryable(true);
+    } else {
+      request.set_code(CodeName(code));
+      request.set_message(std::string(result.status().message()));
+      request.set_retryable(Retryable(code));
+    }
+    iv1::FailJobResponse response;
+    const grpc::Status status = with_retries([&] {
+      auto context = Context(std::chrono::seconds(30));
+      return queue_->FailJob(context.get(), request, &response);
+    });
+    spdlog::info("job {}: {} ({}: {})", lease.job_id(),
+                 status.ok() ? tuneforge::v1::JobState_Name(response.state()) : "could not report the failure",
+                 request.code(), request.message());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  status_ = WorkerStatus{};
+}
+
+}  // namespace tuneforge
