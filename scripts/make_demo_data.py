@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the quick start's demo inputs: a tiny Llama-architecture model directory (config.json,
-model.safetensors with random weights) and a small instruction dataset (train.jsonl, test.jsonl).
+model.safetensors with random weights, a character-level tokenizer.json and tokenizer_config.json with a chat
+template) and a small instruction dataset (train.jsonl, test.jsonl).
 Pure Python, no third-party packages. Usage: make_demo_data.py OUTPUT_DIR"""
 import array
 import json
@@ -19,7 +20,7 @@ def write_safetensors(path, tensors):
         count = 1
         for d in shape:
             count *= d
-        data = array.array("f", (random.gauss(0.0, 0.02) if not name.endswith("norm.weight") else 1.0
+        data = array.array("f", (random.gauss(0.0, 0.1) if not name.endswith("norm.weight") else 1.0
                                  for _ in range(count)))
         if sys.byteorder != "little":
             data.byteswap()
@@ -36,6 +37,43 @@ def write_safetensors(path, tensors):
         for raw in blobs:
             f.write(raw)
     os.replace(tmp, path)
+
+
+def write_tokenizer(model_dir):
+    """A byte-free, character-level BPE: <unk> <s> </s>, printable ASCII and newline, a few merges; <s> is
+    prepended by the post-processor as Llama 2 does."""
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for c in range(32, 127):
+        vocab[chr(c)] = len(vocab)
+    vocab["\n"] = len(vocab)
+    merges = ["i s", "p l", "pl u", "plu s", "W h", "Wh a", "Wha t"]
+    for m in merges:
+        vocab[m.replace(" ", "")] = len(vocab)
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, t in enumerate(["<unk>", "<s>", "</s>"])]
+    tokenizer = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": None, "pre_tokenizer": None,
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 0}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+        "decoder": None,
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "vocab": vocab,
+                  "merges": merges},
+    }
+    with open(os.path.join(model_dir, "tokenizer.json"), "w") as f:
+        json.dump(tokenizer, f)
+    config = {
+        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "model_max_length": 512,
+        "chat_template": "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>\n{{ m['content'] }}</s>\n"
+                         "{% endfor %}{% if add_generation_prompt %}<assistant>\n{% endif %}",
+    }
+    with open(os.path.join(model_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2)
 
 
 def main():
@@ -66,6 +104,7 @@ def main():
             (p + "mlp.down_proj.weight", (HIDDEN, INTER)),
         ]
     write_safetensors(os.path.join(model_dir, "model.safetensors"), tensors)
+    write_tokenizer(model_dir)
 
     data_dir = os.path.join(out, "demo-instructions")
     os.makedirs(data_dir, exist_ok=True)

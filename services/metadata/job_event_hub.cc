@@ -25,8 +25,14 @@ JobEventHub::JobEventHub(std::string database_url) : database_url_(std::move(dat
   thread_ = std::thread([this] { Run(); });
 }
 
-JobEventHub::~JobEventHub() {
-  stop_ = true;
+JobEventHub::~JobEventHub() { Stop(); }
+
+void JobEventHub::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 

@@ -27,6 +27,10 @@ class JobEventHub {
   // delays a stream by that much). Returns the current version.
   uint64_t WaitForChange(const std::string& job_id, uint64_t seen, std::chrono::milliseconds timeout);
 
+  // Stops the listener and wakes every waiter (server shutdown); stopped() is true afterwards.
+  void Stop();
+  bool stopped() const { return stop_.load(); }
+
  private:
   void Run();
   void Notify(const std::string& job_id);

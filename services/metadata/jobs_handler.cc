@@ -194,6 +194,10 @@ grpc::Status JobsHandler::WatchFineTuningJob(grpc::ServerContext* context,
       continue;  // there may be more
     }
     if (IsFinalJobState(job->state) && after >= job->last_sequence) return grpc::Status::OK;
+    if (hub_.stopped()) {
+      return ToGrpcStatus(absl::UnavailableError(absl::StrCat(
+          "the server is shutting down; watch again with after_sequence ", after, " once it is back")));
+    }
     version = hub_.WaitForChange(id, version, std::chrono::seconds(5));
     job = service_.GetJob(id);
     if (!job.ok()) return ToGrpcStatus(job.status());

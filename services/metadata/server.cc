@@ -124,6 +124,7 @@ int MetadataServer::port() const { return parts_->port; }
 void MetadataServer::Shutdown() {
   if (parts_ != nullptr && parts_->server != nullptr) {
     parts_->server->GetHealthCheckService()->SetServingStatus(false);
+    parts_->job_event_hub->Stop();  // ends Watch streams now rather than at the grace deadline
     parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }
 }

@@ -221,6 +221,14 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
       *request.mutable_progress() = pending.progress();
       *request.mutable_metrics() = pending.metrics();
     }
+    // A run resumed from its last checkpoint reports no step of its own: the result has the totals.
+    request.mutable_progress()->set_step(result->steps);
+    request.mutable_progress()->set_total_steps(result->steps);
+    request.mutable_progress()->set_tokens(result->train_tokens);
+    if (!result->step_losses.empty() && request.metrics().train_loss() == 0) {
+      request.mutable_metrics()->set_train_loss(result->step_losses.back());
+    }
+    if (!result->eval_losses.empty()) request.mutable_metrics()->set_eval_loss(result->eval_losses.back());
     iv1::CompleteJobResponse response;
     const grpc::Status status = with_retries([&] {
       auto context = Context(std::chrono::seconds(60));

@@ -22,7 +22,7 @@ struct WorkerOptions {
   std::string worker_id;
   std::string worker_token;  // never logged
   JobRunnerOptions runner;
-  std::chrono::milliseconds heartbeat_interval{2000};
+  std::chrono::milliseconds heartbeat_interval{1000};
   int lease_wait_seconds = 10;
 };
 

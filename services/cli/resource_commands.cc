@@ -1,0 +1,387 @@
+// Command rows for the registered resources (models, datasets, prompts, configs, adapters) and the admin
+// database export/import. get/list/remove rows come from one template per verb.
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "services/cli/commands.h"
+#include "tuneforge/v1/adapters.grpc.pb.h"
+#include "tuneforge/v1/admin.grpc.pb.h"
+#include "tuneforge/v1/configs.grpc.pb.h"
+#include "tuneforge/v1/datasets.grpc.pb.h"
+#include "tuneforge/v1/models.grpc.pb.h"
+#include "tuneforge/v1/prompts.grpc.pb.h"
+
+namespace tuneforge::cli {
+
+namespace {
+
+using v1::Adapters;
+using v1::Admin;
+using v1::Configs;
+using v1::Datasets;
+using v1::Models;
+using v1::Prompts;
+
+// What the generic rows need to know about a resource.
+struct Resource {
+  std::string group;    // "models"
+  std::string what;     // "model"
+  std::string field;    // request field naming it and response field holding it: "model"
+  std::string example;  // a name for examples: "demo-llama"
+};
+
+const Resource kModel{"models", "model", "model", "demo-llama"};
+const Resource kDataset{"datasets", "dataset", "dataset", "demo-instructions"};
+const Resource kPrompt{"prompts", "prompt", "prompt", "qa"};
+const Resource kConfig{"configs", "config", "config", "small-lora"};
+const Resource kAdapter{"adapters", "adapter", "adapter", "demo-adapter"};
+
+Command Row(const Resource& r, std::string verb, std::string summary, std::vector<Option> args,
+            std::vector<Option> flags, RunFn run, std::string example, std::string details = "",
+            std::vector<std::vector<std::string>> exactly_one = {}) {
+  return Command{r.group,         std::move(verb),  std::move(summary),     std::move(details), std::move(example),
+                 std::move(args), std::move(flags), std::move(exactly_one), std::move(run)};
+}
+
+Option Description(const std::string& what) {
+  return {"description", "TEXT", absl::StrCat("free text shown with the ", what), "description"};
+}
+
+template <typename Stub, typename Request, typename Response>
+Command Get(const Resource& r, UnaryMethod<Stub, Request, Response> method, std::vector<std::string> hidden = {}) {
+  return Row(r, "get", absl::StrCat("show one ", r.what, " by name or id"), {RecordArg("NAME", r.what, r.field)}, {},
+             UnaryCommand(method, View{r.field, {}, std::move(hidden), ""}),
+             absl::StrCat("tuneforge ", r.group, " get ", r.example, "\ntuneforge ", r.group, " get ", r.example,
+                          " --output json"));
+}
+
+template <typename Stub, typename Request, typename Response>
+Command List(const Resource& r, UnaryMethod<Stub, Request, Response> method, std::vector<Column> columns,
+             std::vector<Option> filters, std::string example_filter) {
+  for (Option& paging : PagingFlags()) filters.push_back(std::move(paging));
+  return Row(
+      r, "list", absl::StrCat("list ", r.group, ", one page at a time (--page-token for the next)"), {},
+      std::move(filters), UnaryCommand(method, View{r.group, std::move(columns), {}, ""}),
+      absl::StrCat("tuneforge ", r.group, " list\ntuneforge ", r.group, " list ", example_filter, " --output json"));
+}
+
+template <typename Stub, typename Request, typename Response>
+Command Remove(const Resource& r, UnaryMethod<Stub, Request, Response> method, const std::string& dependents) {
+  std::vector<Option> flags;
+  if (!dependents.empty()) flags.push_back({"force", "", absl::StrCat("also remove ", dependents), "force"});
+  return Row(r, "remove", absl::StrCat("remove one ", r.what, " by name or id"), {RecordArg("NAME", r.what, r.field)},
+             std::move(flags), UnaryCommand(method, View{"", {}, {}, absl::StrCat("removed ", r.what, " {}")}),
+             absl::StrCat("tuneforge ", r.group, " remove ", r.example),
+             dependents.empty() ? ""
+                                : absl::StrCat("Without --force, a ", r.what, " that others depend on is kept ",
+                                               "and the error names them."));
+}
+
+template <typename Stub, typename Request, typename Response>
+Command Revisions(const Resource& r, UnaryMethod<Stub, Request, Response> method, std::vector<Column> columns) {
+  return Row(r, "revisions", absl::StrCat("list a ", r.what, "'s revisions, newest first"),
+             {RecordArg("NAME", r.what, r.field)}, PagingFlags(),
+             UnaryCommand(method, View{"revisions", std::move(columns), {}, ""}),
+             absl::StrCat("tuneforge ", r.group, " revisions ", r.example));
+}
+
+const char kLocalPathNote[] =
+    "Local paths are made absolute here and must lie under one of the server's allowed roots\n"
+    "(tuneforge-metadata --allowed-roots, default <home>/data).";
+const char kTokenNote[] =
+    "A Hub token comes from --token-file FILE or the HF_TOKEN environment variable, never from the command\n"
+    "line; it is sent with this call only and the server does not store it.";
+
+std::vector<Command> ModelCommands() {
+  const std::vector<std::string> hidden = {"latest_revision.config_json"};
+  std::vector<Option> add_flags = HubFlags("model");
+  add_flags.push_back(Description("model"));
+  return {
+      Row(kModel, "add", "register a base model from a local directory or the Hugging Face Hub",
+          {{"NAME", "", "name to register it under (letters, digits, . _ - /)", "name", Binding::kField, true},
+           {"PATH", "", "a directory with config.json, *.safetensors and tokenizer files", "local.path",
+            Binding::kLocalPath}},
+          add_flags, UnaryCommand(&Models::Stub::AddModel, View{"model", {}, hidden, "model {model.name}: {outcome}"}),
+          "tuneforge models add demo-llama ./data/demo-llama\n"
+          "tuneforge models add llama-3.2-1b --hf meta-llama/Llama-3.2-1B@main --token-file ~/.cache/huggingface/token",
+          absl::StrCat("Adding what exists returns it (EXISTING), or a new revision when the content changed.\n",
+                       kLocalPathNote, "\n", kTokenNote),
+          {{"PATH", "hf"}}),
+      Get(kModel, &Models::Stub::GetModel, hidden),
+      List(kModel, &Models::Stub::ListModels,
+           {{"NAME", "name"},
+            {"FAMILY", "family"},
+            {"SOURCE", "source_type"},
+            {"REVISIONS", "revision_count"},
+            {"PARAMETERS", "latest_revision.parameter_count"},
+            {"LOCATION", "source"},
+            {"ID", "id"}},
+           {{"name-prefix", "PREFIX", "only names starting with PREFIX", "name_prefix"},
+            {"family", "FAMILY", "only this family: llama, mistral, qwen2, phi3, gemma", "family"},
+            {"source-type", "TYPE", "only this source: huggingface, local, trained", "source_type"}},
+           "--family llama"),
+      Revisions(kModel, &Models::Stub::ListModelRevisions,
+                {{"REVISION", "revision_number"},
+                 {"COMMIT", "commit_sha"},
+                 {"FAMILY", "family"},
+                 {"PARAMETERS", "parameter_count"},
+                 {"CREATED", "create_time"},
+                 {"ID", "id"}}),
+      Remove(kModel, &Models::Stub::RemoveModel, "the adapters and exports made from it"),
+      Row(kModel, "export", "write a model merged with an adapter, or the adapter itself, to a new directory",
+          {RecordArg("NAME", "base model", "model")},
+          {{"adapter", "ADAPTER", "name or id of an adapter of that model", "adapter", Binding::kField, true},
+           {"type", "merged|adapter", "merged: a Hugging Face model directory; adapter: the PEFT directory", "type",
+            Binding::kField, true},
+           {"destination", "DIR", "a directory that does not exist yet", "destination_path", Binding::kLocalPath, true},
+           {"exported-name", "NAME", "model name to register a merged export under (required for merged)",
+            "exported_model_name"},
+           {"revision", "ID", "a revision id of the base model (default the latest)", "revision_id"}},
+          UnaryCommand(&Models::Stub::ExportModel, View{"export", {}, {}, "export {export.id}: {export.state}"}),
+          "tuneforge models export demo-llama --adapter demo-adapter --type merged --destination ./data/merged "
+          "--exported-name demo-llama-merged",
+          absl::StrCat("A trainer runs the export; this records the request. ", kLocalPathNote)),
+  };
+}
+
+std::vector<Command> DatasetCommands() {
+  std::vector<Option> add_flags = {
+      {"test-file", "FILE", "the test split, same format as TRAIN_FILE", "local.test_path", Binding::kLocalPath},
+      {"test-size", "FRACTION", "without --test-file: fraction of rows cut for the test split, (0, 0.5], default 0.1",
+       "local.test_size"},
+      {"seed", "N", "seed of that cut (default 42)", "local.seed"},
+  };
+  for (Option& hub : HubFlags("dataset")) add_flags.push_back(std::move(hub));
+  add_flags.push_back(Description("dataset"));
+  return {
+      Row(kDataset, "add", "register a dataset from a local .jsonl/.json/.csv file or the Hugging Face Hub",
+          {{"NAME", "", "name to register it under", "name", Binding::kField, true},
+           {"TRAIN_FILE", "", "the train split: .jsonl, .json (array of objects) or .csv", "local.train_path",
+            Binding::kLocalPath}},
+          add_flags,
+          UnaryCommand(&Datasets::Stub::AddDataset, View{"dataset", {}, {}, "dataset {dataset.name}: {outcome}"}),
+          "tuneforge datasets add demo-instructions ./data/train.jsonl --test-file ./data/test.jsonl\n"
+          "tuneforge datasets add alpaca --hf tatsu-lab/alpaca",
+          absl::StrCat("Adding what exists returns it (EXISTING), or a new revision when the content changed.\n",
+                       kLocalPathNote, "\n", kTokenNote),
+          {{"TRAIN_FILE", "hf"}}),
+      Get(kDataset, &Datasets::Stub::GetDataset),
+      List(kDataset, &Datasets::Stub::ListDatasets,
+           {{"NAME", "name"},
+            {"FORMAT", "latest_revision.format"},
+            {"SOURCE", "source_type"},
+            {"REVISIONS", "revision_count"},
+            {"LOCATION", "source"},
+            {"ID", "id"}},
+           {{"name-prefix", "PREFIX", "only names starting with PREFIX", "name_prefix"},
+            {"source-type", "TYPE", "only this source: huggingface, local", "source_type"}},
+           "--name-prefix demo"),
+      Revisions(kDataset, &Datasets::Stub::ListDatasetRevisions,
+                {{"REVISION", "revision_number"},
+                 {"FORMAT", "format"},
+                 {"COMMIT", "commit_sha"},
+                 {"CREATED", "create_time"},
+                 {"ID", "id"}}),
+      Row(kDataset, "preview", "show the first rows of each split", {RecordArg("NAME", "dataset", "dataset")},
+          {{"split", "train|test", "only this split", "split"},
+           {"revision", "ID", "a revision id (default the latest)", "revision_id"}},
+          UnaryCommand(&Datasets::Stub::GetDatasetPreview, View{}),
+          "tuneforge datasets preview demo-instructions --split train"),
+      Remove(kDataset, &Datasets::Stub::RemoveDataset, "the prompts made over it"),
+  };
+}
+
+std::vector<Command> PromptCommands() {
+  return {
+      Row(kPrompt, "add", "register how a dataset's rows become training text",
+          {{"NAME", "", "name to register it under", "name", Binding::kField, true}},
+          {{"dataset", "DATASET", "name or id of the dataset whose columns the prompt uses", "dataset", Binding::kField,
+            true},
+           {"dataset-revision", "ID", "a revision id of that dataset (default the latest)", "dataset_revision_id"},
+           {"template-input", "TEMPLATE", "what the model reads, with {column} slots ({{ and }} for braces)",
+            "template.input_template"},
+           {"template-completion", "TEMPLATE", "what the model learns to write, e.g. {answer}",
+            "template.completion_template"},
+           {"chat-column", "COLUMN", "a column of {role, content} messages, rendered with the model's chat template",
+            "chat.messages_column"},
+           Description("prompt")},
+          UnaryCommand(&Prompts::Stub::AddPrompt,
+                       View{"prompt", {}, {}, "prompt {prompt.name} revision {prompt.revision_number}: {outcome}"}),
+          "tuneforge prompts add qa --dataset demo-instructions \\\n"
+          "    --template-input $'### Question:\\n{question}\\n### Answer:\\n' --template-completion '{answer}'\n"
+          "tuneforge prompts add chat --dataset support-chats --chat-column messages",
+          "Slots are checked against the dataset's columns. The shell's $'...' quoting writes line breaks.",
+          {{"template-input", "chat-column"}}),
+      Get(kPrompt, &Prompts::Stub::GetPrompt),
+      List(kPrompt, &Prompts::Stub::ListPrompts,
+           {{"NAME", "name"},
+            {"REVISION", "revision_number"},
+            {"MODE", "mode"},
+            {"SLOTS", "slots"},
+            {"DATASET", "dataset_id"},
+            {"ID", "id"}},
+           {{"name-prefix", "PREFIX", "only names starting with PREFIX", "name_prefix"},
+            {"dataset", "DATASET", "only prompts over this dataset (name or id)", "dataset"}},
+           "--dataset demo-instructions"),
+      Remove(kPrompt, &Prompts::Stub::RemovePrompt, "the jobs that use it"),
+  };
+}
+
+std::vector<Command> ConfigCommands() {
+  return {
+      Row(kConfig, "add", "store a lora, training, generation or quantization config (validated, deduplicated)",
+          {{"NAME", "", "optional unique name", "name"}},
+          {{"type", "TYPE", "lora, training, generation or quantization", "type", Binding::kField, true},
+           {"file", "FILE", "a JSON object with the settings", "content", Binding::kJsonFile},
+           {"set", "KEY=VALUE", "one setting; VALUE is JSON (8, 1e-4, true, [\"q_proj\"]) or else a string", "content",
+            Binding::kKeyValue, false, true},
+           Description("config")},
+          UnaryCommand(&Configs::Stub::AddConfig, View{"config", {}, {}, "config {config.id}: {outcome}"}),
+          "tuneforge configs add small-lora --type lora --set r=8 --set lora_alpha=16 "
+          "--set 'target_modules=[\"q_proj\",\"v_proj\"]'\n"
+          "tuneforge configs add --type training --file training.json --set num_epochs=2",
+          "--set values apply on top of --file. Identical content of the same type returns the existing config."),
+      Get(kConfig, &Configs::Stub::GetConfig),
+      List(kConfig, &Configs::Stub::ListConfigs,
+           {{"NAME", "name"},
+            {"TYPE", "type"},
+            {"FAMILY", "family"},
+            {"DEFAULT", "is_default"},
+            {"ID", "id"},
+            {"CONTENT", "content"}},
+           {{"type", "TYPE", "only this type: lora, training, generation, quantization", "type"},
+            {"model", "MODEL", "only the defaults for this model's family (name or id)", "model"},
+            {"family", "FAMILY", "only the defaults of this family", "family"}},
+           "--model demo-llama"),
+      Remove(kConfig, &Configs::Stub::RemoveConfig, ""),
+  };
+}
+
+std::vector<Command> AdapterCommands() {
+  std::vector<Option> add_flags = {
+      {"model", "MODEL", "name or id of the base model", "model", Binding::kField, true},
+      {"model-revision", "ID", "a revision id of that model (default the latest)", "model_revision_id"},
+  };
+  for (Option& hub : HubFlags("adapter")) add_flags.push_back(std::move(hub));
+  add_flags.push_back(Description("adapter"));
+  return {
+      Row(kAdapter, "add", "import a PEFT LoRA adapter from a local directory or the Hugging Face Hub",
+          {{"NAME", "", "name to register it under", "name", Binding::kField, true},
+           {"PATH", "", "a directory with adapter_config.json and adapter_model.safetensors", "local.path",
+            Binding::kLocalPath}},
+          add_flags,
+          UnaryCommand(&Adapters::Stub::AddAdapter, View{"adapter", {}, {}, "adapter {adapter.name}: {outcome}"}),
+          "tuneforge adapters add demo-adapter ./data/demo-adapter --model demo-llama",
+          absl::StrCat("The adapter is checked against the base model's shapes.\n", kLocalPathNote, "\n", kTokenNote),
+          {{"PATH", "hf"}}),
+      Get(kAdapter, &Adapters::Stub::GetAdapter),
+      List(kAdapter, &Adapters::Stub::ListAdapters,
+           {{"NAME", "name"},
+            {"SOURCE", "source_type"},
+            {"RANK", "rank"},
+            {"ALPHA", "alpha"},
+            {"MODEL", "model_id"},
+            {"JOB", "job_id"},
+            {"ID", "id"}},
+           {{"name-prefix", "PREFIX", "only names starting with PREFIX", "name_prefix"},
+            {"model", "MODEL", "only adapters of this model (name or id)", "model"},
+            {"source-type", "TYPE", "only this source: huggingface, local, trained", "source_type"}},
+           "--model demo-llama"),
+      Remove(kAdapter, &Adapters::Stub::RemoveAdapter, "the exports made from it"),
+  };
+}
+
+absl::Status RunExport(CommandContext& context, const Command&, const ParsedArgs& args) {
+  v1::ExportDatabaseResponse response;
+  RETURN_IF_ERROR(CallUnary(context, &Admin::Stub::ExportDatabase, v1::ExportDatabaseRequest(), &response));
+  const std::string file = args.Get("file");
+  if (file.empty()) {
+    // The document is JSON already: print it as it is, or the whole response with --output json.
+    if (context.global.json)
+      PrintResponse(context, response, View{}, "");
+    else
+      *context.out << response.document() << "\n";
+    return absl::OkStatus();
+  }
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << response.document();
+  out.close();
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write --file '", file, "'; check the directory"));
+  response.clear_document();
+  PrintResponse(context, response, View{"", {}, {}, absl::StrCat("wrote ", file)}, "");
+  return absl::OkStatus();
+}
+
+absl::Status RunImport(CommandContext& context, const Command&, const ParsedArgs& args) {
+  const std::string file = args.Get("FILE");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return UsageError(absl::StrCat("cannot read FILE '", file, "'"));
+  std::stringstream document;
+  document << in.rdbuf();
+  v1::ImportDatabaseRequest request;
+  request.set_document(document.str());
+  v1::ImportDatabaseResponse response;
+  RETURN_IF_ERROR(CallUnary(context, &Admin::Stub::ImportDatabase, request, &response));
+  PrintResponse(context, response, View{"", {}, {}, "imported {}"}, file);
+  return absl::OkStatus();
+}
+
+std::vector<Command> AdminCommands() {
+  return {
+      Command{"admin",
+              "export",
+              "export every record as one JSON document",
+              "Without --file the document goes to standard output.",
+              "tuneforge admin export --file backup.json",
+              {},
+              {{"file", "FILE", "write the document here and print the row counts", "", Binding::kNone}},
+              {},
+              RunExport},
+      Command{"admin",
+              "import",
+              "import a document written by 'admin export' (all of it, or nothing)",
+              "The target database must not hold the same records already.",
+              "tuneforge admin import backup.json --server new-host:50051",
+              {{"FILE", "", "a document written by 'tuneforge admin export'", "", Binding::kNone, true}},
+              {},
+              {},
+              RunImport},
+  };
+}
+
+}  // namespace
+
+Option RecordArg(const std::string& name, const std::string& what, const std::string& field) {
+  return {name, "", absl::StrCat("name or id of the ", what), field, Binding::kField, true};
+}
+
+std::vector<Option> PagingFlags() {
+  return {{"page-size", "N", "rows per page, 1-1000 (default 50)", "page_size"},
+          {"page-token", "TOKEN", "the token a previous page printed", "page_token"}};
+}
+
+std::vector<Option> HubFlags(const std::string& what) {
+  return {{"hf", "REPO[@REVISION]",
+           absl::StrCat("take the ", what, " from this Hugging Face repo (revision: branch, ",
+                        "tag or commit; default main)"),
+           "huggingface", Binding::kHubRepo},
+          {"token-file", "FILE", "a file holding the Hub token (default: $HF_TOKEN)", "huggingface.token",
+           Binding::kSecretFile}};
+}
+
+std::vector<Command> ResourceCommands() {
+  std::vector<Command> commands;
+  for (auto part : {ModelCommands, DatasetCommands, PromptCommands, ConfigCommands, AdapterCommands, AdminCommands}) {
+    for (Command& command : part()) commands.push_back(std::move(command));
+  }
+  return commands;
+}
+
+std::vector<Command> AllCommands() {
+  std::vector<Command> commands = ResourceCommands();
+  for (Command& command : JobCommands()) commands.push_back(std::move(command));
+  return commands;
+}
+
+}  // namespace tuneforge::cli

@@ -1,0 +1,49 @@
+// What a command runs with (the channel, the global options, the output streams) and the one place where
+// a grpc::Status becomes the absl::Status a command returns, with advice when the server is not reachable.
+#ifndef TUNEFORGE_SERVICES_CLI_RPC_H_
+#define TUNEFORGE_SERVICES_CLI_RPC_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "services/cli/cli_args.h"
+
+namespace tuneforge::cli {
+
+struct CommandContext {
+  GlobalOptions global;
+  std::shared_ptr<grpc::Channel> channel;
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+  // Set by commands whose outcome is not an error but must not exit 0 (a watched job that failed).
+  int exit_code = 0;
+
+  // A ClientContext with the --timeout deadline.
+  std::unique_ptr<grpc::ClientContext> NewCallContext() const;
+  // The command's view of a finished call. UNAVAILABLE while the channel is not connected means there is no
+  // server at --server: the message says so and how to start one.
+  absl::Status FromRpc(const grpc::Status& status) const;
+};
+
+// An insecure channel to `server` (tuneforge-metadata serves plaintext gRPC) with no message size limit.
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& server);
+
+template <typename Stub, typename Request, typename Response>
+using UnaryMethod = grpc::Status (Stub::*)(grpc::ClientContext*, const Request&, Response*);
+
+// Calls one unary RPC of the service whose stub is `Stub`.
+template <typename Stub, typename Request, typename Response>
+absl::Status CallUnary(const CommandContext& context, UnaryMethod<Stub, Request, Response> method,
+                       const Request& request, Response* response) {
+  Stub stub(context.channel);
+  std::unique_ptr<grpc::ClientContext> call = context.NewCallContext();
+  return context.FromRpc((stub.*method)(call.get(), request, response));
+}
+
+}  // namespace tuneforge::cli
+
+#endif  // TUNEFORGE_SERVICES_CLI_RPC_H_
