@@ -109,15 +109,15 @@ def main():
     data_dir = os.path.join(out, "demo-instructions")
     os.makedirs(data_dir, exist_ok=True)
     rows = []
-    for a in range(1, 13):
-        for b in range(1, 6):
+    for a in range(1, 21):
+        for b in range(1, 11):
             rows.append({"question": f"What is {a} plus {b}?", "answer": f"{a} plus {b} is {a + b}."})
     random.shuffle(rows)
     with open(os.path.join(data_dir, "train.jsonl"), "w") as f:
-        for r in rows[:50]:
+        for r in rows[:180]:
             f.write(json.dumps(r) + "\n")
     with open(os.path.join(data_dir, "test.jsonl"), "w") as f:
-        for r in rows[50:]:
+        for r in rows[180:]:
             f.write(json.dumps(r) + "\n")
     print(model_dir)
     print(data_dir)

@@ -404,11 +404,15 @@ absl::StatusOr<HeartbeatResult> JobService::Heartbeat(const HeartbeatInput& in) 
     if (in.has_progress) {
       job.progress = in.progress;
       job.metrics = in.metrics;
-      JobEventRecord e;
-      e.kind = "progress";
-      e.progress = in.progress;
-      e.metrics = in.metrics;
-      jobs_.AddEvent(tx, job.id, e);
+      std::vector<std::pair<nlohmann::json, nlohmann::json>> updates = in.updates;
+      if (updates.empty()) updates.emplace_back(in.progress, in.metrics);
+      for (const auto& [progress, metrics] : updates) {
+        JobEventRecord e;
+        e.kind = "progress";
+        e.progress = progress;
+        e.metrics = metrics;
+        jobs_.AddEvent(tx, job.id, e);
+      }
     }
     result.lease_deadline = jobs_.Update(tx, job, lease_seconds_, false);
     result.cancel_requested = job.cancel_requested;

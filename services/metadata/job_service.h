@@ -64,6 +64,8 @@ struct HeartbeatInput {
   bool has_progress = false;
   nlohmann::json progress = nlohmann::json::object();
   nlohmann::json metrics = nlohmann::json::object();
+  // Every report since the last heartbeat (progress, metrics), oldest first; empty: just `progress` / `metrics`.
+  std::vector<std::pair<nlohmann::json, nlohmann::json>> updates;
   std::vector<std::pair<std::string, std::string>> logs;  // (level, message)
   std::vector<CheckpointRecord> checkpoints;
 };

@@ -116,6 +116,7 @@ grpc::Status WorkerQueueHandler::Heartbeat(grpc::ServerContext* context, const i
   input.has_progress = request->progress_updated();
   input.progress = MessageToJson(request->progress());
   input.metrics = MessageToJson(request->metrics());
+  for (const auto& u : request->updates()) input.updates.emplace_back(MessageToJson(u.progress()), MessageToJson(u.metrics()));
   for (const auto& log : request->logs()) input.logs.emplace_back(log.level(), log.message());
   for (const auto& c : request->checkpoints()) {
     CheckpointRecord record;

@@ -54,6 +54,9 @@ std::string Usage() {
   return out;
 }
 
+volatile std::sig_atomic_t g_signal = 0;
+void OnSignal(int signal) { g_signal = signal; }
+
 int Fail(const std::string& message) {
   std::cerr << "tuneforge-trainer: " << message << "\n";
   return 2;
@@ -62,6 +65,13 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A handler, not sigwait: OpenBLAS starts threads before main, so a mask set here would not cover them.
+  struct sigaction action = {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
   std::map<std::string, std::string> values;
   for (const auto& [name, flag] : Flags()) {
     if (const char* v = std::getenv(flag.env); v != nullptr && *v != '\0') values[name] = v;
@@ -125,12 +135,6 @@ int main(int argc, char** argv) {
     if (auto d = tuneforge::ResolveDevice(*device_request); d.ok()) device = tuneforge::DescribeDevice(*d);
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   tuneforge::Worker worker(options);
   tuneforge::TrainerService service(worker, options, device, at::get_num_threads());
   grpc::ServerBuilder builder;
@@ -146,10 +150,10 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stop{false};
   std::thread waiter([&] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    spdlog::info("received signal {}; handing the current job back and stopping", signal);
+    while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    spdlog::info("received signal {}; handing the current job back and stopping", static_cast<int>(g_signal));
     stop = true;
+    worker.Interrupt();
   });
   worker.Run(stop);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

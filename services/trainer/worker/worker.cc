@@ -63,6 +63,11 @@ std::unique_ptr<grpc::ClientContext> Worker::Context(std::chrono::seconds timeou
   return context;
 }
 
+void Worker::Interrupt() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (lease_call_ != nullptr) lease_call_->TryCancel();
+}
+
 WorkerStatus Worker::Status() {
   std::lock_guard<std::mutex> lock(mu_);
   return status_;
@@ -76,7 +81,17 @@ void Worker::Run(const std::atomic<bool>& stop) {
     request.set_wait_seconds(options_.lease_wait_seconds);
     iv1::LeaseJobResponse response;
     auto context = Context(std::chrono::seconds(options_.lease_wait_seconds + 20));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop) break;
+      lease_call_ = context.get();
+    }
     const grpc::Status status = queue_->LeaseJob(context.get(), request, &response);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      lease_call_ = nullptr;
+    }
+    if (stop && !response.has_lease()) break;
     if (!status.ok()) {
       if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
           status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
@@ -126,6 +141,7 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
       std::lock_guard<std::mutex> lock(mu);
       // Drop what was delivered; keep what arrived meanwhile.
       pending.mutable_logs()->DeleteSubrange(0, request.logs_size());
+      pending.mutable_updates()->DeleteSubrange(0, request.updates_size());
       pending.mutable_checkpoints()->DeleteSubrange(0, request.checkpoints_size());
       if (request.progress_updated() && pending.progress().step() == request.progress().step()) {
         pending.set_progress_updated(false);
@@ -159,6 +175,9 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
     std::lock_guard<std::mutex> lock(mu);
     ToProto(p, &pending);
     pending.set_progress_updated(true);
+    auto* update = pending.add_updates();
+    *update->mutable_progress() = pending.progress();
+    *update->mutable_metrics() = pending.metrics();
     std::lock_guard<std::mutex> status_lock(mu_);
     status_.last = pending;
   };

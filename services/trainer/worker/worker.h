@@ -43,6 +43,9 @@ class Worker {
 
   WorkerStatus Status();
 
+  // Cancels a LeaseJob call in flight, so that Run notices `stop` at once.
+  void Interrupt();
+
  private:
   void RunJob(const internal::v1::JobLease& lease, const std::atomic<bool>& stop);
   std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds timeout) const;
@@ -51,6 +54,7 @@ class Worker {
   std::unique_ptr<internal::v1::WorkerQueue::Stub> queue_;
   std::mutex mu_;
   WorkerStatus status_;
+  grpc::ClientContext* lease_call_ = nullptr;  // guarded by mu_
 };
 
 }  // namespace tuneforge
