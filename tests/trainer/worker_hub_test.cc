@@ -11,7 +11,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <ATen/ATen.h>
+
+#include "common/dataset_files.h"
 #include "common/sha256.h"
+#include "services/trainer/data/batching.h"
+#include "services/trainer/data/examples.h"
+#include "services/trainer/model/causal_lm.h"
+#include "services/trainer/peft/lora_adapter.h"
+#include "services/trainer/train/causal_lm_loss.h"
+#include "services/trainer/worker/trainer_service.h"
 #include "services/trainer/worker/worker.h"
 #include "tests/metadata/support/metadata_test_env.h"
 
@@ -140,6 +149,177 @@ TEST(WorkerHubTest, HubModelAndDatasetAreDownloadedResumedAndTrained) {
   for (const std::string& h : env.hub().authorization_headers()) sent |= h == std::string("Bearer ") + kHubToken;
   EXPECT_TRUE(sent);
   EXPECT_THAT(job.DebugString(), ::testing::Not(HasSubstr(kHubToken)));
+}
+
+// The token-weighted loss of `model` over the rows through the demo prompt, as the trainer evaluates.
+double EvalLoss(const CausalLM& model, const std::string& model_dir, const std::vector<nlohmann::json>& rows) {
+  auto tokenizer = Tokenizer::FromFile(model_dir + "/tokenizer.json");
+  EXPECT_TRUE(tokenizer.ok());
+  auto config = ReadTokenizerConfig(model_dir + "/tokenizer_config.json");
+  EXPECT_TRUE(config.ok());
+  PromptFormat prompt;
+  prompt.input_template = "Q: {question}\nA: ";
+  prompt.completion_template = "{answer}";
+  ExampleOptions options;
+  options.max_seq_len = 64;
+  options.eos_id = ResolveEosId(**tokenizer, config->eos_token, {});
+  auto builder = ExampleBuilder::Create(tokenizer->get(), nullptr, prompt, options);
+  EXPECT_TRUE(builder.ok());
+  auto set = builder->BuildAll(rows, "test");
+  EXPECT_TRUE(set.ok());
+  at::NoGradGuard no_grad;
+  double sum = 0;
+  int64_t tokens = 0;
+  BatchOptions batch_options;
+  batch_options.batch_size = 4;
+  batch_options.max_seq_len = 64;
+  for (const Batch& b : MakeBatches(set->examples, EpochOrder(set->examples.size(), 0, 0, false), batch_options)) {
+    auto t = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).view({b.rows, b.cols}); };
+    at::Tensor logits = model.Forward(t(b.input_ids), t(b.attention_mask), t(b.position_ids));
+    sum += CausalLmLoss(logits, t(b.labels)).item<double>() * static_cast<double>(b.label_tokens);
+    tokens += b.label_tokens;
+  }
+  return sum / static_cast<double>(tokens);
+}
+
+TEST(WorkerHubTest, TheRegisteredAdapterReproducesTheTrainedModel) {
+  MetadataTestEnv env;
+  ScratchDir demo("tuneforge-demo");
+  ASSERT_EQ(std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + demo.path() +
+                         " >/dev/null")
+                            .c_str()),
+            0);
+  const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
+  const std::string data_dir = env.CopyDir(demo.path() + "/demo-instructions", "demo-instructions");
+  v1::AddModelRequest model;
+  model.set_name("demo-llama");
+  model.mutable_local()->set_path(model_dir);
+  v1::AddModelResponse model_added;
+  ASSERT_TRUE(env.models()->AddModel(Context().get(), model, &model_added).ok());
+  v1::AddDatasetRequest dataset;
+  dataset.set_name("demo-instructions");
+  dataset.mutable_local()->set_train_path(data_dir + "/train.jsonl");
+  dataset.mutable_local()->set_test_path(data_dir + "/test.jsonl");
+  v1::AddDatasetResponse dataset_added;
+  ASSERT_TRUE(env.datasets()->AddDataset(Context().get(), dataset, &dataset_added).ok());
+  v1::AddPromptRequest prompt;
+  prompt.set_name("qa");
+  prompt.set_dataset("demo-instructions");
+  prompt.mutable_template_()->set_input_template("Q: {question}\nA: ");
+  prompt.mutable_template_()->set_completion_template("{answer}");
+  v1::AddPromptResponse prompt_added;
+  ASSERT_TRUE(env.prompts()->AddPrompt(Context().get(), prompt, &prompt_added).ok());
+  v1::StartFineTuningJobRequest start;
+  start.set_name("local");
+  start.set_model("demo-llama");
+  start.set_dataset("demo-instructions");
+  start.set_prompt("qa");
+  auto& lora = *start.mutable_lora()->mutable_fields();
+  lora["r"].set_number_value(8);
+  lora["lora_dropout"].set_number_value(0);
+  auto& training = *start.mutable_training()->mutable_fields();
+  training["max_steps"].set_number_value(10);
+  training["per_device_batch_size"].set_number_value(4);
+  training["max_seq_len"].set_number_value(64);
+  training["dtype"].set_string_value("fp32");
+  training["learning_rate"].set_number_value(0.005);
+  v1::StartFineTuningJobResponse started;
+  ASSERT_TRUE(env.jobs()->StartFineTuningJob(Context().get(), start, &started).ok());
+
+  HubClient hub;
+  WorkerOptions options;
+  options.metadata_address = env.address();
+  options.worker_id = "test-trainer";
+  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
+  options.runner.hub = &hub;
+  options.runner.threads = 1;
+  options.lease_wait_seconds = 1;
+  Worker worker(options);
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { worker.Run(stop); });
+  const v1::FineTuningJob job = WaitForEnd(env, "local");
+  stop = true;
+  worker.Interrupt();
+  runner.join();
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error().message();
+  ASSERT_TRUE(job.metrics().has_eval_loss());
+
+  // The adapter the job registered, loaded onto the base model, gives the eval loss the trainer reported.
+  v1::GetAdapterRequest get;
+  get.set_adapter(job.adapter_id());
+  v1::GetAdapterResponse adapter;
+  ASSERT_TRUE(env.adapters()->GetAdapter(Context().get(), get, &adapter).ok());
+  auto arch = CausalLM::Load(model_dir, {});
+  ASSERT_TRUE(arch.ok());
+  auto lora_options = ReadLoraOptions(adapter.adapter().source(), (*arch)->config().arch);
+  ASSERT_TRUE(lora_options.ok()) << lora_options.status();
+  BuildOptions build;
+  build.lora = *lora_options;
+  auto tuned = CausalLM::Load(model_dir, build);
+  ASSERT_TRUE(tuned.ok());
+  ASSERT_TRUE(LoadLoraWeights(adapter.adapter().source(), **tuned).ok());
+  auto test_rows = LoadDatasetFile(data_dir + "/test.jsonl", DatasetFormat::kJsonl, "test.jsonl");
+  ASSERT_TRUE(test_rows.ok());
+  const double with_adapter = EvalLoss(**tuned, model_dir, test_rows->rows);
+  EXPECT_NEAR(with_adapter, job.metrics().eval_loss(), 1e-4);
+  EXPECT_LT(with_adapter, EvalLoss(**arch, model_dir, test_rows->rows) - 0.1);  // and it learned something
+}
+
+TEST(WorkerHubTest, TrainerServicePrefetchesIntoTheCacheAndReportsStatus) {
+  MetadataTestEnv env;
+  ScratchDir demo("tuneforge-demo");
+  ASSERT_EQ(std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + demo.path() +
+                         " >/dev/null")
+                            .c_str()),
+            0);
+  const std::string sha = env.hub().AddCommitFromDir(RepoKind::kModel, "org/demo-llama", demo.path() + "/demo-llama");
+  ScratchDir cache("tuneforge-cache");
+  HubClientOptions hub_options;
+  hub_options.endpoint = env.hub().endpoint();
+  HubClient hub(hub_options);
+  WorkerOptions options;
+  options.metadata_address = env.address();
+  options.worker_id = "ops-trainer";
+  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
+  options.runner.hub = &hub;
+  options.runner.cache_dir = cache.path();
+  Worker worker(options);
+  TrainerService service(worker, options, "cpu", 1);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(port, 0);
+  auto stub = internal::v1::Trainer::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  auto authorized = [] {
+    auto context = Context();
+    context->AddMetadata("authorization", std::string("Bearer ") + ::tuneforge::testing::kTestWorkerToken);
+    return context;
+  };
+  internal::v1::PrefetchRequest prefetch;
+  prefetch.set_repo_id("org/demo-llama");
+  internal::v1::PrefetchResponse fetched;
+  EXPECT_EQ(stub->Prefetch(Context().get(), prefetch, &fetched).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status s = stub->Prefetch(authorized().get(), prefetch, &fetched);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(fetched.commit_sha(), sha);
+  EXPECT_EQ(fetched.files(), 4);
+  EXPECT_GT(fetched.bytes_downloaded(), 0);
+  EXPECT_TRUE(std::filesystem::exists(fetched.snapshot_dir() + "/model.safetensors"));
+  s = stub->Prefetch(authorized().get(), prefetch, &fetched);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(fetched.bytes_downloaded(), 0);  // all cached
+  prefetch.set_repo_type("space");
+  EXPECT_EQ(stub->Prefetch(authorized().get(), prefetch, &fetched).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  internal::v1::GetTrainerStatusResponse status;
+  ASSERT_TRUE(stub->GetTrainerStatus(authorized().get(), {}, &status).ok());
+  EXPECT_EQ(status.worker_id(), "ops-trainer");
+  EXPECT_EQ(status.state(), "idle");
+  EXPECT_EQ(status.cache_dir(), cache.path());
+  EXPECT_GT(status.cache_bytes(), 0);
+  server->Shutdown();
 }
 
 }  // namespace
