@@ -14,6 +14,7 @@
 #include "common/dataset_files.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "services/metadata/job_repository.h"
 #include "services/metadata/request_checks.h"
 
 namespace tuneforge {
@@ -377,6 +378,8 @@ absl::StatusOr<std::vector<std::string>> DatasetService::RemoveDataset(const std
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(DatasetRecord dataset, FindDataset(tx, ref));
     datasets_.Lock(tx, dataset.id);
+    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{"", dataset.id, ""}, force,
+                                    absl::StrCat("dataset '", dataset.name, "'"), &removed));
     std::vector<DependentRecord> dependents = datasets_.Dependents(tx, dataset.id);
     if (!dependents.empty() && !force) {
       return absl::FailedPreconditionError(absl::StrCat(

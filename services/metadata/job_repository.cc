@@ -1,6 +1,7 @@
 // Fine-tuning jobs repository: runs sql/job_*.sql and maps rows to records.
 #include "services/metadata/job_repository.h"
 
+#include "absl/strings/str_cat.h"
 #include "services/metadata/store_internal.h"
 
 namespace tuneforge {
@@ -159,5 +160,44 @@ std::vector<CheckpointRecord> JobRepository::Checkpoints(Tx& tx, const std::stri
 }
 
 void JobRepository::Delete(Tx& tx, const std::string& id) { tx.work().exec_prepared("job_delete", id); }
+
+std::vector<JobRecord> JobRepository::Users(Tx& tx, const JobUsersFilter& f) {
+  std::vector<JobRecord> out;
+  for (const pqxx::row& row : tx.work().exec_prepared("job_users", NullIfEmpty(f.model_id), NullIfEmpty(f.dataset_id),
+                                                      NullIfEmpty(f.prompt_name))) {
+    JobRecord j;
+    j.id = Str(row, "id");
+    j.name = Str(row, "name");
+    j.state = Str(row, "state");
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+void JobRepository::DeleteUsers(Tx& tx, const JobUsersFilter& f) {
+  tx.work().exec_prepared("job_delete_users", NullIfEmpty(f.model_id), NullIfEmpty(f.dataset_id),
+                          NullIfEmpty(f.prompt_name));
+}
+
+absl::Status RemoveJobsUsing(Tx& tx, const JobUsersFilter& filter, bool force, const std::string& what,
+                             std::vector<std::string>* removed) {
+  JobRepository jobs;
+  const std::vector<JobRecord> users = jobs.Users(tx, filter);
+  for (const JobRecord& j : users) {
+    if (!IsFinalJobState(j.state)) {
+      return absl::FailedPreconditionError(absl::StrCat(what, " is used by fine-tuning job '", j.name, "', which is ",
+                                                        j.state, "; cancel it (CancelFineTuningJob) and try again"));
+    }
+  }
+  if (users.empty()) return absl::OkStatus();
+  if (!force) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " is used by ", users.size(), " fine-tuning job",
+                                                      users.size() == 1 ? "" : "s", " (first: '", users[0].name,
+                                                      "'); remove them first, or pass force=true to remove them too"));
+  }
+  jobs.DeleteUsers(tx, filter);
+  for (const JobRecord& j : users) removed->push_back(absl::StrCat("fine-tuning job '", j.name, "' (", j.id, ")"));
+  return absl::OkStatus();
+}
 
 }  // namespace tuneforge

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "services/metadata/job_records.h"
 #include "services/metadata/store.h"
 
@@ -17,6 +18,13 @@ struct JobListFilter {
   int64_t after_create_us = 0;      // keyset of the previous page's last row; after_id empty: first page
   std::string after_id;
   int limit = 50;
+};
+
+// What a removal checks for jobs: one of the three is set.
+struct JobUsersFilter {
+  std::string model_id;
+  std::string dataset_id;
+  std::string prompt_name;
 };
 
 class JobRepository {
@@ -38,7 +46,16 @@ class JobRepository {
   void AddCheckpoint(Tx& tx, const std::string& job_id, const CheckpointRecord& checkpoint);
   std::vector<CheckpointRecord> Checkpoints(Tx& tx, const std::string& job_id);
   void Delete(Tx& tx, const std::string& id);
+  // Jobs using a model, dataset or prompt: id, name and state only.
+  std::vector<JobRecord> Users(Tx& tx, const JobUsersFilter& filter);
+  void DeleteUsers(Tx& tx, const JobUsersFilter& filter);
 };
+
+// For Remove of a model, dataset or prompt (`what`, e.g. "model 'x'"): a job that is not in a final state blocks
+// the removal even with force (FAILED_PRECONDITION: cancel it first); other jobs block it without force, and with
+// force are removed and described in `removed`.
+absl::Status RemoveJobsUsing(Tx& tx, const JobUsersFilter& filter, bool force, const std::string& what,
+                             std::vector<std::string>* removed);
 
 }  // namespace tuneforge
 

@@ -11,6 +11,7 @@
 #include "common/model_config.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "services/metadata/job_repository.h"
 #include "services/metadata/request_checks.h"
 
 namespace tuneforge {
@@ -235,6 +236,8 @@ absl::StatusOr<std::vector<std::string>> ModelService::RemoveModel(const std::st
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(ModelRecord model, FindModel(tx, ref, "model"));
     models_.Lock(tx, model.id);
+    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{model.id, "", ""}, force,
+                                    absl::StrCat("model '", model.name, "'"), &removed));
     std::vector<DependentRecord> dependents = models_.Dependents(tx, model.id);
     if (!dependents.empty() && !force) {
       return absl::FailedPreconditionError(absl::StrCat(

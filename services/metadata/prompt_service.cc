@@ -10,6 +10,7 @@
 #include "common/prompt_template.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "services/metadata/job_repository.h"
 #include "services/metadata/request_checks.h"
 
 namespace tuneforge {
@@ -215,17 +216,18 @@ absl::StatusOr<PromptPage> PromptService::ListPrompts(const ListPromptsInput& in
 
 absl::StatusOr<std::vector<std::string>> PromptService::RemovePrompt(const std::string& ref, bool force) {
   RETURN_IF_ERROR(CheckReference(ref, "prompt"));
-  // Nothing stores a reference to a prompt yet, so there are no dependents to block the removal and `force`
-  // changes nothing; fine-tuning jobs will add theirs here.
-  (void)force;
+  // Fine-tuning jobs are the only records that refer to a prompt.
+  std::vector<std::string> removed;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     std::optional<PromptRecord> found = IsUuid(ref) ? prompts_.GetById(tx, ref) : prompts_.GetLatest(tx, ref);
     if (!found.has_value()) return NotFoundPrompt(ref);
     prompts_.LockName(tx, found->name);
+    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{"", "", found->name}, force,
+                                    absl::StrCat("prompt '", found->name, "'"), &removed));
     prompts_.DeleteByName(tx, found->name);
     return absl::OkStatus();
   }));
-  return std::vector<std::string>();
+  return removed;
 }
 
 }  // namespace tuneforge

@@ -415,6 +415,73 @@ TEST_F(JobsTest, WatchStreamsEveryEventUntilTheFinalState) {
   EXPECT_EQ(replayed, 2);
 }
 
+TEST_F(JobsTest, ListPagesNewestFirstAndFilters) {
+  for (int i = 0; i < 5; ++i) MustStart("job-" + std::to_string(i));
+  ASSERT_TRUE(Lease("w1").has_lease());  // job-0 runs
+  std::vector<std::string> names;
+  v1::ListFineTuningJobsRequest r;
+  r.set_page_size(2);
+  for (int page = 0; page < 5; ++page) {
+    v1::ListFineTuningJobsResponse response;
+    ASSERT_TRUE(env_.jobs()->ListFineTuningJobs(Context().get(), r, &response).ok());
+    for (const auto& j : response.jobs()) names.push_back(j.name());
+    if (response.next_page_token().empty()) break;
+    r.set_page_token(response.next_page_token());
+  }
+  EXPECT_THAT(names, ::testing::ElementsAre("job-4", "job-3", "job-2", "job-1", "job-0"));
+  v1::ListFineTuningJobsRequest running;
+  running.add_states(v1::JOB_STATE_RUNNING);
+  running.set_model("tiny-llama");
+  v1::ListFineTuningJobsResponse response;
+  ASSERT_TRUE(env_.jobs()->ListFineTuningJobs(Context().get(), running, &response).ok());
+  ASSERT_EQ(response.jobs_size(), 1);
+  EXPECT_EQ(response.jobs(0).name(), "job-0");
+  running.set_model("no-such-model");
+  EXPECT_EQ(env_.jobs()->ListFineTuningJobs(Context().get(), running, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(JobsTest, ResourcesThatJobsUseCannotBeRemovedUnderThem) {
+  const v1::FineTuningJob job = MustStart("user");
+  ASSERT_TRUE(Lease("w1").has_lease());
+  v1::RemoveModelRequest remove_model;
+  remove_model.set_model("tiny-llama");
+  remove_model.set_force(true);
+  v1::RemoveModelResponse removed_model;
+  grpc::Status s = env_.models()->RemoveModel(Context().get(), remove_model, &removed_model);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("is used by fine-tuning job 'user', which is RUNNING; cancel it"));
+  v1::RemovePromptRequest remove_prompt;
+  remove_prompt.set_prompt("qa-prompt");
+  v1::RemovePromptResponse removed_prompt;
+  EXPECT_EQ(env_.prompts()->RemovePrompt(Context().get(), remove_prompt, &removed_prompt).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::CancelFineTuningJobRequest cancel;
+  cancel.set_job("user");
+  v1::CancelFineTuningJobResponse cancelled;
+  ASSERT_TRUE(env_.jobs()->CancelFineTuningJob(Context().get(), cancel, &cancelled).ok());
+  iv1::FailJobRequest fail;
+  fail.set_job_id(job.id());
+  fail.set_attempt(1);
+  fail.set_worker_id("w1");
+  fail.set_cancelled(true);
+  iv1::FailJobResponse failed;
+  ASSERT_TRUE(env_.queue()->FailJob(WorkerContext().get(), fail, &failed).ok());
+  v1::RemoveDatasetRequest remove_dataset;
+  remove_dataset.set_dataset("qa");
+  v1::RemoveDatasetResponse removed_dataset;
+  s = env_.datasets()->RemoveDataset(Context().get(), remove_dataset, &removed_dataset);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("is used by 1 fine-tuning job (first: 'user'); remove them first"));
+  s = env_.models()->RemoveModel(Context().get(), remove_model, &removed_model);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_THAT(removed_model.removed_dependents(), ::testing::Contains(HasSubstr("fine-tuning job 'user'")));
+  v1::GetFineTuningJobRequest get;
+  get.set_job("user");
+  v1::GetFineTuningJobResponse got;
+  EXPECT_EQ(env_.jobs()->GetFineTuningJob(Context().get(), get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 class ShortLeaseJobsTest : public JobsTest {
  protected:
   ShortLeaseJobsTest() : JobsTest(3) {}
