@@ -265,6 +265,67 @@ TEST(WorkerHubTest, TheRegisteredAdapterReproducesTheTrainedModel) {
   EXPECT_LT(with_adapter, EvalLoss(**arch, model_dir, test_rows->rows) - 0.1);  // and it learned something
 }
 
+TEST(WorkerHubTest, ABadRowFailsTheJobWithTheRowAndColumnAndNoRetry) {
+  MetadataTestEnv env;
+  ScratchDir demo("tuneforge-demo");
+  ASSERT_EQ(std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + demo.path() +
+                         " >/dev/null")
+                            .c_str()),
+            0);
+  const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
+  std::string rows;
+  for (int i = 0; i < 10; ++i) rows += "{\"question\": \"q" + std::to_string(i) + "\", \"answer\": \"a\"}\n";
+  rows += "{\"question\": \"q10\", \"answer\": null}\n";
+  const std::string train = env.WriteFile("bad/train.jsonl", rows);
+  v1::AddModelRequest model;
+  model.set_name("demo-llama");
+  model.mutable_local()->set_path(model_dir);
+  v1::AddModelResponse model_added;
+  ASSERT_TRUE(env.models()->AddModel(Context().get(), model, &model_added).ok());
+  v1::AddDatasetRequest dataset;
+  dataset.set_name("bad");
+  dataset.mutable_local()->set_train_path(train);
+  dataset.mutable_local()->set_test_size(0.1);
+  v1::AddDatasetResponse dataset_added;
+  ASSERT_TRUE(env.datasets()->AddDataset(Context().get(), dataset, &dataset_added).ok());
+  v1::AddPromptRequest prompt;
+  prompt.set_name("qa");
+  prompt.set_dataset("bad");
+  prompt.mutable_template_()->set_input_template("Q: {question}\nA: ");
+  prompt.mutable_template_()->set_completion_template("{answer}");
+  v1::AddPromptResponse prompt_added;
+  ASSERT_TRUE(env.prompts()->AddPrompt(Context().get(), prompt, &prompt_added).ok());
+  v1::StartFineTuningJobRequest start;
+  start.set_name("bad-job");
+  start.set_model("demo-llama");
+  start.set_dataset("bad");
+  start.set_prompt("qa");
+  (*start.mutable_training()->mutable_fields())["dtype"].set_string_value("fp32");
+  v1::StartFineTuningJobResponse started;
+  ASSERT_TRUE(env.jobs()->StartFineTuningJob(Context().get(), start, &started).ok());
+
+  HubClient hub;
+  WorkerOptions options;
+  options.metadata_address = env.address();
+  options.worker_id = "test-trainer";
+  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
+  options.runner.hub = &hub;
+  options.runner.threads = 1;
+  options.lease_wait_seconds = 1;
+  Worker worker(options);
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { worker.Run(stop); });
+  const v1::FineTuningJob job = WaitForEnd(env, "bad-job");
+  stop = true;
+  worker.Interrupt();
+  runner.join();
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(job.attempts(), 1);  // a data error is not retried
+  EXPECT_EQ(job.error().code(), "INVALID_ARGUMENT");
+  EXPECT_THAT(job.error().message(), HasSubstr("has a null value in column 'answer'"));
+  EXPECT_THAT(job.error().message(), HasSubstr(" row "));
+}
+
 TEST(WorkerHubTest, TrainerServicePrefetchesIntoTheCacheAndReportsStatus) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
