@@ -176,13 +176,15 @@ absl::StatusOr<Example> ExampleBuilder::BuildChat(const nlohmann::json& row, std
   return ex;
 }
 
-absl::StatusOr<ExampleSet> ExampleBuilder::BuildAll(const std::vector<nlohmann::json>& rows,
-                                                    std::string_view split) const {
+absl::StatusOr<ExampleSet> ExampleBuilder::BuildAll(const std::vector<nlohmann::json>& rows, std::string_view split,
+                                                    const std::vector<std::string>& row_labels) const {
   ExampleSet set;
   set.rows = static_cast<int64_t>(rows.size());
   const size_t max_len = static_cast<size_t>(options_.max_seq_len);
   for (size_t r = 0; r < rows.size(); ++r) {
-    ASSIGN_OR_RETURN(Example ex, Build(rows[r], absl::StrCat(std::string(split), " row ", r + 1)));
+    ASSIGN_OR_RETURN(Example ex, Build(rows[r], r < row_labels.size()
+                                                    ? row_labels[r]
+                                                    : absl::StrCat(std::string(split), " row ", r + 1)));
     ex.row = r;
     if (ex.input_ids.size() > max_len) {
       ex.input_ids.resize(max_len);

@@ -67,9 +67,11 @@ class ExampleBuilder {
   // list of {"role": string, "content": string} -> INVALID_ARGUMENT starting with `row_label` and naming the column.
   absl::StatusOr<Example> Build(const nlohmann::json& row, std::string_view row_label) const;
 
-  // Every row of a split (row labels "<split> row <n>", 1-based), truncated and filtered as ExampleSet says. The
-  // first bad row fails the whole set.
-  absl::StatusOr<ExampleSet> BuildAll(const std::vector<nlohmann::json>& rows, std::string_view split) const;
+  // Every row of a split, truncated and filtered as ExampleSet says. The first bad row fails the whole set; its
+  // error names it by row_labels[r] when given (e.g. "train.jsonl row 11", where it is in the file), else
+  // "<split> row <n>" (1-based).
+  absl::StatusOr<ExampleSet> BuildAll(const std::vector<nlohmann::json>& rows, std::string_view split,
+                                      const std::vector<std::string>& row_labels = {}) const;
 
   const ExampleOptions& options() const { return options_; }
 

@@ -626,7 +626,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
   if (spec.train_rows.empty()) {
     return absl::FailedPreconditionError("no trainable example: the train split has no rows");
   }
-  ASSIGN_OR_RETURN(ExampleSet train, builder.BuildAll(spec.train_rows, "train"));
+  ASSIGN_OR_RETURN(ExampleSet train, builder.BuildAll(spec.train_rows, "train", spec.train_row_labels));
   event("info", DescribeExamples("train", train, s.max_seq_len));
   if (train.truncated > 0) {
     event("warning", absl::StrCat(train.truncated, " train examples were cut at training.max_seq_len ", s.max_seq_len,
@@ -645,7 +645,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
   }
   ExampleSet test;
   if (!spec.test_rows.empty()) {
-    ASSIGN_OR_RETURN(test, builder.BuildAll(spec.test_rows, "test"));
+    ASSIGN_OR_RETURN(test, builder.BuildAll(spec.test_rows, "test", spec.test_row_labels));
     event("info", DescribeExamples("test", test, s.max_seq_len));
   }
   for (const ExampleSet* set : {&train, &test}) {

@@ -22,6 +22,8 @@ struct FineTuneSpec {
   std::string model_dir;
   std::string base_model_name;                        // written as adapter_config.json's base_model_name_or_path
   std::vector<nlohmann::json> train_rows, test_rows;  // dataset rows (objects of columns); test may be empty
+  // Optional names of those rows for errors, e.g. "train.jsonl row 11" (default "train row <n>").
+  std::vector<std::string> train_row_labels, test_row_labels;
   PromptFormat prompt;
   // The job's configs. Missing keys take Hugging Face's defaults (PEFT LoraConfig, transformers
   // TrainingArguments) except where FineTuneSettings says otherwise; unknown keys are reported as warnings.

@@ -49,15 +49,24 @@ absl::StatusOr<std::string> HubSnapshotDir(RepoKind kind, const std::string& rep
   return snapshot.snapshot_dir;
 }
 
-absl::StatusOr<std::vector<nlohmann::json>> LoadRows(const std::vector<std::string>& files, DatasetFormat format,
-                                                     const std::string& base_dir) {
+// Rows of the files in order, each with a label saying where it is ("train.jsonl row 11").
+struct Rows {
   std::vector<nlohmann::json> rows;
+  std::vector<std::string> labels;
+};
+
+absl::StatusOr<Rows> LoadRows(const std::vector<std::string>& files, DatasetFormat format, const std::string& base_dir) {
+  Rows out;
   for (const std::string& f : files) {
     const std::string path = base_dir.empty() ? f : base_dir + "/" + f;
     ASSIGN_OR_RETURN(DatasetFileContent content, LoadDatasetFile(path, format, path));
-    for (nlohmann::json& r : content.rows) rows.push_back(std::move(r));
+    const std::string name = f.substr(f.find_last_of('/') + 1);
+    for (size_t i = 0; i < content.rows.size(); ++i) {
+      out.rows.push_back(std::move(content.rows[i]));
+      out.labels.push_back(absl::StrCat(name, " row ", i + 1));
+    }
   }
-  return rows;
+  return out;
 }
 
 }  // namespace
@@ -86,18 +95,24 @@ absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease,
   ASSIGN_OR_RETURN(DatasetFormat format, DatasetFormatFromPath(ds.train_files(0), "dataset.train_files"));
   std::vector<std::string> train_files(ds.train_files().begin(), ds.train_files().end());
   std::vector<std::string> test_files(ds.test_files().begin(), ds.test_files().end());
-  ASSIGN_OR_RETURN(std::vector<nlohmann::json> train_rows, LoadRows(train_files, format, base_dir));
+  ASSIGN_OR_RETURN(Rows train_rows, LoadRows(train_files, format, base_dir));
   if (ds.split_generated()) {
     // The same split the metadata service recorded for this revision.
-    const SplitIndices split = TrainTestSplit(train_rows.size(), ds.test_size(), ds.split_seed());
-    std::vector<nlohmann::json> train, test;
-    for (size_t i : split.train) train.push_back(train_rows[i]);
-    for (size_t i : split.test) test.push_back(train_rows[i]);
-    spec.train_rows = std::move(train);
-    spec.test_rows = std::move(test);
+    const SplitIndices split = TrainTestSplit(train_rows.rows.size(), ds.test_size(), ds.split_seed());
+    for (size_t i : split.train) {
+      spec.train_rows.push_back(train_rows.rows[i]);
+      spec.train_row_labels.push_back(train_rows.labels[i]);
+    }
+    for (size_t i : split.test) {
+      spec.test_rows.push_back(train_rows.rows[i]);
+      spec.test_row_labels.push_back(train_rows.labels[i]);
+    }
   } else {
-    spec.train_rows = std::move(train_rows);
-    ASSIGN_OR_RETURN(spec.test_rows, LoadRows(test_files, format, base_dir));
+    spec.train_rows = std::move(train_rows.rows);
+    spec.train_row_labels = std::move(train_rows.labels);
+    ASSIGN_OR_RETURN(Rows test_rows, LoadRows(test_files, format, base_dir));
+    spec.test_rows = std::move(test_rows.rows);
+    spec.test_row_labels = std::move(test_rows.labels);
   }
   if (hooks.on_event) {
     hooks.on_event("info", absl::StrCat("dataset ", ds.source(), ": ", spec.train_rows.size(), " train rows, ",
