@@ -45,13 +45,10 @@ AdapterService::AdapterService(Store& store, const AllowedRoots& roots, const Hu
                                std::string default_hf_token)
     : store_(store), roots_(roots), hub_(hub), default_hf_token_(std::move(default_hf_token)) {}
 
-absl::StatusOr<AdapterRecord> AdapterService::ResolveLocal(const std::string& canonical_dir,
-                                                           const std::string& base_config_json) {
-  ASSIGN_OR_RETURN(ModelArchitecture base, ParseModelConfig(base_config_json, "", "base model config.json"));
-  ASSIGN_OR_RETURN(LocalAdapterInfo local, InspectLocalAdapterDirectory(canonical_dir, base));
+AdapterRecord AdapterRecordFromDirectory(const LocalAdapterInfo& local, const std::string& source_type) {
   AdapterRecord adapter;
-  adapter.source_type = "local";
-  adapter.source = canonical_dir;
+  adapter.source_type = source_type;
+  adapter.source = local.directory;
   adapter.peft_type = local.info.peft_type;
   adapter.rank = static_cast<int>(local.info.rank);
   adapter.alpha = local.info.alpha;
@@ -60,6 +57,13 @@ absl::StatusOr<AdapterRecord> AdapterService::ResolveLocal(const std::string& ca
   for (const LocalFile& f : local.files) adapter.files.push_back({f.path, f.size, f.sha256});
   adapter.fingerprint = local.fingerprint;
   return adapter;
+}
+
+absl::StatusOr<AdapterRecord> AdapterService::ResolveLocal(const std::string& canonical_dir,
+                                                           const std::string& base_config_json) {
+  ASSIGN_OR_RETURN(ModelArchitecture base, ParseModelConfig(base_config_json, "", "base model config.json"));
+  ASSIGN_OR_RETURN(LocalAdapterInfo local, InspectLocalAdapterDirectory(canonical_dir, base));
+  return AdapterRecordFromDirectory(local, "local");
 }
 
 absl::StatusOr<AdapterRecord> AdapterService::ResolveHuggingFace(const AddAdapterInput& input,

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "common/allowed_roots.h"
 #include "common/hf_hub_client.h"
+#include "common/peft_adapter.h"
 #include "services/metadata/adapter_records.h"
 #include "services/metadata/adapter_repository.h"
 #include "services/metadata/model_repository.h"
@@ -47,6 +48,9 @@ struct AdapterPage {
   std::vector<AdapterRecord> adapters;
   std::string next_page_token;
 };
+
+// The record of an inspected adapter directory (source = the directory), before names and lineage are set.
+AdapterRecord AdapterRecordFromDirectory(const LocalAdapterInfo& local, const std::string& source_type);
 
 class AdapterService {
  public:

@@ -10,6 +10,7 @@
 #include "common/peft_adapter.h"
 #include "common/status_macros.h"
 #include "services/metadata/adapter_repository.h"
+#include "services/metadata/adapter_service.h"
 #include "services/metadata/config_repository.h"
 #include "services/metadata/config_schema.h"
 #include "services/metadata/dataset_repository.h"
@@ -436,23 +437,14 @@ absl::StatusOr<std::string> JobService::CompleteJob(const std::string& job_id, i
     std::optional<ModelRevisionRecord> revision = models.GetRevision(tx, job.model_revision_id);
     ASSIGN_OR_RETURN(ModelArchitecture arch, ParseModelConfig(revision->config_json, "", "base model config.json"));
     ASSIGN_OR_RETURN(LocalAdapterInfo local, InspectLocalAdapterDirectory(adapter_dir, arch));
-    AdapterRecord adapter;
+    AdapterRecord adapter = AdapterRecordFromDirectory(local, "trained");
     AdapterRepository adapters;
     adapter.name = job.adapter_name;
     if (adapters.GetByName(tx, adapter.name)) adapter.name = absl::StrCat(job.adapter_name, "-", job.id.substr(0, 8));
     adapter.description = absl::StrCat("trained by fine-tuning job ", job.name);
-    adapter.source_type = "trained";
-    adapter.source = adapter_dir;
     adapter.model_id = job.model_id;
     adapter.model_revision_id = job.model_revision_id;
     adapter.job_id = job.id;
-    adapter.peft_type = local.info.peft_type;
-    adapter.rank = static_cast<int>(local.info.rank);
-    adapter.alpha = local.info.alpha;
-    adapter.target_modules = local.info.target_modules;
-    adapter.use_rslora = local.info.use_rslora;
-    for (const LocalFile& f : local.files) adapter.files.push_back({f.path, f.size, f.sha256});
-    adapter.fingerprint = local.fingerprint;
     adapter_id = adapters.Insert(tx, adapter);
     job.adapter_id = adapter_id;
     job.state = "SUCCEEDED";

@@ -120,6 +120,23 @@ class JobsTest : public ::testing::Test {
     return env_.queue()->Heartbeat(WorkerContext().get(), r, response);
   }
 
+  // FailJob from `worker` for attempt `attempt`; returns the state the job went to (UNSPECIFIED on error).
+  v1::JobState Fail(const std::string& job_id, int attempt, const std::string& worker, const std::string& code,
+                    const std::string& message, bool retryable, bool cancelled) {
+    iv1::FailJobRequest fail;
+    fail.set_job_id(job_id);
+    fail.set_attempt(attempt);
+    fail.set_worker_id(worker);
+    fail.set_code(code);
+    fail.set_message(message);
+    fail.set_retryable(retryable);
+    fail.set_cancelled(cancelled);
+    iv1::FailJobResponse failed;
+    grpc::Status s = env_.queue()->FailJob(WorkerContext().get(), fail, &failed);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return failed.state();
+  }
+
   v1::FineTuningJob Get(const std::string& ref) {
     v1::GetFineTuningJobRequest r;
     r.set_job(ref);
@@ -288,14 +305,7 @@ TEST_F(JobsTest, CancelQueuedEndsAtOnceAndCancelRunningReachesTheWorker) {
   iv1::HeartbeatResponse beat;
   ASSERT_TRUE(Beat(leased.lease(), "w1", &beat).ok());
   EXPECT_TRUE(beat.cancel_requested());
-  iv1::FailJobRequest fail;
-  fail.set_job_id(leased.lease().job_id());
-  fail.set_attempt(1);
-  fail.set_worker_id("w1");
-  fail.set_cancelled(true);
-  iv1::FailJobResponse failed;
-  ASSERT_TRUE(env_.queue()->FailJob(WorkerContext().get(), fail, &failed).ok());
-  EXPECT_EQ(failed.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(Fail(leased.lease().job_id(), 1, "w1", "", "", false, true), v1::JOB_STATE_CANCELLED);
 
   // Removal: only final states.
   MustStart("busy");
@@ -323,16 +333,8 @@ TEST_F(JobsTest, RetryableFailureRequeuesUntilAttemptsRunOut) {
     iv1::LeaseJobResponse leased = Lease("w1");
     ASSERT_TRUE(leased.has_lease());
     EXPECT_EQ(leased.lease().attempt(), attempt);
-    iv1::FailJobRequest fail;
-    fail.set_job_id(job.id());
-    fail.set_attempt(attempt);
-    fail.set_worker_id("w1");
-    fail.set_code("UNAVAILABLE");
-    fail.set_message("the hub is down");
-    fail.set_retryable(true);
-    iv1::FailJobResponse failed;
-    ASSERT_TRUE(env_.queue()->FailJob(WorkerContext().get(), fail, &failed).ok());
-    EXPECT_EQ(failed.state(), attempt == 1 ? v1::JOB_STATE_QUEUED : v1::JOB_STATE_FAILED);
+    EXPECT_EQ(Fail(job.id(), attempt, "w1", "UNAVAILABLE", "the hub is down", true, false),
+              attempt == 1 ? v1::JOB_STATE_QUEUED : v1::JOB_STATE_FAILED);
   }
   const v1::FineTuningJob failed = Get("flaky");
   EXPECT_EQ(failed.error().code(), "UNAVAILABLE");
@@ -371,14 +373,8 @@ TEST_F(JobsTest, WatchStreamsEveryEventUntilTheFinalState) {
   checkpoint->set_path("/ckpt/checkpoint-1");
   iv1::HeartbeatResponse beat_response;
   ASSERT_TRUE(env_.queue()->Heartbeat(WorkerContext().get(), beat, &beat_response).ok());
-  iv1::FailJobRequest fail;
-  fail.set_job_id(job.id());
-  fail.set_attempt(1);
-  fail.set_worker_id("w1");
-  fail.set_code("INVALID_ARGUMENT");
-  fail.set_message("train row 3 has no column 'answer'");
-  iv1::FailJobResponse failed;
-  ASSERT_TRUE(env_.queue()->FailJob(WorkerContext().get(), fail, &failed).ok());
+  EXPECT_EQ(Fail(job.id(), 1, "w1", "INVALID_ARGUMENT", "train row 3 has no column 'answer'", false, false),
+            v1::JOB_STATE_FAILED);
   watcher.join();
   EXPECT_TRUE(watch_status.ok()) << watch_status.error_message();
   std::vector<std::string> kinds;
@@ -460,13 +456,7 @@ TEST_F(JobsTest, ResourcesThatJobsUseCannotBeRemovedUnderThem) {
   cancel.set_job("user");
   v1::CancelFineTuningJobResponse cancelled;
   ASSERT_TRUE(env_.jobs()->CancelFineTuningJob(Context().get(), cancel, &cancelled).ok());
-  iv1::FailJobRequest fail;
-  fail.set_job_id(job.id());
-  fail.set_attempt(1);
-  fail.set_worker_id("w1");
-  fail.set_cancelled(true);
-  iv1::FailJobResponse failed;
-  ASSERT_TRUE(env_.queue()->FailJob(WorkerContext().get(), fail, &failed).ok());
+  EXPECT_EQ(Fail(job.id(), 1, "w1", "", "", false, true), v1::JOB_STATE_CANCELLED);
   v1::RemoveDatasetRequest remove_dataset;
   remove_dataset.set_dataset("qa");
   v1::RemoveDatasetResponse removed_dataset;

@@ -52,13 +52,60 @@ v1::FineTuningJob WaitForEnd(MetadataTestEnv& env, const std::string& name) {
   return job;
 }
 
+// The quick start's demo model (with tokenizer) and dataset, generated into `dir`.
+bool WriteDemo(const std::string& dir) {
+  return std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + dir +
+                      " >/dev/null")
+                         .c_str()) == 0;
+}
+
+void AddQaPrompt(MetadataTestEnv& env, const std::string& dataset) {
+  v1::AddPromptRequest prompt;
+  prompt.set_name("qa");
+  prompt.set_dataset(dataset);
+  prompt.mutable_template_()->set_input_template("Q: {question}\nA: ");
+  prompt.mutable_template_()->set_completion_template("{answer}");
+  v1::AddPromptResponse added;
+  grpc::Status s = env.prompts()->AddPrompt(Context().get(), prompt, &added);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+void AddLocalModel(MetadataTestEnv& env, const std::string& name, const std::string& dir) {
+  v1::AddModelRequest model;
+  model.set_name(name);
+  model.mutable_local()->set_path(dir);
+  v1::AddModelResponse added;
+  grpc::Status s = env.models()->AddModel(Context().get(), model, &added);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+WorkerOptions TestWorkerOptions(MetadataTestEnv& env, const HubClient& hub) {
+  WorkerOptions options;
+  options.metadata_address = env.address();
+  options.worker_id = "test-trainer";
+  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
+  options.runner.hub = &hub;
+  options.runner.threads = 1;
+  options.lease_wait_seconds = 1;
+  return options;
+}
+
+// Runs a worker until job `name` ends; returns the job as it ended.
+v1::FineTuningJob RunUntilEnd(MetadataTestEnv& env, const WorkerOptions& options, const std::string& name) {
+  Worker worker(options);
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { worker.Run(stop); });
+  const v1::FineTuningJob job = WaitForEnd(env, name);
+  stop = true;
+  worker.Interrupt();
+  runner.join();
+  return job;
+}
+
 TEST(WorkerHubTest, HubModelAndDatasetAreDownloadedResumedAndTrained) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
-  ASSERT_EQ(std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + demo.path() +
-                         " >/dev/null")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(WriteDemo(demo.path()));
   env.hub().AllowToken(kHubToken);
   const std::string model_sha = env.hub().AddCommitFromDir(RepoKind::kModel, "org/demo-llama", demo.path() + "/demo-llama");
   env.hub().AddCommitFromDir(RepoKind::kDataset, "org/demo-instructions", demo.path() + "/demo-instructions");
@@ -77,14 +124,7 @@ TEST(WorkerHubTest, HubModelAndDatasetAreDownloadedResumedAndTrained) {
   v1::AddDatasetResponse dataset_added;
   s = env.datasets()->AddDataset(Context().get(), dataset, &dataset_added);
   ASSERT_TRUE(s.ok()) << s.error_message();
-  v1::AddPromptRequest prompt;
-  prompt.set_name("qa");
-  prompt.set_dataset("hub-instructions");
-  prompt.mutable_template_()->set_input_template("Q: {question}\nA: ");
-  prompt.mutable_template_()->set_completion_template("{answer}");
-  v1::AddPromptResponse prompt_added;
-  s = env.prompts()->AddPrompt(Context().get(), prompt, &prompt_added);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  AddQaPrompt(env, "hub-instructions");
 
   v1::StartFineTuningJobRequest start;
   start.set_name("from-hub");
@@ -108,22 +148,10 @@ TEST(WorkerHubTest, HubModelAndDatasetAreDownloadedResumedAndTrained) {
   hub_options.endpoint = env.hub().endpoint();
   hub_options.initial_backoff = std::chrono::milliseconds(10);
   HubClient hub(hub_options);
-  WorkerOptions options;
-  options.metadata_address = env.address();
-  options.worker_id = "test-trainer";
-  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
-  options.runner.hub = &hub;
+  WorkerOptions options = TestWorkerOptions(env, hub);
   options.runner.hf_token = kHubToken;
   options.runner.cache_dir = cache.path();
-  options.runner.threads = 1;
-  options.lease_wait_seconds = 1;
-  Worker worker(options);
-  std::atomic<bool> stop{false};
-  std::thread runner([&] { worker.Run(stop); });
-  const v1::FineTuningJob job = WaitForEnd(env, "from-hub");
-  stop = true;
-  worker.Interrupt();
-  runner.join();
+  const v1::FineTuningJob job = RunUntilEnd(env, options, "from-hub");
 
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error().code() << ": " << job.error().message();
   EXPECT_EQ(job.progress().step(), 6);
@@ -185,30 +213,17 @@ double EvalLoss(const CausalLM& model, const std::string& model_dir, const std::
 TEST(WorkerHubTest, TheRegisteredAdapterReproducesTheTrainedModel) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
-  ASSERT_EQ(std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + demo.path() +
-                         " >/dev/null")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(WriteDemo(demo.path()));
   const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
   const std::string data_dir = env.CopyDir(demo.path() + "/demo-instructions", "demo-instructions");
-  v1::AddModelRequest model;
-  model.set_name("demo-llama");
-  model.mutable_local()->set_path(model_dir);
-  v1::AddModelResponse model_added;
-  ASSERT_TRUE(env.models()->AddModel(Context().get(), model, &model_added).ok());
+  AddLocalModel(env, "demo-llama", model_dir);
   v1::AddDatasetRequest dataset;
   dataset.set_name("demo-instructions");
   dataset.mutable_local()->set_train_path(data_dir + "/train.jsonl");
   dataset.mutable_local()->set_test_path(data_dir + "/test.jsonl");
   v1::AddDatasetResponse dataset_added;
   ASSERT_TRUE(env.datasets()->AddDataset(Context().get(), dataset, &dataset_added).ok());
-  v1::AddPromptRequest prompt;
-  prompt.set_name("qa");
-  prompt.set_dataset("demo-instructions");
-  prompt.mutable_template_()->set_input_template("Q: {question}\nA: ");
-  prompt.mutable_template_()->set_completion_template("{answer}");
-  v1::AddPromptResponse prompt_added;
-  ASSERT_TRUE(env.prompts()->AddPrompt(Context().get(), prompt, &prompt_added).ok());
+  AddQaPrompt(env, "demo-instructions");
   v1::StartFineTuningJobRequest start;
   start.set_name("local");
   start.set_model("demo-llama");
@@ -227,20 +242,7 @@ TEST(WorkerHubTest, TheRegisteredAdapterReproducesTheTrainedModel) {
   ASSERT_TRUE(env.jobs()->StartFineTuningJob(Context().get(), start, &started).ok());
 
   HubClient hub;
-  WorkerOptions options;
-  options.metadata_address = env.address();
-  options.worker_id = "test-trainer";
-  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
-  options.runner.hub = &hub;
-  options.runner.threads = 1;
-  options.lease_wait_seconds = 1;
-  Worker worker(options);
-  std::atomic<bool> stop{false};
-  std::thread runner([&] { worker.Run(stop); });
-  const v1::FineTuningJob job = WaitForEnd(env, "local");
-  stop = true;
-  worker.Interrupt();
-  runner.join();
+  const v1::FineTuningJob job = RunUntilEnd(env, TestWorkerOptions(env, hub), "local");
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error().message();
   ASSERT_TRUE(job.metrics().has_eval_loss());
 
@@ -268,33 +270,20 @@ TEST(WorkerHubTest, TheRegisteredAdapterReproducesTheTrainedModel) {
 TEST(WorkerHubTest, ABadRowFailsTheJobWithTheRowAndColumnAndNoRetry) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
-  ASSERT_EQ(std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + demo.path() +
-                         " >/dev/null")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(WriteDemo(demo.path()));
   const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
   std::string rows;
   for (int i = 0; i < 10; ++i) rows += "{\"question\": \"q" + std::to_string(i) + "\", \"answer\": \"a\"}\n";
   rows += "{\"question\": \"q10\", \"answer\": null}\n";
   const std::string train = env.WriteFile("bad/train.jsonl", rows);
-  v1::AddModelRequest model;
-  model.set_name("demo-llama");
-  model.mutable_local()->set_path(model_dir);
-  v1::AddModelResponse model_added;
-  ASSERT_TRUE(env.models()->AddModel(Context().get(), model, &model_added).ok());
+  AddLocalModel(env, "demo-llama", model_dir);
   v1::AddDatasetRequest dataset;
   dataset.set_name("bad");
   dataset.mutable_local()->set_train_path(train);
   dataset.mutable_local()->set_test_size(0.1);
   v1::AddDatasetResponse dataset_added;
   ASSERT_TRUE(env.datasets()->AddDataset(Context().get(), dataset, &dataset_added).ok());
-  v1::AddPromptRequest prompt;
-  prompt.set_name("qa");
-  prompt.set_dataset("bad");
-  prompt.mutable_template_()->set_input_template("Q: {question}\nA: ");
-  prompt.mutable_template_()->set_completion_template("{answer}");
-  v1::AddPromptResponse prompt_added;
-  ASSERT_TRUE(env.prompts()->AddPrompt(Context().get(), prompt, &prompt_added).ok());
+  AddQaPrompt(env, "bad");
   v1::StartFineTuningJobRequest start;
   start.set_name("bad-job");
   start.set_model("demo-llama");
@@ -305,20 +294,7 @@ TEST(WorkerHubTest, ABadRowFailsTheJobWithTheRowAndColumnAndNoRetry) {
   ASSERT_TRUE(env.jobs()->StartFineTuningJob(Context().get(), start, &started).ok());
 
   HubClient hub;
-  WorkerOptions options;
-  options.metadata_address = env.address();
-  options.worker_id = "test-trainer";
-  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
-  options.runner.hub = &hub;
-  options.runner.threads = 1;
-  options.lease_wait_seconds = 1;
-  Worker worker(options);
-  std::atomic<bool> stop{false};
-  std::thread runner([&] { worker.Run(stop); });
-  const v1::FineTuningJob job = WaitForEnd(env, "bad-job");
-  stop = true;
-  worker.Interrupt();
-  runner.join();
+  const v1::FineTuningJob job = RunUntilEnd(env, TestWorkerOptions(env, hub), "bad-job");
   EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(job.attempts(), 1);  // a data error is not retried
   EXPECT_EQ(job.error().code(), "INVALID_ARGUMENT");
@@ -330,20 +306,14 @@ TEST(WorkerHubTest, ABadRowFailsTheJobWithTheRowAndColumnAndNoRetry) {
 TEST(WorkerHubTest, TrainerServicePrefetchesIntoTheCacheAndReportsStatus) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
-  ASSERT_EQ(std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + demo.path() +
-                         " >/dev/null")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(WriteDemo(demo.path()));
   const std::string sha = env.hub().AddCommitFromDir(RepoKind::kModel, "org/demo-llama", demo.path() + "/demo-llama");
   ScratchDir cache("tuneforge-cache");
   HubClientOptions hub_options;
   hub_options.endpoint = env.hub().endpoint();
   HubClient hub(hub_options);
-  WorkerOptions options;
-  options.metadata_address = env.address();
+  WorkerOptions options = TestWorkerOptions(env, hub);
   options.worker_id = "ops-trainer";
-  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
-  options.runner.hub = &hub;
   options.runner.cache_dir = cache.path();
   Worker worker(options);
   TrainerService service(worker, options, "cpu", 1);
