@@ -119,7 +119,7 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
   std::condition_variable wake;
   iv1::HeartbeatRequest pending;  // logs, checkpoints and progress not yet delivered
   bool finished = false;
-  std::atomic<bool> cancel_requested{false}, lease_lost{false};
+  std::atomic<bool> cancel_requested{false}, lease_lost{false}, beats_failing{false};
   auto fill_ids = [&](iv1::HeartbeatRequest* r) {
     r->set_job_id(lease.job_id());
     r->set_attempt(lease.attempt());
@@ -138,6 +138,7 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
     auto context = Context(std::chrono::seconds(10));
     const grpc::Status status = queue_->Heartbeat(context.get(), request, &response);
     if (status.ok()) {
+      if (beats_failing.exchange(false)) spdlog::info("job {}: heartbeats delivered again", lease.job_id());
       std::lock_guard<std::mutex> lock(mu);
       // Drop what was delivered; keep what arrived meanwhile.
       pending.mutable_logs()->DeleteSubrange(0, request.logs_size());
@@ -155,7 +156,10 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
       lease_lost = true;
       return false;
     }
-    spdlog::warn("job {}: heartbeat failed ({}); will retry", lease.job_id(), status.error_message());
+    if (!beats_failing.exchange(true)) {
+      spdlog::warn("job {}: heartbeat failed ({}); training goes on and reports are kept until the metadata "
+                   "service answers again", lease.job_id(), status.error_message());
+    }
     return true;
   };
 
