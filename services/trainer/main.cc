@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/numbers.h"
@@ -137,6 +138,7 @@ int main(int argc, char** argv) {
 
   tuneforge::Worker worker(options);
   tuneforge::TrainerService service(worker, options, device, at::get_num_threads());
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // grpcurl / buf curl need no .proto files
   grpc::ServerBuilder builder;
   int port = 0;
   const std::string address = absl::StrCat(values.count("listen") ? values["listen"] : "127.0.0.1", ":",
