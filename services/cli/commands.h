@@ -21,6 +21,8 @@ std::vector<Command> AllCommands();
 std::vector<Command> ResourceCommands();
 // jobs (job_commands.cc).
 std::vector<Command> JobCommands();
+// trainer status / prefetch (trainer_commands.cc).
+std::vector<Command> TrainerCommands();
 
 // A required positional naming a record by id or name, bound to the request field `field`.
 Option RecordArg(const std::string& name, const std::string& what, const std::string& field);

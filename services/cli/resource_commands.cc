@@ -381,6 +381,7 @@ std::vector<Command> ResourceCommands() {
 std::vector<Command> AllCommands() {
   std::vector<Command> commands = ResourceCommands();
   for (Command& command : JobCommands()) commands.push_back(std::move(command));
+  for (Command& command : TrainerCommands()) commands.push_back(std::move(command));
   return commands;
 }
 

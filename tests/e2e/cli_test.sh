@@ -82,6 +82,8 @@ help_cases=(
   "jobs cancel|JOB"
   "jobs remove|JOB"
   "jobs checkpoints|JOB"
+  "trainer status|--trainer --token-file"
+  "trainer prefetch|REPO --trainer --token-file --dataset"
 )
 tf --help
 check_rc "tuneforge --help" 0

@@ -3,11 +3,12 @@
 # workers, driven by buf curl. A job succeeds with a falling loss and a registered adapter; a cancel ends
 # CANCELLED; SIGKILL of the trainer running a job -> the other trainer resumes it from its last checkpoint;
 # restarting the metadata service mid-job -> the job still completes; bad Start requests -> typed errors.
-# Usage: jobs_e2e_test.sh METADATA_BINARY TRAINER_BINARY SOURCE_DIR
+# Usage: jobs_e2e_test.sh METADATA_BINARY TRAINER_BINARY SOURCE_DIR [CLI_BINARY]
 set -uo pipefail
 metadata_bin="$1"
 trainer_bin="$2"
 src="$3"
+cli_bin="${4:-}"
 buf="$src/tools/node_modules/.bin/buf"
 work="$(mktemp -d /tmp/tuneforge-jobs-e2e-XXXXXX)"
 chmod 755 "$work"
@@ -48,8 +49,8 @@ start_server() {
   done
   fail "tuneforge-metadata did not start"; tail -20 "$work/metadata.log"; exit 1
 }
-start_trainer() {  # start_trainer NAME
-  "$trainer_bin" --home "$home" --metadata "127.0.0.1:$port" --worker-id "$1" --port 0 --threads 1 \
+start_trainer() {  # start_trainer NAME [SERVICE_PORT]
+  "$trainer_bin" --home "$home" --metadata "127.0.0.1:$port" --worker-id "$1" --port "${2:-0}" --threads 1 \
     >>"$work/trainer-$1.log" 2>&1 &
   trainers[$1]=$!
 }
@@ -83,7 +84,8 @@ mkdir -p "$home/data"
 python3 "$src/scripts/make_demo_data.py" "$home/data" >/dev/null
 start_server
 check "the worker token file is created with mode 600" "600" "$(stat -c %a "$home/worker-token")"
-start_trainer t1
+trainer_port=$((port + 1))
+start_trainer t1 "$trainer_port"
 start_trainer t2
 check "reflection lists FineTuningJobs" "tuneforge.v1.FineTuningJobs" \
   "$("$buf" curl --protocol grpc --http2-prior-knowledge --list-services "http://127.0.0.1:$port" 2>&1)"
@@ -133,6 +135,16 @@ check "the adapter records its job" "\"jobId\": \"$(job_field good "['job']['id'
 check "the adapter is on disk in PEFT format" "adapter_model.safetensors" "$(ls "$home/artifacts/jobs/"*/adapter)"
 check "ListCheckpoints lists the checkpoints" '"step": "20"' \
   "$(call tuneforge.v1.FineTuningJobs/ListCheckpoints '{"job": "good"}')"
+
+# The trainer's own service through the CLI, behind the worker token.
+if [ -n "$cli_bin" ]; then
+  status="$("$cli_bin" trainer status --trainer "127.0.0.1:$trainer_port" --token-file "$home/worker-token" 2>&1)"
+  check "tuneforge trainer status names the trainer" "worker_id: t1" "$status"
+  check "tuneforge trainer status shows its cache" "cache_dir:" "$status"
+  echo "not-the-token" >"$work/wrong-token"
+  check "a wrong worker token is PERMISSION_DENIED" "PERMISSION_DENIED" \
+    "$("$cli_bin" trainer status --trainer "127.0.0.1:$trainer_port" --token-file "$work/wrong-token" 2>&1)"
+fi
 
 # 2. Cancel a running job: CANCELLED within 10 seconds.
 start_job cancel-me ', "max_steps": 100000' >/dev/null
