@@ -2,6 +2,9 @@
 // masking, rotate-half RoPE) so that logits match it to ~1e-6.
 #include "services/trainer/model/causal_lm.h"
 
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
@@ -95,6 +98,7 @@ absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Build(const DecoderConfig& c
   std::unique_ptr<CausalLM> model(new CausalLM());
   model->config_ = config;
   model->lora_ = options.lora;
+  model->gradient_checkpointing_ = options.gradient_checkpointing;
   for (auto& [name, tensor] : weights) {
     at::Tensor t = tensor.to(options.device, options.dtype).contiguous();
     if (options.train_base) t.set_requires_grad(true);
@@ -329,6 +333,65 @@ at::Tensor CausalLM::Mlp(const Layer& layer, const at::Tensor& x) const {
   return layer.down->Forward(act(layer.gate->Forward(x, training_)) * layer.up->Forward(x, training_), training_);
 }
 
+namespace {
+
+// Reentrant activation checkpointing of one decoder layer, as torch.utils.checkpoint(use_reentrant=True): the
+// forward runs without a graph and keeps the layer input and the RNG state; backward replays the layer with
+// grad (same dropout masks) and back-propagates through it, which also accumulates the LoRA gradients.
+class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h, const at::Tensor& cos,
+                            const at::Tensor& sin, const at::Tensor& mask, int64_t model, int64_t index) {
+    at::Generator generator = at::globalContext().defaultGenerator(h.device());
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      ctx->saved_data["rng"] = generator.get_state();
+    }
+    ctx->saved_data["model"] = model;
+    ctx->saved_data["index"] = index;
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    ctx->saved_data["mask"] = mask;
+    ctx->save_for_backward({h});
+    return reinterpret_cast<const CausalLM*>(model)->DecoderLayer(static_cast<size_t>(index), h, cos, sin, mask);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    at::Tensor h = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    const auto* model = reinterpret_cast<const CausalLM*>(ctx->saved_data["model"].toInt());
+    at::Generator generator = at::globalContext().defaultGenerator(h.device());
+    at::Tensor rng_now;
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      rng_now = generator.get_state();
+      generator.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    at::Tensor out;
+    {
+      at::AutoGradMode grad(true);
+      out = model->DecoderLayer(static_cast<size_t>(ctx->saved_data["index"].toInt()), h,
+                                ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor(),
+                                ctx->saved_data["mask"].toTensor());
+    }
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(rng_now);
+    }
+    torch::autograd::backward({out}, {grad_outputs[0]});
+    return {h.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor CausalLM::DecoderLayer(size_t index, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& mask) const {
+  const Layer& layer = layers_[index];
+  at::Tensor out = h + Attention(layer, RmsNorm(h, layer.input_norm), cos, sin, mask);
+  return out + Mlp(layer, RmsNorm(out, layer.post_attention_norm));
+}
+
 at::Tensor CausalLM::Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                              const at::Tensor& position_ids) const {
   const int64_t batch = input_ids.size(0), length = input_ids.size(1);
@@ -342,9 +405,13 @@ at::Tensor CausalLM::Forward(const at::Tensor& input_ids, const at::Tensor& atte
           : at::arange(length, at::TensorOptions().dtype(at::kLong).device(embed_.device())).unsqueeze(0);
   auto [cos, sin] = RopeCosSin(positions);
   at::Tensor mask = AttentionMask(attention_mask, batch, length);
-  for (const Layer& layer : layers_) {
-    h = h + Attention(layer, RmsNorm(h, layer.input_norm), cos, sin, mask);
-    h = h + Mlp(layer, RmsNorm(h, layer.post_attention_norm));
+  const bool checkpoint = gradient_checkpointing_ && training_ && at::GradMode::is_enabled();
+  // A checkpointed layer whose input needs no grad would never run its backward (frozen embeddings under LoRA),
+  // so its input is made to require grad, as transformers' enable_input_require_grads does.
+  if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    h = checkpoint ? LayerCheckpoint::apply(h, cos, sin, mask, reinterpret_cast<int64_t>(this), static_cast<int64_t>(i))
+                   : DecoderLayer(i, h, cos, sin, mask);
   }
   h = RmsNorm(h, final_norm_);
   return at::linear(h, lm_head_).to(at::kFloat);

@@ -32,6 +32,9 @@ struct BuildOptions {
   c10::Device device = c10::Device(c10::kCPU);  // where parameters live; inputs must be there too
   LoraOptions lora;
   bool train_base = false;  // full fine-tune: base weights require grad
+  // Activation checkpointing while training: each decoder layer keeps only its input and recomputes its
+  // activations during backward (replaying the same dropout masks), trading compute for memory.
+  bool gradient_checkpointing = false;
 };
 
 // y = x W^T + b + scaling * B(A(dropout(x))). The LoRA part is skipped while merged into W.
@@ -107,6 +110,13 @@ class CausalLM {
   at::Tensor Attention(const Layer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                        const at::Tensor& mask) const;
   at::Tensor Mlp(const Layer& layer, const at::Tensor& x) const;
+
+ public:
+  // One decoder layer: h + attention, then + MLP. Public for the checkpointing autograd function only.
+  at::Tensor DecoderLayer(size_t index, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
+                          const at::Tensor& mask) const;
+
+ private:
   std::pair<at::Tensor, at::Tensor> RopeCosSin(const at::Tensor& position_ids) const;
   at::Tensor AttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t length) const;
 
@@ -120,6 +130,7 @@ class CausalLM {
   at::Tensor final_norm_;
   at::Tensor lm_head_;
   bool training_ = false;
+  bool gradient_checkpointing_ = false;
 };
 
 }  // namespace tuneforge

@@ -591,9 +591,6 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
     event("warning", "training.dtype fp16 trains the LoRA weights in fp16 without loss scaling; bf16 is safer");
   }
   if (spec.threads > 0) at::set_num_threads(spec.threads);
-  if (s.gradient_checkpointing) {
-    event("warning", "training.gradient_checkpointing is not implemented yet and is ignored; activations are kept");
-  }
   event("info", absl::StrCat("device: ", DescribeDevice(device), "; dtype ", s.dtype));
 
   // Model architecture, for the LoRA targets.
@@ -706,6 +703,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
   build.lora.dropout = s.lora_dropout;
   build.lora.target_modules = s.target_modules;
   build.lora.seed = static_cast<uint64_t>(s.seed);
+  build.gradient_checkpointing = s.gradient_checkpointing;
   ASSIGN_OR_RETURN(std::unique_ptr<CausalLM> model, CausalLM::Load(spec.model_dir, build));
   const std::vector<std::pair<std::string, at::Tensor>> named_params = model->LoraParameters();
   std::vector<at::Tensor> params;
