@@ -180,6 +180,19 @@ struct RequestSpec {
   uint64_t range_length = 0;
 };
 
+// A request for one file of a commit (a resolve URL).
+RequestSpec FileRequest(RepoKind kind, const std::string& repo_id, const std::string& sha, const std::string& path,
+                        const std::string& token, std::string url) {
+  RequestSpec spec;
+  spec.kind = kind;
+  spec.repo_id = repo_id;
+  spec.revision = sha;
+  spec.file = path;
+  spec.token = &token;
+  spec.url = std::move(url);
+  return spec;
+}
+
 struct CurlHandleDeleter {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
 };
@@ -730,14 +743,8 @@ absl::StatusOr<std::string> HubClient::FetchFile(RepoKind kind, const std::strin
                                                  size_t max_bytes) const {
   RETURN_IF_ERROR(ValidateCall(repo_id, sha));
   RETURN_IF_ERROR(ValidateFilePath(path));
-  RequestSpec spec;
-  spec.kind = kind;
-  spec.repo_id = repo_id;
-  spec.revision = sha;
-  spec.file = path;
-  spec.token = &token;
+  RequestSpec spec = FileRequest(kind, repo_id, sha, path, token, ResolveUrl(kind, repo_id, sha, path));
   spec.max_bytes = max_bytes;
-  spec.url = ResolveUrl(kind, repo_id, sha, path);
   Requester requester(options_, endpoint_);
   const std::string url_path = requester.PathOf(spec.url);
   absl::StatusOr<HttpResponse> response = requester.Execute(spec);
@@ -756,17 +763,11 @@ absl::StatusOr<std::string> HubClient::FetchRange(RepoKind kind, const std::stri
     return absl::InvalidArgumentError(absl::StrCat("byte range ", offset, "+", length, " of '", path,
                                                    "' is invalid: ask for at most ", kMaxApiBody, " bytes at a time"));
   }
-  RequestSpec spec;
-  spec.kind = kind;
-  spec.repo_id = repo_id;
-  spec.revision = sha;
-  spec.file = path;
-  spec.token = &token;
+  RequestSpec spec = FileRequest(kind, repo_id, sha, path, token, ResolveUrl(kind, repo_id, sha, path));
   spec.has_range = true;
   spec.range_offset = offset;
   spec.range_length = length;
   spec.max_bytes = static_cast<size_t>(length);
-  spec.url = ResolveUrl(kind, repo_id, sha, path);
   Requester requester(options_, endpoint_);
   const std::string url_path = requester.PathOf(spec.url);
   absl::StatusOr<HttpResponse> response = requester.Execute(spec);
@@ -811,13 +812,7 @@ absl::StatusOr<uint64_t> HubClient::DownloadToWriter(RepoKind kind, const std::s
                                                      const std::function<bool()>& cancelled) const {
   RETURN_IF_ERROR(ValidateCall(repo_id, sha));
   RETURN_IF_ERROR(ValidateFilePath(path));
-  RequestSpec spec;
-  spec.kind = kind;
-  spec.repo_id = repo_id;
-  spec.revision = sha;
-  spec.file = path;
-  spec.token = &token;
-  spec.url = ResolveUrl(kind, repo_id, sha, path);
+  RequestSpec spec = FileRequest(kind, repo_id, sha, path, token, ResolveUrl(kind, repo_id, sha, path));
   Requester requester(options_, endpoint_);
   const std::string url_path = requester.PathOf(spec.url);
   auto cancelled_status = [&](uint64_t at) {

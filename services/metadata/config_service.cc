@@ -133,11 +133,7 @@ absl::StatusOr<ConfigPage> ConfigService::ListConfigs(const ListConfigsInput& in
 
   ConfigListFilter filter;
   if (!page.after.empty()) {
-    std::vector<std::string> parts = absl::StrSplit(page.after, ',');
-    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &filter.after_create_us) || !IsUuid(parts[1])) {
-      return absl::InvalidArgumentError("page_token is damaged; omit it to start from the first page");
-    }
-    filter.after_id = parts[1];
+    RETURN_IF_ERROR(ParseTimeIdKey(page.after, &filter.after_create_us, &filter.after_id));
   }
   filter.type = input.type;
   filter.family = input.family;
@@ -146,12 +142,8 @@ absl::StatusOr<ConfigPage> ConfigService::ListConfigs(const ListConfigsInput& in
   ConfigPage out;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     if (!input.model.empty()) {
-      std::optional<ModelRecord> model =
-          IsUuid(input.model) ? models_.GetById(tx, input.model) : models_.GetByName(tx, input.model);
-      if (!model.has_value()) {
-        return absl::NotFoundError(
-            absl::StrCat("model '", input.model, "' not found; ListModels shows the registered models"));
-      }
+      ASSIGN_OR_RETURN(const ModelRecord found_model, FindModelByRef(tx, input.model));
+      const ModelRecord* model = &found_model;
       // Both filters apply: a family other than the model's matches nothing.
       if (!filter.family.empty() && filter.family != model->family) return absl::OkStatus();
       filter.family = model->family;
@@ -163,7 +155,7 @@ absl::StatusOr<ConfigPage> ConfigService::ListConfigs(const ListConfigsInput& in
   if (static_cast<int>(out.configs.size()) > page.limit) {
     out.configs.resize(page.limit);
     const ConfigRecord& last = out.configs.back();
-    out.next_page_token = MakePageToken(kPageKind, absl::StrCat(absl::ToUnixMicros(last.create_time), ",", last.id));
+    out.next_page_token = MakePageToken(kPageKind, TimeIdKey(last.create_time, last.id));
   }
   return out;
 }

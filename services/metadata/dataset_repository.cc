@@ -5,6 +5,8 @@
 #include <cstdint>
 
 #include "services/metadata/model_repository.h"
+#include "absl/strings/str_cat.h"
+#include "services/metadata/request_checks.h"
 #include "services/metadata/store_internal.h"
 
 namespace tuneforge {
@@ -216,5 +218,16 @@ void DatasetRepository::DeleteRevisions(Tx& tx, const std::string& id) {
   tx.work().exec_prepared("dataset_delete_revisions", id);
 }
 void DatasetRepository::Delete(Tx& tx, const std::string& id) { tx.work().exec_prepared("dataset_delete", id); }
+
+
+absl::StatusOr<DatasetRecord> FindDatasetByRef(Tx& tx, const std::string& ref) {
+  DatasetRepository datasets;
+  std::optional<DatasetRecord> dataset = IsUuid(ref) ? datasets.GetById(tx, ref) : datasets.GetByName(tx, ref);
+  if (!dataset) {
+    return absl::NotFoundError(
+        absl::StrCat("dataset '", ref, "' not found; ListDatasets shows the registered datasets"));
+  }
+  return *dataset;
+}
 
 }  // namespace tuneforge

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "services/metadata/dataset_records.h"
+#include "absl/status/statusor.h"
 #include "services/metadata/store.h"
 
 namespace tuneforge {
@@ -17,6 +18,11 @@ struct DatasetListFilter {
   std::string source_type;  // empty: any
   int limit = 50;
 };
+
+class DatasetRepository;
+
+// The dataset a request names by id or name; NOT_FOUND saying where to look otherwise.
+absl::StatusOr<DatasetRecord> FindDatasetByRef(Tx& tx, const std::string& ref);
 
 class DatasetRepository {
  public:

@@ -25,11 +25,6 @@ constexpr double kDefaultTestSize = 0.1;
 constexpr uint64_t kDefaultSeed = 42;
 constexpr size_t kMaxTokenBytes = 1024;
 
-absl::Status NotFoundDataset(const std::string& ref) {
-  return absl::NotFoundError(
-      absl::StrCat("dataset '", ref, "' not found; ListDatasets shows the registered datasets"));
-}
-
 // Parse errors of local files start with the file's path; prefix the request field so that the user knows which
 // of the two paths is meant.
 absl::Status NameLocalField(const absl::Status& status, const std::string& train_path, const std::string& test_path) {
@@ -261,9 +256,7 @@ absl::StatusOr<AddDatasetResult> DatasetService::AddDataset(const AddDatasetInpu
 }
 
 absl::StatusOr<DatasetRecord> DatasetService::FindDataset(Tx& tx, const std::string& ref) {
-  std::optional<DatasetRecord> dataset = IsUuid(ref) ? datasets_.GetById(tx, ref) : datasets_.GetByName(tx, ref);
-  if (!dataset.has_value()) return NotFoundDataset(ref);
-  return *dataset;
+  return FindDatasetByRef(tx, ref);
 }
 
 absl::StatusOr<DatasetRecord> DatasetService::GetDataset(const std::string& ref) {

@@ -84,14 +84,10 @@ absl::StatusOr<JobRecord> JobService::StartJob(const StartJobInput& in) {
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ModelRepository models;
     DatasetRepository datasets;
-    PromptRepository prompts;
     ConfigRepository configs;
     AdapterRepository adapters;
-    std::optional<ModelRecord> model = IsUuid(in.model) ? models.GetById(tx, in.model) : models.GetByName(tx, in.model);
-    if (!model) {
-      return absl::NotFoundError(
-          absl::StrCat("model '", in.model, "' not found; ListModels shows the registered models"));
-    }
+    ASSIGN_OR_RETURN(const ModelRecord found_model, FindModelByRef(tx, in.model));
+    const ModelRecord* model = &found_model;
     std::optional<ModelRevisionRecord> model_revision = model->latest_revision;
     if (!in.model_revision_id.empty()) {
       model_revision = models.GetRevision(tx, in.model_revision_id);
@@ -101,12 +97,8 @@ absl::StatusOr<JobRecord> JobService::StartJob(const StartJobInput& in) {
       }
     }
     if (!model_revision) return absl::FailedPreconditionError(absl::StrCat("model '", model->name, "' has no revision"));
-    std::optional<DatasetRecord> dataset =
-        IsUuid(in.dataset) ? datasets.GetById(tx, in.dataset) : datasets.GetByName(tx, in.dataset);
-    if (!dataset) {
-      return absl::NotFoundError(
-          absl::StrCat("dataset '", in.dataset, "' not found; ListDatasets shows the registered datasets"));
-    }
+    ASSIGN_OR_RETURN(const DatasetRecord found_dataset, FindDatasetByRef(tx, in.dataset));
+    const DatasetRecord* dataset = &found_dataset;
     std::optional<DatasetRevisionRecord> dataset_revision = dataset->latest_revision;
     if (!in.dataset_revision_id.empty()) {
       dataset_revision = datasets.GetRevision(tx, in.dataset_revision_id);
@@ -119,12 +111,8 @@ absl::StatusOr<JobRecord> JobService::StartJob(const StartJobInput& in) {
     if (!dataset_revision) {
       return absl::FailedPreconditionError(absl::StrCat("dataset '", dataset->name, "' has no revision"));
     }
-    std::optional<PromptRecord> prompt =
-        IsUuid(in.prompt) ? prompts.GetById(tx, in.prompt) : prompts.GetLatest(tx, in.prompt);
-    if (!prompt) {
-      return absl::NotFoundError(
-          absl::StrCat("prompt '", in.prompt, "' not found; ListPrompts shows the registered prompts"));
-    }
+    ASSIGN_OR_RETURN(const PromptRecord found_prompt, FindPromptByRef(tx, in.prompt));
+    const PromptRecord* prompt = &found_prompt;
     if (prompt->dataset_id != dataset->id) {
       return absl::InvalidArgumentError(absl::StrCat("prompt '", prompt->name,
                                                      "' was made for another dataset; use a prompt of dataset '",
@@ -242,19 +230,15 @@ absl::StatusOr<JobPage> JobService::ListJobs(const ListJobsInput& in) {
     filter.states.push_back(s);
   }
   if (!page.after.empty()) {
-    const size_t colon = page.after.find(':');
-    filter.after_create_us = std::stoll(page.after.substr(0, colon));
-    filter.after_id = page.after.substr(colon + 1);
+    RETURN_IF_ERROR(ParseTimeIdKey(page.after, &filter.after_create_us, &filter.after_id));
   }
   filter.limit = page.limit + 1;
   JobPage out;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     if (!in.model.empty()) {
       RETURN_IF_ERROR(CheckReference(in.model, "model"));
-      ModelRepository models;
-      std::optional<ModelRecord> m = IsUuid(in.model) ? models.GetById(tx, in.model) : models.GetByName(tx, in.model);
-      if (!m) return absl::NotFoundError(absl::StrCat("model '", in.model, "' not found; ListModels shows the models"));
-      filter.model_id = m->id;
+      ASSIGN_OR_RETURN(const ModelRecord model, FindModelByRef(tx, in.model));
+      filter.model_id = model.id;
     }
     out.jobs = jobs_.List(tx, filter);
     return absl::OkStatus();
@@ -262,7 +246,7 @@ absl::StatusOr<JobPage> JobService::ListJobs(const ListJobsInput& in) {
   if (static_cast<int>(out.jobs.size()) > page.limit) {
     out.jobs.resize(page.limit);
     const JobRecord& last = out.jobs.back();
-    out.next_page_token = MakePageToken("jobs", absl::StrCat(absl::ToUnixMicros(last.create_time), ":", last.id));
+    out.next_page_token = MakePageToken("jobs", TimeIdKey(last.create_time, last.id));
   }
   return out;
 }

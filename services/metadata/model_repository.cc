@@ -2,6 +2,8 @@
 // Store::InTransaction, which rolls back and turns them into a status.
 #include "services/metadata/model_repository.h"
 
+#include "absl/strings/str_cat.h"
+#include "services/metadata/request_checks.h"
 #include "services/metadata/store_internal.h"
 
 namespace tuneforge {
@@ -165,6 +167,16 @@ std::optional<std::string> ModelRepository::ExportByDestination(Tx& tx, const st
   pqxx::result result = tx.work().exec_prepared("model_export_by_destination", destination_path);
   if (result.empty()) return std::nullopt;
   return Str(result[0], "id");
+}
+
+
+absl::StatusOr<ModelRecord> FindModelByRef(Tx& tx, const std::string& ref) {
+  ModelRepository models;
+  std::optional<ModelRecord> model = IsUuid(ref) ? models.GetById(tx, ref) : models.GetByName(tx, ref);
+  if (!model) {
+    return absl::NotFoundError(absl::StrCat("model '", ref, "' not found; ListModels shows the registered models"));
+  }
+  return *model;
 }
 
 }  // namespace tuneforge

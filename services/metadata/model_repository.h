@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "services/metadata/model_records.h"
+#include "absl/status/statusor.h"
 #include "services/metadata/store.h"
 
 namespace tuneforge {
@@ -18,6 +19,11 @@ struct ModelListFilter {
   std::string source_type;
   int limit = 50;
 };
+
+class ModelRepository;
+
+// The model a request names by id or name; NOT_FOUND saying where to look otherwise.
+absl::StatusOr<ModelRecord> FindModelByRef(Tx& tx, const std::string& ref);
 
 class ModelRepository {
  public:

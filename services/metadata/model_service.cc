@@ -22,11 +22,6 @@ constexpr size_t kMaxConfigBytes = 4u << 20;
 
 bool IsWeightFile(const std::string& path) { return absl::EndsWith(path, ".safetensors"); }
 
-absl::Status NotFoundModel(const std::string& ref) {
-  return absl::NotFoundError(
-      absl::StrCat("model '", ref, "' not found; ListModels shows the registered models"));
-}
-
 }  // namespace
 
 ModelService::ModelService(Store& store, const AllowedRoots& roots, const HubClient& hub,
@@ -165,9 +160,7 @@ absl::StatusOr<AddModelResult> ModelService::AddModel(const AddModelInput& input
 }
 
 absl::StatusOr<ModelRecord> ModelService::FindModel(Tx& tx, const std::string& ref, const std::string& field) {
-  std::optional<ModelRecord> model = IsUuid(ref) ? models_.GetById(tx, ref) : models_.GetByName(tx, ref);
-  if (!model.has_value()) return NotFoundModel(ref);
-  return *model;
+  return FindModelByRef(tx, ref);
 }
 
 absl::StatusOr<ModelRecord> ModelService::GetModel(const std::string& ref) {

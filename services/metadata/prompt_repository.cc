@@ -2,6 +2,8 @@
 // Store::InTransaction, which rolls back and turns them into a status.
 #include "services/metadata/prompt_repository.h"
 
+#include "absl/strings/str_cat.h"
+#include "services/metadata/request_checks.h"
 #include "services/metadata/store_internal.h"
 
 namespace tuneforge {
@@ -68,5 +70,15 @@ std::vector<PromptRecord> PromptRepository::List(Tx& tx, const PromptListFilter&
 }
 
 void PromptRepository::DeleteByName(Tx& tx, const std::string& name) { tx.work().exec_prepared("prompt_delete", name); }
+
+
+absl::StatusOr<PromptRecord> FindPromptByRef(Tx& tx, const std::string& ref) {
+  PromptRepository prompts;
+  std::optional<PromptRecord> prompt = IsUuid(ref) ? prompts.GetById(tx, ref) : prompts.GetLatest(tx, ref);
+  if (!prompt) {
+    return absl::NotFoundError(absl::StrCat("prompt '", ref, "' not found; ListPrompts shows the registered prompts"));
+  }
+  return *prompt;
+}
 
 }  // namespace tuneforge

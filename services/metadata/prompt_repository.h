@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "services/metadata/prompt_records.h"
+#include "absl/status/statusor.h"
 #include "services/metadata/store.h"
 
 namespace tuneforge {
@@ -17,6 +18,11 @@ struct PromptListFilter {
   std::string dataset_id;  // empty: any; else only prompts whose latest revision uses this dataset
   int limit = 50;
 };
+
+class PromptRepository;
+
+// The prompt a request names: a revision id, or a name (its latest revision); NOT_FOUND otherwise.
+absl::StatusOr<PromptRecord> FindPromptByRef(Tx& tx, const std::string& ref);
 
 class PromptRepository {
  public:

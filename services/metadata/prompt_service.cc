@@ -19,14 +19,6 @@ namespace {
 
 constexpr size_t kMaxColumnNameBytes = 1024;
 
-absl::Status NotFoundPrompt(const std::string& ref) {
-  return absl::NotFoundError(absl::StrCat("prompt '", ref, "' not found; ListPrompts shows the registered prompts"));
-}
-
-absl::Status NotFoundDataset(const std::string& ref) {
-  return absl::NotFoundError(absl::StrCat("dataset '", ref, "' not found; ListDatasets shows the registered datasets"));
-}
-
 void AddUnique(const std::string& s, std::vector<std::string>* out) {
   if (std::find(out->begin(), out->end(), s) == out->end()) out->push_back(s);
 }
@@ -107,9 +99,8 @@ absl::StatusOr<AddPromptResult> PromptService::AddPrompt(const AddPromptInput& i
 
   AddPromptResult result;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
-    std::optional<DatasetRecord> dataset =
-        IsUuid(input.dataset) ? datasets_.GetById(tx, input.dataset) : datasets_.GetByName(tx, input.dataset);
-    if (!dataset.has_value()) return NotFoundDataset(input.dataset);
+    ASSIGN_OR_RETURN(DatasetRecord found_dataset, FindDatasetByRef(tx, input.dataset));
+    const DatasetRecord* dataset = &found_dataset;
     DatasetRevisionRecord revision;
     if (input.dataset_revision_id.empty()) {
       if (!dataset->latest_revision.has_value()) {
@@ -180,9 +171,7 @@ absl::StatusOr<PromptRecord> PromptService::GetPrompt(const std::string& ref) {
   RETURN_IF_ERROR(CheckReference(ref, "prompt"));
   PromptRecord prompt;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
-    std::optional<PromptRecord> found = IsUuid(ref) ? prompts_.GetById(tx, ref) : prompts_.GetLatest(tx, ref);
-    if (!found.has_value()) return NotFoundPrompt(ref);
-    prompt = *found;
+    ASSIGN_OR_RETURN(prompt, FindPromptByRef(tx, ref));
     return absl::OkStatus();
   }));
   return prompt;
@@ -199,10 +188,8 @@ absl::StatusOr<PromptPage> PromptService::ListPrompts(const ListPromptsInput& in
   PromptPage out;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     if (!input.dataset.empty()) {
-      std::optional<DatasetRecord> dataset =
-          IsUuid(input.dataset) ? datasets_.GetById(tx, input.dataset) : datasets_.GetByName(tx, input.dataset);
-      if (!dataset.has_value()) return NotFoundDataset(input.dataset);
-      filter.dataset_id = dataset->id;
+      ASSIGN_OR_RETURN(DatasetRecord dataset, FindDatasetByRef(tx, input.dataset));
+      filter.dataset_id = dataset.id;
     }
     out.prompts = prompts_.List(tx, filter);
     return absl::OkStatus();
@@ -219,12 +206,11 @@ absl::StatusOr<std::vector<std::string>> PromptService::RemovePrompt(const std::
   // Fine-tuning jobs are the only records that refer to a prompt.
   std::vector<std::string> removed;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
-    std::optional<PromptRecord> found = IsUuid(ref) ? prompts_.GetById(tx, ref) : prompts_.GetLatest(tx, ref);
-    if (!found.has_value()) return NotFoundPrompt(ref);
-    prompts_.LockName(tx, found->name);
-    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{"", "", found->name}, force,
-                                    absl::StrCat("prompt '", found->name, "'"), &removed));
-    prompts_.DeleteByName(tx, found->name);
+    ASSIGN_OR_RETURN(PromptRecord found, FindPromptByRef(tx, ref));
+    prompts_.LockName(tx, found.name);
+    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{"", "", found.name}, force,
+                                    absl::StrCat("prompt '", found.name, "'"), &removed));
+    prompts_.DeleteByName(tx, found.name);
     return absl::OkStatus();
   }));
   return removed;

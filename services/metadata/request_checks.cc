@@ -1,9 +1,13 @@
 // Field checks shared by all resources, and opaque page tokens.
 #include "services/metadata/request_checks.h"
 
+#include <vector>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace tuneforge {
 
@@ -128,6 +132,19 @@ absl::StatusOr<PageRequest> ParsePage(int page_size, absl::string_view page_toke
 
 std::string MakePageToken(absl::string_view kind, absl::string_view last_key) {
   return absl::WebSafeBase64Escape(absl::StrCat("tf1|", kind, "|", last_key));
+}
+
+std::string TimeIdKey(absl::Time create_time, absl::string_view id) {
+  return absl::StrCat(absl::ToUnixMicros(create_time), ",", id);
+}
+
+absl::Status ParseTimeIdKey(absl::string_view key, int64_t* create_us, std::string* id) {
+  std::vector<absl::string_view> parts = absl::StrSplit(key, ',');
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], create_us) || !IsUuid(parts[1])) {
+    return absl::InvalidArgumentError("page_token is damaged; omit it to start from the first page");
+  }
+  *id = std::string(parts[1]);
+  return absl::OkStatus();
 }
 
 }  // namespace tuneforge

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace tuneforge {
 
@@ -36,6 +37,11 @@ struct PageRequest {
 // `kind` binds a token to the List call that issued it ("models", "model_revisions:<id>", ...).
 absl::StatusOr<PageRequest> ParsePage(int page_size, absl::string_view page_token, absl::string_view kind);
 std::string MakePageToken(absl::string_view kind, absl::string_view last_key);
+
+// The page key of List calls ordered by creation: "<create time in microseconds>,<id>". A key that does not read
+// back (a page_token tampered with) is INVALID_ARGUMENT on page_token.
+std::string TimeIdKey(absl::Time create_time, absl::string_view id);
+absl::Status ParseTimeIdKey(absl::string_view key, int64_t* create_us, std::string* id);
 
 }  // namespace tuneforge
 

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/escaping.h"
 #include "tests/metadata/support/metadata_test_env.h"
 
 namespace tuneforge {
@@ -425,6 +426,13 @@ TEST_F(JobsTest, ListPagesNewestFirstAndFilters) {
     r.set_page_token(response.next_page_token());
   }
   EXPECT_THAT(names, ::testing::ElementsAre("job-4", "job-3", "job-2", "job-1", "job-0"));
+  // A token that was tampered with is refused, not trusted.
+  v1::ListFineTuningJobsRequest tampered;
+  tampered.set_page_token(absl::WebSafeBase64Escape("tf1|jobs|not-a-time,not-an-id"));
+  v1::ListFineTuningJobsResponse refused;
+  grpc::Status s = env_.jobs()->ListFineTuningJobs(Context().get(), tampered, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("page_token is damaged"));
   v1::ListFineTuningJobsRequest running;
   running.add_states(v1::JOB_STATE_RUNNING);
   running.set_model("tiny-llama");

@@ -19,16 +19,6 @@ bool Retryable(absl::StatusCode code) {
          code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kResourceExhausted;
 }
 
-const char* CodeName(absl::StatusCode code) {
-  static const char* const names[] = {"OK",        "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
-                                      "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",   "PERMISSION_DENIED",
-                                      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                                      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",      "DATA_LOSS",
-                                      "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i < 17 ? names[i] : "UNKNOWN";
-}
-
 void ToProto(const FineTuneProgress& p, iv1::HeartbeatRequest* out) {
   auto* progress = out->mutable_progress();
   progress->set_step(p.step);
@@ -277,7 +267,7 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
       request.set_message(absl::StrCat("trainer ", options_.worker_id, " shut down; another trainer resumes the job"));
       request.set_retryable(true);
     } else {
-      request.set_code(CodeName(code));
+      request.set_code(absl::StatusCodeToString(code));
       request.set_message(std::string(result.status().message()));
       request.set_retryable(Retryable(code));
     }
