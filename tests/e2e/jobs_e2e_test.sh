@@ -177,6 +177,27 @@ events="$(timeout 60 "$buf" curl --protocol grpc --http2-prior-knowledge \
 check "the second attempt resumed from a checkpoint" "resumed from checkpoint-" "$events"
 start_trainer t3
 
+# 3b. SIGTERM the trainer running a job: it hands the job back at once (no lease expiry), and another resumes it.
+start_job handed-back ', "max_steps": 1500, "save_steps": 10' >/dev/null
+wait_state handed-back 'RUNNING' 60 >/dev/null
+wait_step handed-back 20 120
+victim="$(job_field handed-back "['job']['workerId']")"
+if [ -n "$victim" ] && [ -n "${trainers[$victim]:-}" ]; then
+  kill -TERM "${trainers[$victim]}"
+  wait "${trainers[$victim]}"
+  check "a trainer stopped by SIGTERM exits 0" "0" "$?"
+  unset "trainers[$victim]"
+else
+  fail "no trainer runs job 'handed-back' (worker '$victim')"
+fi
+state="$(wait_state handed-back 'SUCCEEDED|FAILED|CANCELLED' 180)"
+check "the handed-back job completes on another trainer" "JOB_STATE_SUCCEEDED" "$state"
+check "with all the steps" "1500" "$(job_field handed-back "['job']['progress']['step']")"
+check "the first attempt handed it back to the queue" "shut down; another trainer resumes the job" \
+  "$(timeout 60 "$buf" curl --protocol grpc --http2-prior-knowledge \
+     "http://127.0.0.1:$port/tuneforge.v1.FineTuningJobs/WatchFineTuningJob" -d '{"job": "handed-back"}' 2>&1)"
+start_trainer t4
+
 # 4. Restart the metadata service mid-job: the trainer waits for it and the job completes.
 start_job restarted ', "max_steps": 1500, "save_steps": 50' >/dev/null
 wait_state restarted 'RUNNING' 60 >/dev/null
