@@ -10,7 +10,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build="$(cd "${1:-$here/../build}" && pwd)"
 threads="${2:-2}"
 steps="${3:-30}"
-python="${PYTHON:-/usr/bin/python3}"
+python="${PYTHON:-$(bash "$here/../scripts/python-env.sh")/bin/python}"
 work="$(mktemp -d /tmp/tuneforge-job-bench-XXXXXX)"
 chmod 755 "$work"
 home="$work/home"
@@ -19,13 +19,14 @@ tf="$build/services/cli/tuneforge --server 127.0.0.1:$port"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 mkdir -p "$home/data"
 "$python" "$here/make_bench_model.py" "$home/data" >/dev/null
 echo "== reference: train_step_bench, fp32, $threads threads"
-ref="$("$build/bench/train_step_bench" --dtype=fp32 --threads="$threads" --warmup=2 --steps=5 --batch=4 --seq=256 \
-       | grep '^RESULT')"
+"$python" -c "import sys; sys.path.insert(0, '$here'); import bench_models as b
+b.make_inputs('$work/inputs.safetensors', b.vocab_size('bench-llama'), 4, 256, seed=5678)"
+ref="$("$build/bench/train_step_bench" --model="$home/data/bench-llama" --inputs="$work/inputs.safetensors" \
+       --device=cpu --dtype=fp32 --attn=sdpa --threads="$threads" --warmup=2 --steps=5 | grep '^RESULT')"
 echo "$ref"
 ref_tps="$(echo "$ref" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p')"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the bench Llama of train_step_bench.cc (same config.json, random weights) as a Hugging Face model
 directory, with the demo's character tokenizer, plus a dataset whose rows each fill max_seq_len tokens.
-Needs numpy (Debian python3-numpy). Usage: make_bench_model.py OUTPUT_DIR"""
+Needs numpy (in the project environment, scripts/python-env.sh). Usage: make_bench_model.py OUTPUT_DIR"""
 import json
 import os
 import struct

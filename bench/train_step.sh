@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One LoRA training step of the bench Llama: tuneforge (train_step_bench) against plain PyTorch eager
-# (train_step_reference.py) at the same thread count, one after the other; prints ours/eager per dtype.
+# One LoRA training step of the bench Llama (57 M parameters, batch 4 x 256) on the CPU: tuneforge
+# (train_step_bench) against transformers + PEFT (hf_train_step.py) at the same thread count, on the same model
+# directory (written by transformers), tokens and settings, one after the other; prints ours/theirs per dtype.
 # Usage: bench/train_step.sh [BUILD_DIR] [THREADS] [WARMUP] [STEPS]   (defaults: build 2 2 5)
-# OPENBLAS_* variables are left as found; both sides set OpenBLAS's pool to THREADS through its API.
+# PYTHON: the Python with torch, transformers and peft (default: the project's environment, scripts/python-env.sh).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,57 +12,60 @@ threads="${2:-2}"
 warmup="${3:-2}"
 steps="${4:-5}"
 bench="$build/bench/train_step_bench"
-# Debian's python3-torch is the same 1.13.1 as libtorch; pick the system interpreter, not a pyenv shim.
-python="${PYTHON:-/usr/bin/python3}"
+python="${PYTHON:-$(bash "$here/../scripts/python-env.sh")/bin/python}"
 
 if [[ ! -x "$bench" ]]; then
   echo "no $bench: build it with cmake --build $build --target train_step_bench" >&2
   exit 1
 fi
-if ! "$python" -c 'import torch' 2>/dev/null; then
-  echo "$python cannot import torch: apt-get install python3-torch (or set PYTHON)" >&2
-  exit 1
-fi
 
-# libgomp and OpenBLAS each keep a thread pool; busy-waiting pools on few cores slow each other down.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-env | grep '^OPENBLAS_' | sed 's/^/env: /' || echo "env: no OPENBLAS_* variables set"
-echo "cores: $(nproc); threads: $threads; warm-up $warmup + $steps timed steps"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+"$python" - "$here" "$work" <<'PY'
+import sys
+import torch
+sys.path.insert(0, sys.argv[1])
+import bench_models
+work = sys.argv[2]
+bench_models.make_model("bench-llama", work + "/model", dtype=torch.float32)
+bench_models.make_inputs(work + "/inputs.safetensors", bench_models.vocab_size("bench-llama"), 4, 256, seed=5678)
+PY
+echo "cores: $(nproc); threads: $threads; warm-up $warmup + $steps timed steps; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-args=(--threads="$threads" --warmup="$warmup" --steps="$steps")
+log="$work/log"
+args=(--model="$work/model" --inputs="$work/inputs.safetensors" --device=cpu --threads="$threads" --warmup="$warmup"
+      --steps="$steps" --attn=sdpa)
 # Per dtype the two run back to back, so that both see about the same load from the rest of the machine.
 for dtype in fp32 bf16; do
   "$bench" "${args[@]}" --dtype="$dtype" | tee -a "$log"
-  "$python" "$here/train_step_reference.py" "${args[@]}" --dtype="$dtype" | tee -a "$log"
+  "$python" "$here/hf_train_step.py" "${args[@]}" --dtype="$dtype" | tee -a "$log"
 done
 
-# RESULT lines are key=value. Ratios (ours/eager, > 1: we are faster) of the median step, of the best step
-# and of the median CPU time per step (both less disturbed by other processes), and the last losses:
-# equal losses mean both ran the same computation.
+# RESULT lines are key=value. Ratios (ours/theirs, > 1: we are faster) of the median step, of the best step and of
+# the median CPU time per step (both less disturbed by other processes), and the first and last losses: the first
+# losses are equal when both compute the same function (LoRA B starts at zero).
 awk '
   /^RESULT/ {
     delete kv
     for (i = 2; i <= NF; ++i) { split($i, p, "="); kv[p[1]] = p[2] }
-    d = kv["dtype"]; th = kv["threads"]
+    d = kv["dtype"]
     if (kv["impl"] == "tuneforge") {
       ours[d] = kv["tokens_per_s"]; ours_best[d] = kv["best_step_ms"]; ours_cpu[d] = kv["cpu_ms"]
-      mfu[d] = kv["mfu"]; ours_loss[d] = kv["last_loss"]
+      mfu[d] = kv["mfu"]; ours_first[d] = kv["first_loss"]; ours_last[d] = kv["last_loss"]; th = kv["threads"]
     } else {
-      eager[d] = kv["tokens_per_s"]; eager_best[d] = kv["best_step_ms"]; eager_cpu[d] = kv["cpu_ms"]
-      eager_loss[d] = kv["last_loss"]
+      hf[d] = kv["tokens_per_s"]; hf_best[d] = kv["best_step_ms"]; hf_cpu[d] = kv["cpu_ms"]
+      hf_first[d] = kv["first_loss"]; hf_last[d] = kv["last_loss"]
     }
   }
   END {
-    printf "\n%-5s %-7s %-11s %-12s %-11s %-11s %-10s %-8s %s\n", "dtype", "threads", "ours tok/s", "eager tok/s",
-           "ours/eager", "best-step", "cpu-time", "ours MFU", "last loss ours / eager"
+    printf "\n%-5s %-7s %-11s %-13s %-11s %-10s %-9s %-9s %-21s %s\n", "dtype", "threads", "ours tok/s", "HF+PEFT tok/s",
+           "ours/HF", "best-step", "cpu-time", "ours MFU", "first loss ours / HF", "last loss ours / HF"
     split("fp32 bf16", order, " ")
     for (j = 1; j <= 2; ++j) {
       d = order[j]
-      if (!(d in ours) || !(d in eager)) continue
-      printf "%-5s %-7s %-11s %-12s %-11.2f %-11.2f %-10.2f %-8s %s / %s\n", d, th, ours[d], eager[d],
-             ours[d] / eager[d], eager_best[d] / ours_best[d], eager_cpu[d] / ours_cpu[d], mfu[d], ours_loss[d],
-             eager_loss[d]
+      if (!(d in ours) || !(d in hf)) continue
+      printf "%-5s %-7s %-11s %-13s %-11.2f %-10.2f %-9.2f %-9s %-21s %s / %s\n", d, th, ours[d], hf[d],
+             ours[d] / hf[d], hf_best[d] / ours_best[d], hf_cpu[d] / ours_cpu[d], mfu[d],
+             ours_first[d] " / " hf_first[d], ours_last[d], hf_last[d]
     }
   }' "$log"

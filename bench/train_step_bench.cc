@@ -1,10 +1,13 @@
-// One LoRA training step (forward, causal-LM loss, backward, AdamW, zero grad) of a small random Llama on
-// the CPU: tokens/s and model-FLOPs utilisation against the peak matmul rate measured in this process.
-// Usage: train_step_bench [--dtype=fp32|bf16|both] [--threads=N] [--warmup=2] [--steps=5] [--batch=4] [--seq=256]
+// One LoRA training step (forward, causal-LM loss, backward, AdamW, zero grad) of a Hugging Face model directory on
+// the CPU or a GPU: tokens/s, peak GPU memory and model-FLOPs utilisation against the peak matmul rate measured in
+// this process. bench/hf_train_step.py runs transformers + PEFT on the same model, tokens and settings, and prints
+// the same RESULT line; bench/train_step.sh and bench/gpu_check.sh put the two side by side.
+// Usage: train_step_bench --model=DIR --inputs=FILE [--device=cpu|cuda|cuda:N|auto] [--dtype=fp32|bf16]
+//          [--attn=sdpa|eager] [--threads=N] [--warmup=2] [--steps=5] [--lora-r=16] [--lora-alpha=32]
+//          [--save-adapter=DIR]
+// FILE is a safetensors file with `input_ids` [B,T] (int64); the labels are the inputs (every token counts).
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 
 #include <sys/resource.h>
 
@@ -13,14 +16,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "services/trainer/model/causal_lm.h"
-#include "services/trainer/model/decoder_config.h"
+#include "services/trainer/model/device.h"
+#include "services/trainer/model/tensor_file.h"
+#include "services/trainer/peft/lora_adapter.h"
 #include "services/trainer/train/adamw.h"
 #include "services/trainer/train/causal_lm_loss.h"
 
@@ -28,93 +34,59 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The bench Llama: train_step_reference.py builds the same shapes.
-constexpr char kConfigJson[] = R"({
-  "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
-  "vocab_size": 32000, "hidden_size": 512, "intermediate_size": 1376, "num_hidden_layers": 8,
-  "num_attention_heads": 8, "num_key_value_heads": 4, "max_position_embeddings": 2048,
-  "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "tie_word_embeddings": false
-})";
-constexpr uint64_t kWeightSeed = 1234;  // base weights: randn * 0.02 by sorted HF name; norms are ones
-constexpr uint64_t kTokenSeed = 5678;   // input ids, uniform in [0, vocab)
 constexpr uint64_t kLoraSeed = 42;
 constexpr double kLearningRate = 1e-4;
+constexpr double kWeightDecay = 0.01;
 
 struct Options {
-  std::string dtype = "both";
-  int threads = 2;
-  int warmup = 2;
-  int steps = 5;
-  int64_t batch = 4;
-  int64_t seq = 256;
+  std::string model, inputs, save_adapter;
+  std::string device = "auto", dtype = "bf16", attn = "sdpa";
+  int threads = 0;  // 0: libtorch's default
+  int warmup = 2, steps = 5;
+  int64_t lora_r = 16;
+  double lora_alpha = 32;
 };
 
-bool ParseFlag(const char* arg, const char* name, std::string* value) {
-  const size_t n = std::strlen(name);
-  if (std::strncmp(arg, name, n) != 0 || arg[n] != '=') return false;
-  *value = arg + n + 1;
-  return true;
+[[noreturn]] void Usage(const char* problem) {
+  std::fprintf(stderr,
+               "%s\nusage: train_step_bench --model=DIR --inputs=FILE [--device=auto|cpu|cuda|cuda:N] "
+               "[--dtype=fp32|bf16] [--attn=sdpa|eager] [--threads=N] [--warmup=N] [--steps=N] [--lora-r=N] "
+               "[--lora-alpha=X] [--save-adapter=DIR]\n",
+               problem);
+  std::exit(2);
 }
 
 Options ParseOptions(int argc, char** argv) {
   Options o;
+  std::map<std::string, std::string*> strings = {{"--model", &o.model},   {"--inputs", &o.inputs},
+                                                 {"--device", &o.device}, {"--dtype", &o.dtype},
+                                                 {"--attn", &o.attn},     {"--save-adapter", &o.save_adapter}};
   for (int i = 1; i < argc; ++i) {
-    std::string v;
-    if (ParseFlag(argv[i], "--dtype", &v)) {
-      o.dtype = v;
-    } else if (ParseFlag(argv[i], "--threads", &v)) {
-      o.threads = std::atoi(v.c_str());
-    } else if (ParseFlag(argv[i], "--warmup", &v)) {
-      o.warmup = std::atoi(v.c_str());
-    } else if (ParseFlag(argv[i], "--steps", &v)) {
-      o.steps = std::atoi(v.c_str());
-    } else if (ParseFlag(argv[i], "--batch", &v)) {
-      o.batch = std::atoll(v.c_str());
-    } else if (ParseFlag(argv[i], "--seq", &v)) {
-      o.seq = std::atoll(v.c_str());
+    const char* eq = std::strchr(argv[i], '=');
+    if (eq == nullptr) Usage((std::string("flags take a value: ") + argv[i]).c_str());
+    const std::string name(argv[i], eq - argv[i]), value(eq + 1);
+    if (auto it = strings.find(name); it != strings.end()) {
+      *it->second = value;
+    } else if (name == "--threads") {
+      o.threads = std::atoi(value.c_str());
+    } else if (name == "--warmup") {
+      o.warmup = std::atoi(value.c_str());
+    } else if (name == "--steps") {
+      o.steps = std::atoi(value.c_str());
+    } else if (name == "--lora-r") {
+      o.lora_r = std::atoll(value.c_str());
+    } else if (name == "--lora-alpha") {
+      o.lora_alpha = std::atof(value.c_str());
     } else {
-      std::fprintf(stderr, "unknown flag %s; flags: --dtype=fp32|bf16|both --threads=N --warmup=N --steps=N "
-                   "--batch=N --seq=N\n", argv[i]);
-      std::exit(2);
+      Usage((std::string("unknown flag ") + argv[i]).c_str());
     }
   }
-  if (o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "both") {
-    std::fprintf(stderr, "--dtype must be fp32, bf16 or both, got '%s'\n", o.dtype.c_str());
-    std::exit(2);
-  }
-  if (o.threads < 1 || o.steps < 1 || o.warmup < 0 || o.batch < 1 || o.seq < 2) {
-    std::fprintf(stderr, "--threads, --steps, --batch must be >= 1, --seq >= 2, --warmup >= 0\n");
-    std::exit(2);
+  if (o.model.empty() || o.inputs.empty()) Usage("--model and --inputs are required");
+  if (o.dtype != "fp32" && o.dtype != "bf16") Usage("--dtype must be fp32 or bf16");
+  if (o.threads < 0 || o.steps < 1 || o.warmup < 0 || o.lora_r < 1) {
+    Usage("--threads must be >= 0, --steps and --lora-r >= 1, --warmup >= 0");
   }
   return o;
-}
-
-// OpenBLAS is reached through libtorch's libblas.so.3, so its entry points are looked up at run time
-// (absent when another BLAS is installed).
-std::string OpenBlasCore() {
-  using Fn = char* (*)();
-  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  return fn != nullptr ? fn() : "none (BLAS is not OpenBLAS)";
-}
-
-int OpenBlasThreads() {
-  using Fn = int (*)();
-  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return fn != nullptr ? fn() : -1;
-}
-
-// torch's set_num_threads leaves OpenBLAS's own pool alone; fp32 matmuls run there.
-void SetOpenBlasThreads(int n) {
-  using Fn = void (*)(int);
-  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (fn != nullptr) fn(n);
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 double Median(std::vector<double> v) {
@@ -125,106 +97,121 @@ double Median(std::vector<double> v) {
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-// User + system CPU seconds of every thread of the process: less disturbed than wall time by other
-// processes on a shared machine.
+// User + system CPU seconds of every thread of the process: less disturbed than wall time by other processes.
 double ProcessCpuSeconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
-// Best rate over `reps` products of two n x n matrices: the peak the step's matmuls could reach.
-double PeakMatmulGflops(at::ScalarType dtype, int64_t n, int reps) {
-  at::Tensor a = at::randn({n, n}).to(dtype);
-  at::Tensor b = at::randn({n, n}).to(dtype);
-  at::Tensor c = at::mm(a, b);  // warm-up: packing buffers, oneDNN primitive creation
+// Best rate over `reps` products of two n x n matrices on the device: the peak the step's matmuls could reach.
+double PeakMatmulGflops(at::ScalarType dtype, const c10::Device& device, int64_t n, int reps) {
+  const auto options = at::TensorOptions().dtype(dtype).device(device);
+  at::Tensor a = at::randn({n, n}, options), b = at::randn({n, n}, options);
+  at::Tensor c = at::mm(a, b);  // warm-up: kernel selection, packing buffers
+  tuneforge::SynchronizeDevice(device);
   double best = 0;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = Clock::now();
     c = at::mm(a, b);
-    const double s = Seconds(t0, Clock::now());
-    best = std::max(best, 2.0 * n * n * n / s / 1e9);
+    tuneforge::SynchronizeDevice(device);
+    best = std::max(best, 2.0 * n * n * n / Seconds(t0, Clock::now()) / 1e9);
   }
   return best;
 }
 
-struct FlopCount {
-  int64_t dense_params = 0;  // frozen matmul weights: every projection and lm_head (embedding is a lookup)
-  int64_t lora_params = 0;   // r * (in + out) per adapted projection
-  double per_step = 0;
-};
-
-// forward 2*P*N + backward activation grads through the frozen weights 2*P*N, LoRA forward, input and
-// weight grads 6*P_lora*N, attention scores and P@V 4*L*T^2*H per sequence forward, x3 with backward.
-FlopCount CountFlops(tuneforge::CausalLM& model, int64_t batch, int64_t seq) {
-  FlopCount f;
+// forward 2*P*N + backward activation grads through the frozen weights 2*P*N, LoRA forward, input and weight grads
+// 6*P_lora*N, attention scores and P@V 4*L*T^2*H per sequence forward (the full square, as eager computes it), x3
+// with backward.
+double FlopsPerStep(tuneforge::CausalLM& model, int64_t batch, int64_t seq) {
+  double dense = 0, lora = 0;
   for (auto& [name, p] : model.projections()) {
-    f.dense_params += p.weight.numel();
-    if (p.lora_a.defined()) f.lora_params += p.lora_a.numel() + p.lora_b.numel();
+    dense += static_cast<double>(p.weight.numel());
+    if (p.lora_a.defined()) lora += static_cast<double>(p.lora_a.numel() + p.lora_b.numel());
   }
-  f.dense_params += model.weights().at("lm_head.weight").numel();
   const auto& arch = model.config().arch;
+  dense += static_cast<double>(arch.vocab_size) * arch.hidden_size;  // lm_head, tied or not
   const double tokens = static_cast<double>(batch * seq);
-  const double attention = 3.0 * batch * 4.0 * arch.num_hidden_layers * double(seq) * seq *
-                           (arch.num_attention_heads * arch.head_dim);
-  f.per_step = 4.0 * f.dense_params * tokens + 6.0 * f.lora_params * tokens + attention;
-  return f;
+  const double attention =
+      3.0 * batch * 4.0 * arch.num_hidden_layers * double(seq) * seq * (arch.num_attention_heads * arch.head_dim);
+  return 4.0 * dense * tokens + 6.0 * lora * tokens + attention;
 }
 
-std::map<std::string, at::Tensor> RandomWeights(const tuneforge::DecoderConfig& config) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(kWeightSeed);
-  std::map<std::string, at::Tensor> weights;
-  for (const auto& [name, shape] : tuneforge::ExpectedWeightShapes(config.arch)) {  // sorted by name
-    const bool norm = name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
-    weights[name] = norm ? at::ones(shape) : at::randn(shape, gen) * 0.02;
+int Run(const Options& o) {
+  auto request = tuneforge::ParseDeviceRequest(o.device);
+  if (!request.ok()) Usage(std::string(request.status().message()).c_str());
+  auto device = tuneforge::ResolveDevice(*request);
+  if (!device.ok()) {
+    std::fprintf(stderr, "%s\n", device.status().ToString().c_str());
+    return 1;
   }
-  return weights;
-}
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  auto attention = tuneforge::ParseAttentionImpl(o.attn);
+  if (!attention.ok()) Usage(std::string(attention.status().message()).c_str());
+  auto inputs = tuneforge::ReadTensorFile(o.inputs, "inputs");
+  if (!inputs.ok() || inputs->count("input_ids") == 0) {
+    std::fprintf(stderr, "%s: needs an int64 tensor input_ids [B,T] (%s)\n", o.inputs.c_str(),
+                 inputs.ok() ? "missing" : inputs.status().ToString().c_str());
+    return 1;
+  }
+  at::Tensor ids = inputs->at("input_ids").to(*device, at::kLong);
+  const int64_t batch = ids.size(0), seq = ids.size(1);
 
-int RunDtype(const tuneforge::DecoderConfig& config, const Options& o, at::ScalarType dtype, const char* label) {
   tuneforge::BuildOptions build;
-  build.dtype = dtype;
-  build.lora.rank = 16;
-  build.lora.alpha = 32;
+  build.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  build.device = *device;
+  build.attention = *attention;
+  build.lora.rank = o.lora_r;
+  build.lora.alpha = o.lora_alpha;
   build.lora.seed = kLoraSeed;
-  build.lora.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-  auto built = tuneforge::CausalLM::Build(config, RandomWeights(config), build);
+  build.lora.target_modules = {"all-linear"};
+  const auto load_start = Clock::now();
+  auto built = tuneforge::CausalLM::Load(o.model, build);
   if (!built.ok()) {
-    std::fprintf(stderr, "building the model failed: %s\n", built.status().ToString().c_str());
+    std::fprintf(stderr, "loading %s failed: %s\n", o.model.c_str(), built.status().ToString().c_str());
     return 1;
   }
   tuneforge::CausalLM& model = **built;
+  tuneforge::SynchronizeDevice(*device);
+  const double load_s = Seconds(load_start, Clock::now());
   model.set_training(true);
   std::vector<at::Tensor> lora;
   for (const auto& [name, t] : model.LoraParameters()) lora.push_back(t);
   tuneforge::AdamWSettings settings;
   settings.lr = kLearningRate;
+  settings.weight_decay = kWeightDecay;
   tuneforge::AdamWOptimizer optimizer(lora, settings);
 
-  at::Generator token_gen = at::make_generator<at::CPUGeneratorImpl>(kTokenSeed);
-  at::Tensor ids = at::randint(0, config.arch.vocab_size, {o.batch, o.seq}, token_gen);
-  const FlopCount flops = CountFlops(model, o.batch, o.seq);
-  const double peak = PeakMatmulGflops(dtype, 2048, 10);
-  std::printf("[%s] params %lld (dense matmul %lld, LoRA %lld); model GFLOP/step %.1f; peak %s matmul (2048^3, "
-              "best of 10) %.1f GFLOP/s\n",
-              label, static_cast<long long>(model.ParameterCount()), static_cast<long long>(flops.dense_params),
-              static_cast<long long>(flops.lora_params), flops.per_step / 1e9, label, peak);
+  const double flops = FlopsPerStep(model, batch, seq);
+  const at::ScalarType peak_dtype = build.dtype;
+  const double peak = PeakMatmulGflops(peak_dtype, *device, device->is_cuda() ? 8192 : 2048, 10);
+  std::printf("[tuneforge %s %s %s] %s; params %lld, trainable %lld; batch %lld x %lld; model GFLOP/step %.1f; "
+              "peak matmul %.1f GFLOP/s; loaded in %.1f s\n",
+              device->str().c_str(), o.dtype.c_str(), o.attn.c_str(), tuneforge::DescribeDevice(*device).c_str(),
+              static_cast<long long>(model.ParameterCount()), static_cast<long long>(model.TrainableParameterCount()),
+              static_cast<long long>(batch), static_cast<long long>(seq), flops / 1e9, peak, load_s);
+  std::fflush(stdout);
 
+  tuneforge::ResetPeakDeviceMemory(*device);
   std::vector<double> step_s, cpu_s, forward_s, backward_s, optimizer_s, losses;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
     const double cpu0 = ProcessCpuSeconds();
     const auto t0 = Clock::now();
     at::Tensor loss = tuneforge::CausalLmLoss(model.Forward(ids), ids);
+    tuneforge::SynchronizeDevice(*device);
     const auto t1 = Clock::now();
     loss.backward();
+    tuneforge::SynchronizeDevice(*device);
     const auto t2 = Clock::now();
     optimizer.Step();
     optimizer.ZeroGrad();
+    tuneforge::SynchronizeDevice(*device);
     const auto t3 = Clock::now();
     const double cpu = ProcessCpuSeconds() - cpu0;
     losses.push_back(loss.item<double>());
-    std::printf("[%s] step %d%s: %.0f ms (forward+loss %.0f, backward %.0f, optimizer %.0f), cpu %.0f ms, loss %.6f\n",
-                label, i, i < o.warmup ? " (warm-up)" : "", 1e3 * Seconds(t0, t3), 1e3 * Seconds(t0, t1),
+    std::printf("[tuneforge] step %d%s: %.1f ms (forward+loss %.1f, backward %.1f, optimizer %.1f), cpu %.0f ms, "
+                "loss %.6f\n",
+                i, i < o.warmup ? " (warm-up)" : "", 1e3 * Seconds(t0, t3), 1e3 * Seconds(t0, t1),
                 1e3 * Seconds(t1, t2), 1e3 * Seconds(t2, t3), 1e3 * cpu, losses.back());
     if (i < o.warmup) continue;
     step_s.push_back(Seconds(t0, t3));
@@ -233,16 +220,30 @@ int RunDtype(const tuneforge::DecoderConfig& config, const Options& o, at::Scala
     backward_s.push_back(Seconds(t1, t2));
     optimizer_s.push_back(Seconds(t2, t3));
   }
+  const std::optional<int64_t> peak_bytes = tuneforge::PeakDeviceMemoryBytes(*device);
   const double step = Median(step_s);
-  const double tokens_per_s = static_cast<double>(o.batch * o.seq) / step;
-  const double achieved = flops.per_step / step / 1e9;
-  std::printf("RESULT impl=tuneforge dtype=%s threads=%d tokens_per_s=%.1f step_ms=%.1f best_step_ms=%.1f "
-              "cpu_ms=%.1f forward_ms=%.1f backward_ms=%.1f optimizer_ms=%.1f gflops=%.1f peak_gflops=%.1f mfu=%.3f "
-              "first_loss=%.6f last_loss=%.6f\n",
-              label, o.threads, tokens_per_s, 1e3 * step, 1e3 * *std::min_element(step_s.begin(), step_s.end()),
-              1e3 * Median(cpu_s), 1e3 * Median(forward_s), 1e3 * Median(backward_s), 1e3 * Median(optimizer_s),
-              achieved, peak, achieved / peak, losses.front(), losses.back());
+  const double achieved = flops / step / 1e9;
+  std::printf("RESULT impl=tuneforge device=%s dtype=%s attn=%s threads=%d batch=%lld seq=%lld tokens_per_s=%.1f "
+              "step_ms=%.2f best_step_ms=%.2f cpu_ms=%.1f forward_ms=%.2f backward_ms=%.2f optimizer_ms=%.2f "
+              "peak_mem_mib=%s gflops=%.1f peak_gflops=%.1f mfu=%.3f first_loss=%.6f last_loss=%.6f\n",
+              device->is_cuda() ? "cuda" : "cpu", o.dtype.c_str(), o.attn.c_str(), at::get_num_threads(),
+              static_cast<long long>(batch), static_cast<long long>(seq), static_cast<double>(batch * seq) / step,
+              1e3 * step, 1e3 * *std::min_element(step_s.begin(), step_s.end()), 1e3 * Median(cpu_s),
+              1e3 * Median(forward_s), 1e3 * Median(backward_s), 1e3 * Median(optimizer_s),
+              peak_bytes ? std::to_string(*peak_bytes / (1024.0 * 1024.0)).c_str() : "n/a", achieved, peak,
+              achieved / peak, losses.front(), losses.back());
   std::fflush(stdout);
+
+  if (!o.save_adapter.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(o.save_adapter, error);
+    const absl::Status saved = tuneforge::SavePeftAdapter(model, o.model, o.save_adapter);
+    if (!saved.ok()) {
+      std::fprintf(stderr, "saving the adapter failed: %s\n", saved.ToString().c_str());
+      return 1;
+    }
+    std::printf("adapter saved to %s\n", o.save_adapter.c_str());
+  }
   return 0;
 }
 
@@ -250,24 +251,10 @@ int RunDtype(const tuneforge::DecoderConfig& config, const Options& o, at::Scala
 
 int main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
-  const int blas_threads_at_start = OpenBlasThreads();
-  at::set_num_threads(o.threads);
-  SetOpenBlasThreads(o.threads);
-  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
-  std::printf("tuneforge train step: openblas core %s, openblas threads %d (at start %d), torch threads %d, "
-              "OMP_WAIT_POLICY=%s, load average %s\n",
-              OpenBlasCore().c_str(), OpenBlasThreads(), blas_threads_at_start, at::get_num_threads(),
-              wait_policy != nullptr ? wait_policy : "(unset)", LoadAverage().c_str());
-  auto config = tuneforge::ParseDecoderConfig(kConfigJson, "", "bench config.json");
-  if (!config.ok()) {
-    std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
+  try {
+    return Run(o);
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "torch error: %s\n", e.what_without_backtrace());
     return 1;
   }
-  std::printf("shape: batch %lld x seq %lld, hidden 512, 8 layers, 8 heads / 4 kv heads, intermediate 1376, vocab "
-              "32000, LoRA r=16 alpha=32 on q,k,v,o,gate,up,down; %d warm-up + %d timed steps\n",
-              static_cast<long long>(o.batch), static_cast<long long>(o.seq), o.warmup, o.steps);
-  std::fflush(stdout);
-  if (o.dtype != "bf16" && RunDtype(*config, o, at::kFloat, "fp32") != 0) return 1;
-  if (o.dtype != "fp32" && RunDtype(*config, o, at::kBFloat16, "bf16") != 0) return 1;
-  return 0;
 }

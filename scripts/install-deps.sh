@@ -8,7 +8,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpqxx-dev libabsl-dev libspdlog-dev libcurl4-openssl-dev nlohmann-json3-dev
   libpcre2-dev libcpp-httplib-dev libssl-dev
-  libtorch-dev libopenblas0-pthread libgloo-dev python3-torch
+  python3-venv
   postgresql postgresql-contrib
   libgtest-dev libgmock-dev libbenchmark-dev
 )

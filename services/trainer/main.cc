@@ -66,7 +66,7 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // A handler, not sigwait: OpenBLAS starts threads before main, so a mask set here would not cover them.
+  // A handler, not sigwait: libraries may start threads before main, so a mask set here would not cover them.
   struct sigaction action = {};
   action.sa_handler = OnSignal;
   sigemptyset(&action.sa_mask);

@@ -273,16 +273,60 @@ TEST(DecoderConfigTest, ReadsFamilyRowsAndRejectsUnknownRope) {
   ASSERT_THAT(gemma.status(), IsOk());
   EXPECT_EQ(gemma->activation, Activation::kGeluTanh);
   EXPECT_TRUE(gemma->scale_embeddings);
+  // A config written by transformers 5 has no hidden_activation: hidden_act is what runs.
+  gemma_json["transformers_version"] = "5.17.0";
+  gemma_json.erase("hidden_activation");
+  auto gemma5 = ParseDecoderConfig(gemma_json.dump(), "", "config.json");
+  ASSERT_THAT(gemma5.status(), IsOk());
+  EXPECT_EQ(gemma5->activation, Activation::kGeluErf);
 
   auto json = nlohmann::json::parse(ReadText(CaseDir("llama") + "/config.json"));
   json["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   EXPECT_THAT(ParseDecoderConfig(json.dump(), "", "model/config.json").status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("model/config.json: rope_scaling type 'yarn' is not supported")));
+                       HasSubstr("model/config.json: rope_scaling.rope_type 'yarn' is not supported")));
   json.erase("rope_scaling");
   json["hidden_act"] = "relu";
   EXPECT_THAT(ParseDecoderConfig(json.dump(), "", "config.json").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("hidden_act 'relu'")));
+}
+
+// transformers 5 writes one rope_parameters object (rope_theta inside it) where 4.x wrote rope_theta and
+// rope_scaling; both spellings give the same settings.
+TEST(DecoderConfigTest, ReadsTransformers5RopeParameters) {
+  auto old_json = nlohmann::json::parse(ReadText(CaseDir("llama3_rope") + "/config.json"));
+  auto new_json = old_json;
+  new_json.erase("rope_theta");
+  new_json.erase("rope_scaling");
+  new_json["rope_parameters"] = old_json["rope_scaling"];
+  new_json["rope_parameters"]["rope_theta"] = old_json["rope_theta"];
+  auto before = ParseDecoderConfig(old_json.dump(), "", "config.json");
+  auto after = ParseDecoderConfig(new_json.dump(), "", "config.json");
+  ASSERT_THAT(before.status(), IsOk());
+  ASSERT_THAT(after.status(), IsOk());
+  EXPECT_EQ(after->rope.kind, RopeKind::kLlama3);
+  EXPECT_EQ(after->rope.theta, before->rope.theta);
+  EXPECT_EQ(after->rope.factor, before->rope.factor);
+  EXPECT_EQ(after->rope.low_freq_factor, before->rope.low_freq_factor);
+  EXPECT_EQ(after->rope.high_freq_factor, before->rope.high_freq_factor);
+  EXPECT_EQ(after->rope.original_max_position_embeddings, before->rope.original_max_position_embeddings);
+
+  // longrope: original_max_position_embeddings inside rope_parameters; partial rotary refused wherever it is.
+  auto phi_json = nlohmann::json::parse(ReadText(CaseDir("phi3_longrope") + "/config.json"));
+  nlohmann::json rope = phi_json["rope_scaling"];
+  rope["rope_type"] = "longrope";
+  rope["rope_theta"] = 10000.0;
+  rope["original_max_position_embeddings"] = phi_json["original_max_position_embeddings"];
+  phi_json.erase("rope_scaling");
+  phi_json.erase("original_max_position_embeddings");
+  phi_json["rope_parameters"] = rope;
+  auto phi = ParseDecoderConfig(phi_json.dump(), "", "config.json");
+  ASSERT_THAT(phi.status(), IsOk());
+  EXPECT_EQ(phi->rope.kind, RopeKind::kLongRope);
+  EXPECT_EQ(phi->rope.original_max_position_embeddings, 6);
+  phi_json["rope_parameters"]["partial_rotary_factor"] = 0.5;
+  EXPECT_THAT(ParseDecoderConfig(phi_json.dump(), "", "config.json").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partial_rotary_factor")));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Packed rows give each example the logits and loss it gets alone: segment masks and restarting position ids.
+// Packed rows give each example the logits and loss it gets alone (segment masks and restarting position ids), and
+// padded rows the gradients they get alone, with either attention implementation.
 #include <ATen/ATen.h>
 
 #include <string>
@@ -21,10 +22,14 @@ at::Tensor ToTensor(const std::vector<int64_t>& v, int64_t rows, int64_t cols) {
   return at::tensor(v, at::kLong).view({rows, cols});
 }
 
-TEST(PackingTest, PackedLogitsEqualSeparateLogits) {
+class PackingTest : public ::testing::TestWithParam<AttentionImpl> {};
+
+TEST_P(PackingTest, PackedLogitsEqualSeparateLogits) {
   for (const char* family : {"llama", "mistral", "qwen2"}) {
     SCOPED_TRACE(family);
-    auto model = CausalLM::Load(::tuneforge::testing::SharedTestdata() + "/hf_reference/" + family, {});
+    BuildOptions options;
+    options.attention = GetParam();
+    auto model = CausalLM::Load(::tuneforge::testing::SharedTestdata() + "/hf_reference/" + family, options);
     ASSERT_THAT(model.status(), IsOk());
     const int64_t vocab = (*model)->config().arch.vocab_size;
     std::vector<Example> examples;
@@ -69,6 +74,51 @@ TEST(PackingTest, PackedLogitsEqualSeparateLogits) {
     EXPECT_NEAR(packed_loss, padded_loss, 1e-5);
   }
 }
+
+// Left padding gives padding queries no key to see. Under sdpa such rows must not turn into NaN (which would reach
+// the LoRA gradients through 0 * NaN): the gradients of a left-padded batch are finite and equal those of the same
+// rows without padding.
+TEST_P(PackingTest, LeftPaddedGradientsAreFiniteAndEqualUnpadded) {
+  BuildOptions options;
+  options.attention = GetParam();
+  options.lora.rank = 4;
+  options.lora.alpha = 8;
+  options.lora.target_modules = {"all-linear"};
+  auto model = CausalLM::Load(::tuneforge::testing::SharedTestdata() + "/hf_reference/llama", options);
+  ASSERT_THAT(model.status(), IsOk());
+  for (auto& [name, p] : (*model)->projections()) {
+    if (p.lora_b.defined()) p.lora_b.detach().normal_(0, 0.1);  // B = 0 would give A no gradient
+  }
+  (*model)->set_training(true);
+  auto grads = [&](const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& labels) {
+    for (at::Tensor& t : (*model)->TrainableParameters()) t.mutable_grad() = at::Tensor();
+    CausalLmLoss((*model)->Forward(ids, mask), labels).backward();
+    std::vector<at::Tensor> out;
+    for (at::Tensor& t : (*model)->TrainableParameters()) out.push_back(t.grad().clone());
+    return out;
+  };
+  const std::vector<int64_t> row = {11, 52, 7, 91, 33, 18, 64};
+  std::vector<int64_t> padded = {0, 0, 0};
+  padded.insert(padded.end(), row.begin(), row.end());
+  std::vector<int64_t> mask = {0, 0, 0, 1, 1, 1, 1, 1, 1, 1};
+  // The first real token would be predicted from a padding position: not a label, as in the row alone.
+  std::vector<int64_t> labels = {-100, -100, -100, -100};
+  labels.insert(labels.end(), row.begin() + 1, row.end());
+  const auto left = grads(ToTensor(padded, 1, 10), ToTensor(mask, 1, 10), ToTensor(labels, 1, 10));
+  // Alone, with its own positions 0..6 (the padded row's positions are shifted by 3: RoPE is relative, so equal).
+  const auto alone = grads(ToTensor(row, 1, 7), at::Tensor(), ToTensor(row, 1, 7));
+  ASSERT_EQ(left.size(), alone.size());
+  ASSERT_FALSE(left.empty());
+  for (size_t i = 0; i < left.size(); ++i) {
+    ASSERT_TRUE(at::isfinite(left[i]).all().item<bool>()) << "gradient " << i;
+    EXPECT_LT((left[i] - alone[i]).abs().max().item<double>(), 1e-5) << "gradient " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Attention, PackingTest, ::testing::Values(AttentionImpl::kSdpa, AttentionImpl::kEager),
+                         [](const ::testing::TestParamInfo<AttentionImpl>& info) {
+                           return std::string(AttentionImplName(info.param));
+                         });
 
 }  // namespace
 }  // namespace tuneforge

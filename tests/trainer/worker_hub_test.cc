@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "common/dataset_files.h"
 #include "common/sha256.h"

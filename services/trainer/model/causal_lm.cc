@@ -1,5 +1,6 @@
-// Forward pass of the decoder, written op for op like transformers 4.44 eager (fp32 softmax, finfo.min
-// masking, rotate-half RoPE) so that logits match it to ~1e-6.
+// Forward pass of the decoder, written op for op like transformers (rotate-half RoPE, fp32 RMSNorm), with attention
+// through scaled_dot_product_attention or transformers' eager op sequence (fp32 softmax, finfo.min masking), so that
+// logits match transformers' same implementation to ~1e-6 in fp32.
 #include "services/trainer/model/causal_lm.h"
 
 #include <torch/csrc/autograd/autograd.h>
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -45,12 +47,30 @@ bool IsIgnoredCheckpointKey(const std::string& name) {
   return name.size() >= kInvFreq.size() && name.compare(name.size() - kInvFreq.size(), kInvFreq.size(), kInvFreq) == 0;
 }
 
+// transformers' repeat_kv: [B,kv,T,D] -> [B,kv*repeat,T,D], consecutive query heads sharing a kv head.
+at::Tensor RepeatKv(const at::Tensor& x, int64_t repeat) {
+  const int64_t batch = x.size(0), kv_heads = x.size(1), length = x.size(2), head_dim = x.size(3);
+  return x.unsqueeze(2).expand({batch, kv_heads, repeat, length, head_dim}).reshape({batch, kv_heads * repeat, length,
+                                                                                     head_dim});
+}
+
 at::Tensor RotateHalf(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
 }
 
 }  // namespace
+
+absl::StatusOr<AttentionImpl> ParseAttentionImpl(std::string_view name) {
+  if (name == "sdpa") return AttentionImpl::kSdpa;
+  if (name == "eager") return AttentionImpl::kEager;
+  return absl::InvalidArgumentError(
+      absl::StrCat("attn_implementation '", std::string(name),
+                   "' is not one we have; use sdpa (fused scaled_dot_product_attention kernels, the default) or eager "
+                   "(transformers' op-for-op attention)"));
+}
+
+const char* AttentionImplName(AttentionImpl impl) { return impl == AttentionImpl::kEager ? "eager" : "sdpa"; }
 
 at::Tensor Projection::Forward(const at::Tensor& x, bool training) const {
   at::Tensor y = at::linear(x, weight, bias);
@@ -99,6 +119,7 @@ absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Build(const DecoderConfig& c
   model->config_ = config;
   model->lora_ = options.lora;
   model->gradient_checkpointing_ = options.gradient_checkpointing;
+  model->attention_ = options.attention;
   for (auto& [name, tensor] : weights) {
     at::Tensor t = tensor.to(options.device, options.dtype).contiguous();
     if (options.train_base) t.set_requires_grad(true);
@@ -256,26 +277,38 @@ std::pair<at::Tensor, at::Tensor> CausalLM::RopeCosSin(const at::Tensor& positio
 }
 
 at::Tensor CausalLM::AttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t length) const {
-  const auto opts = at::TensorOptions().dtype(embed_.scalar_type()).device(embed_.device());
-  const double min_value = embed_.scalar_type() == at::kFloat    ? std::numeric_limits<float>::lowest()
-                           : embed_.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
-                                                                 : -3.3895313892515355e38;  // bf16 min
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(embed_.device());
+  const bool window = config_.sliding_window > 0 && config_.sliding_window < length;
+  // 0 marks padding keys; other values are segment ids (packed examples): a token sees only its own segment.
+  // A mask of all ones changes nothing, so it is dropped here and the kernels may take the causal-only path.
+  const bool segments = attention_mask.defined() && !(attention_mask == 1).all().item<bool>();
+  if (attention_ == AttentionImpl::kSdpa && !window && !segments) return at::Tensor();
+
   at::Tensor query = at::arange(length, long_opts).view({-1, 1});
   at::Tensor key = at::arange(length, long_opts).view({1, -1});
-  at::Tensor excluded = key > query;
-  if (config_.sliding_window > 0) excluded = at::logical_or(excluded, key <= query - config_.sliding_window);
-  at::Tensor mask = at::zeros({length, length}, opts).masked_fill(excluded, min_value);
-  mask = mask.view({1, 1, length, length}).expand({batch, 1, length, length}).clone();
-  if (attention_mask.defined()) {
-    // 0 marks padding keys; other values are segment ids (packed examples): a token sees only its own segment.
-    const at::Tensor segments = attention_mask.to(at::kLong);
-    const at::Tensor key = segments.view({batch, 1, 1, length});
-    const at::Tensor query = segments.view({batch, 1, length, 1});
-    const at::Tensor hidden = at::logical_or(key == 0, at::logical_and(query != 0, query != key));
-    mask = mask.masked_fill(hidden, min_value);
+  at::Tensor hidden = key > query;  // [T,T]
+  if (config_.sliding_window > 0) hidden = at::logical_or(hidden, key <= query - config_.sliding_window);
+  hidden = hidden.view({1, 1, length, length});
+  if (segments) {
+    const at::Tensor ids = attention_mask.to(at::kLong);
+    const at::Tensor key_segment = ids.view({batch, 1, 1, length});
+    const at::Tensor query_segment = ids.view({batch, 1, length, 1});
+    hidden = at::logical_or(hidden, at::logical_or(key_segment == 0, at::logical_and(query_segment != 0,
+                                                                                     query_segment != key_segment)));
   }
-  return mask;
+  hidden = hidden.expand({batch, 1, length, length});
+  if (attention_ == AttentionImpl::kSdpa) {
+    // A left-padding query sees no key at all. Some kernels (and torch versions) answer NaN for such a row, whose
+    // gradient would poison the batch, so every token may at least see itself; a real token always does anyway.
+    const at::Tensor self = (key == query).view({1, 1, length, length});
+    return at::logical_not(hidden).logical_or(self).contiguous();
+  }
+  const double min_value = embed_.scalar_type() == at::kFloat    ? std::numeric_limits<float>::lowest()
+                           : embed_.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
+                           : embed_.scalar_type() == at::kHalf   ? -65504.0
+                                                                 : -3.3895313892515355e38;  // bf16 min
+  return at::zeros({batch, 1, length, length}, at::TensorOptions().dtype(embed_.scalar_type()).device(embed_.device()))
+      .masked_fill(hidden, min_value);
 }
 
 at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
@@ -301,14 +334,29 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
   q = q * cos + RotateHalf(q) * sin;
   k = k * cos + RotateHalf(k) * sin;
   const int64_t repeat = heads / kv_heads;
-  if (repeat > 1) {  // repeat_kv: consecutive query heads share a kv head
-    k = k.unsqueeze(2).expand({batch, kv_heads, repeat, length, head_dim}).reshape({batch, heads, length, head_dim});
-    v = v.unsqueeze(2).expand({batch, kv_heads, repeat, length, head_dim}).reshape({batch, heads, length, head_dim});
+  at::Tensor out;
+  if (attention_ == AttentionImpl::kSdpa) {
+    // Without a mask the flash kernel takes the kv heads as they are (enable_gqa); the memory-efficient kernel,
+    // which masks need, does not take grouped heads, so there they are repeated as in eager.
+    const bool gqa = repeat > 1 && !mask.defined();
+    if (repeat > 1 && !gqa) {
+      k = RepeatKv(k, repeat);
+      v = RepeatKv(v, repeat);
+    }
+    out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
+                                           /*dropout_p=*/0.0, /*is_causal=*/!mask.defined(), /*scale=*/std::nullopt,
+                                           /*enable_gqa=*/gqa);
+  } else {
+    if (repeat > 1) {
+      k = RepeatKv(k, repeat);
+      v = RepeatKv(v, repeat);
+    }
+    at::Tensor scores = at::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim));
+    scores = scores + mask;
+    at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    out = at::matmul(probs, v);
   }
-  at::Tensor scores = at::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim));
-  scores = scores + mask;
-  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  at::Tensor out = at::matmul(probs, v).transpose(1, 2).contiguous().reshape({batch, length, heads * head_dim});
+  out = out.transpose(1, 2).contiguous().reshape({batch, length, heads * head_dim});
   return layer.o->Forward(out, training_);
 }
 

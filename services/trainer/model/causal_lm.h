@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,19 @@ struct LoraOptions {
   uint64_t seed = 0;                        // lora_A init: kaiming_uniform(a=sqrt(5)) as PEFT; lora_B starts at zero
 };
 
+// How attention is computed. Both give the same function; they differ in speed and memory.
+enum class AttentionImpl {
+  // at::scaled_dot_product_attention: the flash kernel on CUDA when no mask is needed (causal only), the
+  // memory-efficient kernel with padding, packed segments or a sliding window; the fused CPU kernel on the CPU.
+  kSdpa,
+  // transformers' eager attention op for op: scores, fp32 softmax over an additive finfo.min mask.
+  kEager,
+};
+
+// "sdpa" | "eager" (transformers' attn_implementation names); INVALID_ARGUMENT otherwise.
+absl::StatusOr<AttentionImpl> ParseAttentionImpl(std::string_view name);
+const char* AttentionImplName(AttentionImpl impl);
+
 struct BuildOptions {
   at::ScalarType dtype = at::kFloat;            // parameters and activations
   c10::Device device = c10::Device(c10::kCPU);  // where parameters live; inputs must be there too
@@ -35,6 +49,7 @@ struct BuildOptions {
   // Activation checkpointing while training: each decoder layer keeps only its input and recomputes its
   // activations during backward (replaying the same dropout masks), trading compute for memory.
   bool gradient_checkpointing = false;
+  AttentionImpl attention = AttentionImpl::kSdpa;
 };
 
 // y = x W^T + b + scaling * B(A(dropout(x))). The LoRA part is skipped while merged into W.
@@ -118,6 +133,8 @@ class CausalLM {
 
  private:
   std::pair<at::Tensor, at::Tensor> RopeCosSin(const at::Tensor& position_ids) const;
+  // The mask each attention layer gets: eager, an additive [B,1,T,T] mask; sdpa, a bool [B,1,T,T] mask (true =
+  // attend), or an undefined tensor when plain causal attention is exact (no padding, no segments, no window).
   at::Tensor AttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t length) const;
 
   DecoderConfig config_;
@@ -131,6 +148,7 @@ class CausalLM {
   at::Tensor lm_head_;
   bool training_ = false;
   bool gradient_checkpointing_ = false;
+  AttentionImpl attention_ = AttentionImpl::kSdpa;
 };
 
 }  // namespace tuneforge

@@ -3,8 +3,10 @@
 #include "services/trainer/model/device.h"
 
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 #include <torch/cuda.h>
+#if defined(TUNEFORGE_TORCH_DEVICE_STATS)
+#include <c10/core/CachingDeviceAllocator.h>
+#endif
 
 #include <charconv>
 #include <cstddef>
@@ -24,16 +26,6 @@ absl::Status BadDevice(std::string_view text) {
       "device '", std::string(text),
       "' is not one we accept; use auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N "
       "(N the GPU index, e.g. cuda:0)"));
-}
-
-// libtorch links its BLAS indirectly, and only the OpenBLAS build of libblas.so.3 has this symbol, so it is
-// looked up in the running process rather than linked.
-std::string OpenBlasCoreName() {
-  using CoreNameFn = char* (*)();
-  auto fn = reinterpret_cast<CoreNameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  if (fn == nullptr) return "";
-  const char* name = fn();
-  return name == nullptr ? "" : std::string(name);
 }
 
 }  // namespace
@@ -94,9 +86,27 @@ std::string DescribeDevice(const c10::Device& device) {
   } else {
     absl::StrAppend(&out, device.str(), ", ", threads, " threads");
   }
-  const std::string core = OpenBlasCoreName();
-  if (!core.empty()) absl::StrAppend(&out, ", OpenBLAS core ", core);
   return out;
+}
+
+std::optional<int64_t> PeakDeviceMemoryBytes(const c10::Device& device) {
+#if defined(TUNEFORGE_TORCH_DEVICE_STATS)
+  if (device.is_cuda()) {
+    const auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getDeviceStats(device.index());
+    return stats.allocated_bytes[0].peak;  // [0]: StatType::AGGREGATE, every pool
+  }
+#endif
+  return std::nullopt;
+}
+
+void ResetPeakDeviceMemory(const c10::Device& device) {
+#if defined(TUNEFORGE_TORCH_DEVICE_STATS)
+  if (device.is_cuda()) c10::getDeviceAllocator(c10::DeviceType::CUDA)->resetPeakStats(device.index());
+#endif
+}
+
+void SynchronizeDevice(const c10::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
 }  // namespace tuneforge

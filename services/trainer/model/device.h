@@ -5,6 +5,8 @@
 
 #include <c10/core/Device.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,9 +28,17 @@ absl::StatusOr<DeviceRequest> ParseDeviceRequest(std::string_view text);
 // libtorch has no CUDA or no GPU is visible, or when N is not below the number of visible GPUs.
 absl::StatusOr<c10::Device> ResolveDevice(const DeviceRequest& request);
 
-// For the start-of-run log, e.g. "cpu, 8 threads, OpenBLAS core Haswell" or "cuda:0 of 2 GPUs, 8 CPU threads".
-// The OpenBLAS core is looked up at run time and left out when the BLAS in the process is not OpenBLAS.
+// For the start-of-run log, e.g. "cpu, 8 threads" or "cuda:0 of 2 GPUs, 8 CPU threads".
 std::string DescribeDevice(const c10::Device& device);
+
+// Peak bytes of tensors held by libtorch's caching allocator on a GPU since the last reset (what
+// torch.cuda.max_memory_allocated reports). nullopt on the CPU, and with a libtorch older than 2.9, whose
+// device-generic allocator statistics this reads.
+std::optional<int64_t> PeakDeviceMemoryBytes(const c10::Device& device);
+void ResetPeakDeviceMemory(const c10::Device& device);
+
+// Waits for the work queued on `device` (a no-op on the CPU): for timing.
+void SynchronizeDevice(const c10::Device& device);
 
 }  // namespace tuneforge
 

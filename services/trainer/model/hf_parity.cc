@@ -13,7 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "common/model_config.h"
 #include "services/trainer/model/causal_lm.h"
+#include "services/trainer/model/device.h"
 #include "services/trainer/model/tensor_file.h"
 #include "services/trainer/peft/lora_adapter.h"
 #include "services/trainer/train/adamw.h"
@@ -74,13 +76,18 @@ ParityCheck CompareScalar(std::string name, double actual, double expected, doub
   return c;
 }
 
-absl::StatusOr<Json> ReadJson(const std::string& path) {
+absl::StatusOr<std::string> ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, " is missing"));
   std::stringstream ss;
   ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<Json> ReadJson(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadText(path));
   try {
-    return Json::parse(ss.str());
+    return Json::parse(text);
   } catch (const Json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", e.what()));
   }
@@ -103,7 +110,11 @@ Batch MakeBatch(const Json& c) {
 absl::Status RunChecks(const std::string& dir, std::vector<ParityCheck>& out) {
   ASSIGN_OR_RETURN(Json inputs, ReadJson(dir + "/inputs.json"));
   ASSIGN_OR_RETURN(auto ref_logits, ReadTensorFile(dir + "/logits.safetensors", "logits.safetensors"));
-  ASSIGN_OR_RETURN(std::unique_ptr<CausalLM> base, CausalLM::Load(dir, BuildOptions{}));
+  // The case names the attention implementation its reference ran with (the 4.44 set predates sdpa: eager).
+  BuildOptions base_options;
+  ASSIGN_OR_RETURN(base_options.attention,
+                   ParseAttentionImpl(inputs.value("attn_implementation", std::string("eager"))));
+  ASSIGN_OR_RETURN(std::unique_ptr<CausalLM> base, CausalLM::Load(dir, base_options));
 
   try {
     // (1) forward logits and loss of the base model.
@@ -137,7 +148,7 @@ absl::Status RunChecks(const std::string& dir, std::vector<ParityCheck>& out) {
     const Json& lora = inputs.at("lora");
     const std::string adapter_dir = dir + "/lora";
     ASSIGN_OR_RETURN(LoraOptions lora_options, ReadLoraOptions(adapter_dir, base->config().arch));
-    BuildOptions options;
+    BuildOptions options = base_options;
     options.lora = lora_options;
     ASSIGN_OR_RETURN(std::unique_ptr<CausalLM> model, CausalLM::Load(dir, options));
     RETURN_IF_ERROR(LoadLoraWeights(adapter_dir, *model));
@@ -256,6 +267,46 @@ absl::Status RunChecks(const std::string& dir, std::vector<ParityCheck>& out) {
 }
 
 }  // namespace
+
+absl::Status WriteLogits(const LogitsRun& run) {
+  if (run.inputs_paths.size() != run.output_paths.size() || run.inputs_paths.empty()) {
+    return absl::InvalidArgumentError("give as many output files as input files (at least one)");
+  }
+  ASSIGN_OR_RETURN(DeviceRequest request, ParseDeviceRequest(run.device));
+  BuildOptions options;
+  ASSIGN_OR_RETURN(options.device, ResolveDevice(request));
+  ASSIGN_OR_RETURN(options.attention, ParseAttentionImpl(run.attention));
+  if (run.dtype != "fp32" && run.dtype != "bf16") {
+    return absl::InvalidArgumentError(absl::StrCat("dtype '", run.dtype, "': use fp32 or bf16"));
+  }
+  options.dtype = run.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  if (!run.adapter_dir.empty()) {
+    ASSIGN_OR_RETURN(std::string config_json, ReadText(run.model_dir + "/config.json"));
+    ASSIGN_OR_RETURN(ModelArchitecture arch, ParseModelConfig(config_json, "", "config.json"));
+    ASSIGN_OR_RETURN(options.lora, ReadLoraOptions(run.adapter_dir, arch));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<CausalLM> model, CausalLM::Load(run.model_dir, options));
+  if (!run.adapter_dir.empty()) RETURN_IF_ERROR(LoadLoraWeights(run.adapter_dir, *model));
+  for (size_t i = 0; i < run.inputs_paths.size(); ++i) {
+    ASSIGN_OR_RETURN(auto inputs, ReadTensorFile(run.inputs_paths[i], "inputs"));
+    if (inputs.count("input_ids") == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(run.inputs_paths[i], " has no input_ids tensor"));
+    }
+    auto input = [&](const char* name) {
+      auto it = inputs.find(name);
+      return it == inputs.end() ? at::Tensor() : it->second.to(options.device, at::kLong);
+    };
+    at::Tensor logits;
+    try {
+      at::NoGradGuard no_grad;
+      logits = model->Forward(input("input_ids"), input("attention_mask"), input("position_ids")).cpu();
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("forward pass failed: ", e.what_without_backtrace()));
+    }
+    RETURN_IF_ERROR(WriteTensorFile(run.output_paths[i], {{"logits", logits}}));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::vector<ParityCheck>> RunHfParityChecks(const std::string& case_dir) {
   std::vector<ParityCheck> checks;

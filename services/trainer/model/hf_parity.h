@@ -23,6 +23,20 @@ struct ParityCheck {
 // a numeric mismatch is a check with pass = false.
 absl::StatusOr<std::vector<ParityCheck>> RunHfParityChecks(const std::string& case_dir);
 
+// Our logits for inputs that another implementation also runs (bench/gpu_check.py compares them with transformers
+// and PEFT on the same device).
+struct LogitsRun {
+  std::string model_dir;    // a Hugging Face model directory
+  std::string adapter_dir;  // a PEFT LoRA adapter applied on top, or empty
+  // Pairs of input and output files: each input is a safetensors file with input_ids [B,T] (int64) and optionally
+  // attention_mask and position_ids [B,T]; its output gets `logits` [B,T,V] (fp32). The model is loaded once.
+  std::vector<std::string> inputs_paths, output_paths;
+  std::string device = "auto";
+  std::string attention = "sdpa";  // sdpa | eager
+  std::string dtype = "fp32";      // fp32 | bf16: the model's weights and activations
+};
+absl::Status WriteLogits(const LogitsRun& run);
+
 }  // namespace tuneforge
 
 #endif  // TUNEFORGE_SERVICES_TRAINER_MODEL_HF_PARITY_H_

@@ -84,7 +84,13 @@ absl::Status SavePeftAdapter(const CausalLM& model, const std::string& base_mode
   const LoraOptions& lora = model.lora_options();
   if (lora.rank <= 0) return absl::FailedPreconditionError("the model has no LoRA adapter to save");
   std::map<std::string, at::Tensor> tensors;
-  for (const auto& [name, t] : model.LoraParameters()) tensors.emplace(name, t.detach().to(at::kFloat));
+  // PEFT's target_modules are the short names of the adapted layers ("all-linear" written out), sorted.
+  std::set<std::string> targets;
+  for (const auto& [name, t] : model.LoraParameters()) {
+    tensors.emplace(name, t.detach().to(at::kFloat));
+    const std::string module = name.substr(0, name.rfind(".lora_"));
+    targets.insert(module.substr(module.rfind('.') + 1));
+  }
   RETURN_IF_ERROR(WriteTensorFile(dir + "/adapter_model.safetensors", tensors));
   nlohmann::ordered_json config = {
       {"base_model_name_or_path", base_model_name_or_path},
@@ -96,7 +102,7 @@ absl::Status SavePeftAdapter(const CausalLM& model, const std::string& base_mode
       {"lora_dropout", lora.dropout},
       {"peft_type", "LORA"},
       {"r", lora.rank},
-      {"target_modules", lora.target_modules},
+      {"target_modules", std::vector<std::string>(targets.begin(), targets.end())},
       {"task_type", "CAUSAL_LM"},
       {"use_dora", false},
       {"use_rslora", lora.use_rslora},

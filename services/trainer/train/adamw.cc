@@ -29,8 +29,8 @@ void AdamWOptimizer::SetLearningRate(double lr) {
 
 namespace {
 
-// torch::optim keys a parameter's state by the address of its TensorImpl.
-std::string StateKey(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+// torch::optim (2.x) keys a parameter's state by the address of its TensorImpl.
+void* StateKey(const at::Tensor& p) { return p.unsafeGetTensorImpl(); }
 
 }  // namespace
 
@@ -73,7 +73,7 @@ absl::Status AdamWOptimizer::ImportState(const std::vector<AdamWParamState>& sta
   auto& table = optimizer_->state();
   for (size_t i = 0; i < params.size(); ++i) {
     const AdamWParamState& s = state[i];
-    const std::string key = StateKey(params[i]);
+    void* const key = StateKey(params[i]);
     if (s.step == 0) {
       table.erase(key);
       continue;

@@ -207,6 +207,7 @@ absl::Status ParseTrainingSection(const Json& training, FineTuneSettings& s, std
   RETURN_IF_ERROR(r.Bool("train_on_input", &s.train_on_input));
   RETURN_IF_ERROR(r.Bool("packing", &s.packing));
   RETURN_IF_ERROR(r.Bool("gradient_checkpointing", &s.gradient_checkpointing));
+  RETURN_IF_ERROR(r.OneOf("attn_implementation", &s.attn_implementation, {"sdpa", "eager"}));
   RETURN_IF_ERROR(r.Int("save_steps", &s.save_steps, "an integer >= 0 (0 saves only at epoch ends)", non_negative));
   RETURN_IF_ERROR(r.Bool("eval_every_epoch", &s.eval_every_epoch));
   RETURN_IF_ERROR(r.Int("logging_steps", &s.logging_steps, "an integer >= 1", positive));
@@ -417,7 +418,7 @@ absl::StatusOr<TrainerState> ParseTrainerState(const std::string& text, int64_t 
 std::string RunFingerprint(const FineTuneSettings& s, const ExampleSet& train, const std::string& config_json) {
   Json j = s.ToJson();
   for (const char* volatile_key :
-       {"device", "logging_steps", "save_steps", "eval_every_epoch", "gradient_checkpointing"}) {
+       {"device", "logging_steps", "save_steps", "eval_every_epoch", "gradient_checkpointing", "attn_implementation"}) {
     j["training"].erase(volatile_key);
   }
   std::string material = j.dump();
@@ -591,7 +592,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
     event("warning", "training.dtype fp16 trains the LoRA weights in fp16 without loss scaling; bf16 is safer");
   }
   if (spec.threads > 0) at::set_num_threads(spec.threads);
-  event("info", absl::StrCat("device: ", DescribeDevice(device), "; dtype ", s.dtype));
+  event("info", absl::StrCat("device: ", DescribeDevice(device), "; dtype ", s.dtype, "; attention ", s.attn_implementation));
 
   // Model architecture, for the LoRA targets.
   ASSIGN_OR_RETURN(std::string config_json, ReadText(spec.model_dir + "/config.json"));
@@ -704,6 +705,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
   build.lora.target_modules = s.target_modules;
   build.lora.seed = static_cast<uint64_t>(s.seed);
   build.gradient_checkpointing = s.gradient_checkpointing;
+  ASSIGN_OR_RETURN(build.attention, ParseAttentionImpl(s.attn_implementation));
   ASSIGN_OR_RETURN(std::unique_ptr<CausalLM> model, CausalLM::Load(spec.model_dir, build));
   const std::vector<std::pair<std::string, at::Tensor>> named_params = model->LoraParameters();
   std::vector<at::Tensor> params;
@@ -924,6 +926,7 @@ Json FineTuneSettings::ToJson() const {
                    {"train_on_input", train_on_input},
                    {"packing", packing},
                    {"gradient_checkpointing", gradient_checkpointing},
+                   {"attn_implementation", attn_implementation},
                    {"save_steps", save_steps},
                    {"eval_every_epoch", eval_every_epoch},
                    {"logging_steps", logging_steps},

@@ -62,6 +62,7 @@ struct FineTuneSettings {
   bool train_on_input = false;
   bool packing = false;
   bool gradient_checkpointing = false;  // recompute each decoder layer in backward instead of keeping activations
+  std::string attn_implementation = "sdpa";  // sdpa (fused kernels) | eager (transformers' op-for-op attention)
   int64_t save_steps = 0;               // 0: checkpoints only at epoch ends and at the last step
   bool eval_every_epoch = true;         // false: the test split is evaluated once, after the last step
   int64_t logging_steps = 500;

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""The GPU check's three measurements, run by bench/gpu_check.sh after it has built the engine:
+
+(a) logits: tuneforge's fp32 logits against transformers' on the same device, eager and sdpa, on a batch without
+    padding and one with a left- and a right-padded row: max abs difference at real tokens and argmax agreement.
+(b) training: a bf16 LoRA step (r=16 on every linear layer of the blocks, AdamW), tuneforge against transformers +
+    PEFT with SDPA on the same model, tokens and steps: tokens/s and peak GPU memory, as ratios.
+(c) adapter: the adapter tuneforge trained in (b), loaded by PEFT (PeftModel.from_pretrained): every tensor of the
+    file taken, and PEFT's fp32 logits against tuneforge's with the same adapter.
+
+Models have real shapes and random weights (bench_models.py). With --cpu the same checks run on small models on the
+CPU, so the script keeps working between GPU loans. Prints a table last; logs and figures go to --out.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+from safetensors.torch import load_file
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_models  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def run(cmd, logfile):
+    """Runs cmd, teeing its output to logfile; returns the output. Raises on a non-zero exit."""
+    log("$ " + " ".join(cmd))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(logfile, "a") as f:
+        f.write("$ " + " ".join(cmd) + "\n" + proc.stdout)
+    tail = "\n".join(proc.stdout.splitlines()[-6:])
+    log(f"  ({time.perf_counter() - t0:.1f} s) {tail}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}:\n{proc.stdout[-4000:]}")
+    return proc.stdout
+
+
+def result_line(output):
+    for line in output.splitlines():
+        if line.startswith("RESULT "):
+            return dict(kv.split("=", 1) for kv in line.split()[1:])
+    raise RuntimeError("no RESULT line in:\n" + output[-2000:])
+
+
+def free_cuda():
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def hf_model(model_dir, attn, device):
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                              attn_implementation=attn).to(device)
+    return model.eval()
+
+
+def hf_forward(model, inputs, device):
+    t = load_file(inputs)
+    with torch.no_grad():
+        out = model(input_ids=t["input_ids"].to(device),
+                    attention_mask=t["attention_mask"].to(device) if "attention_mask" in t else None).logits
+    return out.float().cpu()
+
+
+def peft_took_every_tensor(peft_model, adapter_dir):
+    """Every tensor of adapter_model.safetensors must be in the PEFT model, bit for bit (after its dtype cast)."""
+    saved = load_file(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    state = {k: v for k, v in peft_model.state_dict().items() if "lora_" in k}
+    # PEFT's in-memory names carry the adapter name: ...q_proj.lora_A.default.weight
+    loaded = {k.replace(".default.weight", ".weight"): v for k, v in state.items()}
+    missing = [k for k in saved if k not in loaded]
+    extra = [k for k in loaded if k not in saved]
+    worst = max((float((loaded[k].float().cpu() - saved[k].float()).abs().max()) for k in saved if k in loaded),
+                default=float("inf"))
+    return {"tensors_in_file": len(saved), "missing_in_peft": len(missing), "peft_not_in_file": len(extra),
+            "max_abs_weight_diff": worst, "missing_examples": missing[:3]}
+
+
+def compare(ours, ref, inputs):
+    """Max abs difference at real tokens and argmax agreement (fraction of real tokens)."""
+    t = load_file(inputs)
+    valid = t["attention_mask"].bool() if "attention_mask" in t else torch.ones(ours.shape[:2], dtype=torch.bool)
+    diff = (ours - ref).abs().amax(-1)[valid]
+    agree = (ours.argmax(-1) == ref.argmax(-1))[valid].float().mean()
+    return float(diff.max()), float(agree)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", required=True, help="build directory with tuneforge-parity and train_step_bench")
+    p.add_argument("--work", required=True, help="where models, inputs and logits are written")
+    p.add_argument("--out", required=True, help="where logs and results.json go")
+    p.add_argument("--cpu", action="store_true", help="small shapes on the CPU")
+    p.add_argument("--steps", type=int, default=None)
+    a = p.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    os.makedirs(a.out, exist_ok=True)
+    logfile = os.path.join(a.out, "gpu_check.log")
+
+    import peft
+    import transformers
+
+    transformers.logging.disable_progress_bar()
+    if not a.cpu and not torch.cuda.is_available():
+        sys.exit("no GPU visible to torch; run with --cpu for the CPU form of the check")
+    device = "cpu" if a.cpu else "cuda"
+    if a.cpu:
+        shapes = ["tiny-qwen2", "tiny-llama3"]
+        logits_batch, logits_seq, pad = 2, 48, 16
+        train_batch, train_seq, warmup, steps = 2, 64, 1, a.steps or 3
+        threads = ["--threads=2"]
+    else:
+        shapes = ["qwen2.5-0.5b", "llama3.1-8b-8layers"]
+        logits_batch, logits_seq, pad = 2, 512, 128
+        train_batch, train_seq, warmup, steps = 8, 1024, 3, a.steps or 10
+        threads = []
+    env = {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
+           "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu"}
+    log(f"gpu_check: {env}")
+    parity = os.path.join(a.build, "services", "trainer", "tuneforge-parity")
+    bench = os.path.join(a.build, "bench", "train_step_bench")
+    results = {"env": env, "shapes": {}}
+
+    for shape in shapes:
+        r = results["shapes"].setdefault(shape, {})
+        model_dir = os.path.join(a.work, shape)
+        t0 = time.perf_counter()
+        bench_models.make_model(shape, model_dir, device=device)
+        log(f"== {shape}: model ready in {time.perf_counter() - t0:.1f} s ({model_dir})")
+        vocab = bench_models.vocab_size(shape)
+
+        # (a) logits, fp32, eager and sdpa, without and with padding. Each side loads the model once per
+        # attention implementation.
+        cases = {case: bench_models.make_inputs(os.path.join(a.work, f"{shape}-{case}.safetensors"), vocab,
+                                                logits_batch, logits_seq, seed=7, pad=n)
+                 for case, n in (("nomask", 0), ("padded", pad))}
+        refs = {}
+        for attn in ("eager", "sdpa"):
+            model = hf_model(model_dir, attn, device)
+            for case, inputs in cases.items():
+                refs[case, attn] = hf_forward(model, inputs, device)
+            del model
+            free_cuda()
+        for attn in ("eager", "sdpa"):
+            outs = {case: os.path.join(a.work, f"{shape}-{case}-{attn}-logits.safetensors") for case in cases}
+            run([parity, "logits", f"--model={model_dir}", "--inputs=" + ",".join(cases.values()),
+                 "--out=" + ",".join(outs.values()), f"--device={device}", f"--attn={attn}", "--dtype=fp32"], logfile)
+            for case, inputs in cases.items():
+                ours = load_file(outs[case])["logits"]
+                diff, agree = compare(ours, refs[case, attn], inputs)
+                r[f"logits/{case}/{attn}"] = {"max_abs": diff, "argmax_agree": agree}
+                log(f"  logits {case} {attn}: max abs diff {diff:.3e}, argmax agreement {agree:.4f}")
+                os.remove(outs[case])
+        for case, inputs in cases.items():
+            spread, _ = compare(refs[case, "sdpa"], refs[case, "eager"], inputs)
+            r[f"logits/{case}/transformers sdpa vs eager"] = {"max_abs": spread}
+
+        # (b) bf16 LoRA training step, same tokens and steps; tuneforge with eager attention too, for the record.
+        train_inputs = bench_models.make_inputs(os.path.join(a.work, f"{shape}-train.safetensors"), vocab,
+                                                train_batch, train_seq, seed=11)
+        adapter = os.path.join(a.work, f"{shape}-adapter")
+        common = [f"--model={model_dir}", f"--inputs={train_inputs}", f"--device={device}", "--dtype=bf16",
+                  f"--warmup={warmup}", f"--steps={steps}", "--lora-r=16", "--lora-alpha=32"] + threads
+        ours = result_line(run([bench] + common + ["--attn=sdpa", f"--save-adapter={adapter}"], logfile))
+        free_cuda()
+        ours_eager = result_line(run([bench] + common + ["--attn=eager"], logfile))
+        free_cuda()
+        theirs = result_line(run([sys.executable, os.path.join(HERE, "hf_train_step.py")] + common + ["--attn=sdpa"],
+                                 logfile))
+        free_cuda()
+        r["train"] = {"tuneforge": ours, "tuneforge eager": ours_eager, "transformers+peft": theirs}
+
+        # (c) the adapter trained above, loaded by PEFT, fp32 logits against ours with the same adapter.
+        inputs = cases["nomask"]
+        model = peft.PeftModel.from_pretrained(hf_model(model_dir, "sdpa", device), adapter).eval()
+        took = peft_took_every_tensor(model, adapter)
+        ref = hf_forward(model, inputs, device)
+        del model
+        free_cuda()
+        out = os.path.join(a.work, f"{shape}-adapter-logits.safetensors")
+        run([parity, "logits", f"--model={model_dir}", f"--adapter={adapter}", f"--inputs={inputs}", f"--out={out}",
+             f"--device={device}", "--attn=sdpa", "--dtype=fp32"], logfile)
+        diff, agree = compare(load_file(out)["logits"], ref, inputs)
+        effect, _ = compare(ref, refs["nomask", "sdpa"], inputs)
+        r["adapter"] = {"peft_load": took, "max_abs": diff, "argmax_agree": agree, "adapter_effect_max_abs": effect}
+        log(f"  adapter in PEFT: {took}; logits max abs diff {diff:.3e} (the adapter moves logits by up to "
+            f"{effect:.3e})")
+        del refs
+
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+
+    # The table.
+    log("\n== gpu_check results: " + ", ".join(f"{k} {v}" for k, v in env.items()))
+    log(f"{'shape':22} {'check':34} {'value':>12}  note")
+    ok = True
+    for shape, r in results["shapes"].items():
+        for case in ("nomask", "padded"):
+            for attn in ("eager", "sdpa"):
+                c = r[f"logits/{case}/{attn}"]
+                log(f"{shape:22} {'(a) fp32 logits ' + case + ' ' + attn:34} {c['max_abs']:12.3e}  max abs diff; "
+                    f"argmax agreement {c['argmax_agree']:.4f}")
+            log(f"{shape:22} {'    transformers sdpa vs eager':34} "
+                f"{r[f'logits/{case}/transformers sdpa vs eager']['max_abs']:12.3e}  (their own spread)")
+        ours, theirs = r["train"]["tuneforge"], r["train"]["transformers+peft"]
+        speed = float(ours["tokens_per_s"]) / float(theirs["tokens_per_s"])
+        log(f"{shape:22} {'(b) bf16 LoRA tokens/s ratio':34} {speed:12.2f}  tuneforge {float(ours['tokens_per_s']):.0f}"
+            f" vs transformers+PEFT {float(theirs['tokens_per_s']):.0f} tok/s (batch {ours['batch']} x {ours['seq']})")
+        if ours["peak_mem_mib"] != "n/a" and theirs["peak_mem_mib"] != "n/a":
+            mem = float(ours["peak_mem_mib"]) / float(theirs["peak_mem_mib"])
+            log(f"{shape:22} {'    peak memory ratio':34} {mem:12.2f}  {float(ours['peak_mem_mib']) / 1024:.1f} vs "
+                f"{float(theirs['peak_mem_mib']) / 1024:.1f} GiB allocated")
+        eager = r["train"]["tuneforge eager"]
+        log(f"{shape:22} {'    tuneforge eager / sdpa tokens/s':34} "
+            f"{float(eager['tokens_per_s']) / float(ours['tokens_per_s']):12.2f}  eager {float(eager['tokens_per_s']):.0f}"
+            f" tok/s, {eager['peak_mem_mib']} MiB")
+        log(f"{shape:22} {'    first loss':34} {float(ours['first_loss']):12.6f}  transformers+PEFT "
+            f"{float(theirs['first_loss']):.6f}")
+        ad = r["adapter"]
+        took = ad["peft_load"]
+        log(f"{shape:22} {'(c) adapter in PEFT: logits':34} {ad['max_abs']:12.3e}  max abs diff; PEFT took "
+            f"{took['tensors_in_file'] - took['missing_in_peft']}/{took['tensors_in_file']} tensors (max weight diff "
+            f"{took['max_abs_weight_diff']:.1e}); adapter effect {ad['adapter_effect_max_abs']:.3e}")
+        ok = ok and took["missing_in_peft"] == 0 and took["peft_not_in_file"] == 0 and ad["max_abs"] < 1e-3
+        ok = ok and all(r[f"logits/{c}/{t}"]["max_abs"] < 1e-3 for c in ("nomask", "padded") for t in ("eager", "sdpa"))
+        ok = ok and abs(float(ours["first_loss"]) - float(theirs["first_loss"])) < 5e-2
+    log("gpu_check: " + ("PASS" if ok else "FAIL (see above)"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
