@@ -283,6 +283,21 @@ absl::StatusOr<PeftAdapterInfo> ValidatePeftAdapter(std::string_view adapter_con
   std::set<std::string> modules;
   for (const Target& t : targets) modules.insert(t.second);
   info.target_modules.assign(modules.begin(), modules.end());
+  // tuneforge puts LoRA on a module in every layer or in none (layers_to_transform is rejected above for the same
+  // reason): a target_modules regex that picks some layers only would pass here and fail when the adapter is loaded.
+  for (const std::string& module : info.target_modules) {
+    std::vector<int64_t> missing;
+    for (int64_t i = 0; i < base.num_hidden_layers; ++i) {
+      if (targets.count(Target{i, module}) == 0) missing.push_back(i);
+    }
+    if (!missing.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          config_label, ": target_modules ", spec.is_string ? absl::StrCat("regex '", spec.regex, "' ") : "",
+          "covers ", module, " in some layers but not in layer(s) ", absl::StrJoin(missing, ", "), " of the ",
+          BaseDescription(base), "; LoRA on a subset of layers is not supported: target ", module,
+          " in every layer"));
+    }
+  }
 
   const auto shapes = LoraTargetShapes(base);
   const std::string expected_form =

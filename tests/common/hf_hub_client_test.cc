@@ -37,7 +37,7 @@ using ::testing::Not;
 using ::testing::SizeIs;
 using ::tuneforge::testing::FakeHub;
 using ::tuneforge::testing::IsOk;
-using ::tuneforge::testing::SharedTestdata;
+using ::tuneforge::testing::GeneratedReference;
 using ::tuneforge::testing::StatusIs;
 
 constexpr char kRepo[] = "tiny-org/tiny-llama";
@@ -49,7 +49,8 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-std::string LlamaDir() { return SharedTestdata() + "/hf_reference/llama"; }
+// The llama case generated at test time: a model with inputs.json, logits and a PEFT adapter in lora/ (10 files).
+std::string LlamaDir() { return GeneratedReference() + "/llama"; }
 
 // The reference model's files on disk: relative path -> absolute path.
 std::map<std::string, std::string> LlamaFiles() {
@@ -134,6 +135,7 @@ class HubClientTest : public ::testing::Test {
 };
 
 TEST_F(HubClientTest, RepoInfoOfReferenceModelHasTheRealSizesAndHashes) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   ASSERT_EQ(sha.size(), 40u);
   HubClient client(Options());
@@ -218,6 +220,7 @@ TEST_F(HubClientTest, DatasetsUseTheirOwnUrls) {
 }
 
 TEST_F(HubClientTest, TreeListsTheSameFilesAsRepoInfoAcrossPages) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   HubClient client(Options());
   absl::StatusOr<HubRepoInfo> info = client.GetRepoInfo(RepoKind::kModel, kRepo, sha, "");
@@ -247,6 +250,7 @@ TEST_F(HubClientTest, TreeListsTheSameFilesAsRepoInfoAcrossPages) {
 }
 
 TEST_F(HubClientTest, FetchFileReturnsTheBytes) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   HubClient client(Options());
   for (const std::string name : {"config.json", "model.safetensors", "lora/adapter_config.json"}) {
@@ -257,6 +261,7 @@ TEST_F(HubClientTest, FetchFileReturnsTheBytes) {
 }
 
 TEST_F(HubClientTest, FetchRangeWithAndWithoutServerRangeSupport) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   const std::string model = ReadFile(LlamaDir() + "/model.safetensors");
   HubClient client(Options());
@@ -275,6 +280,7 @@ TEST_F(HubClientTest, FetchRangeWithAndWithoutServerRangeSupport) {
 }
 
 TEST_F(HubClientTest, MissingRepoRevisionAndFileAreNotFound) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   HubClient client(Options());
   EXPECT_THAT(client.GetRepoInfo(RepoKind::kModel, "nobody/missing", "", "hf_some_token"),
@@ -307,6 +313,7 @@ TEST_F(HubClientTest, PlainNotFoundNamesThePath) {
 }
 
 TEST_F(HubClientTest, PrivateRepoNeedsAnAllowedToken) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   AddLlama();
   hub_.SetPrivate(kRepo, true);
   hub_.AllowToken("hf_good");
@@ -325,6 +332,7 @@ TEST_F(HubClientTest, PrivateRepoNeedsAnAllowedToken) {
 }
 
 TEST_F(HubClientTest, GatedRepoListsButRefusesFilesUntilConditionsAreAccepted) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   hub_.SetGated(kRepo, true);
   hub_.AllowToken("hf_accepted");
@@ -349,6 +357,7 @@ TEST_F(HubClientTest, GatedRepoListsButRefusesFilesUntilConditionsAreAccepted) {
 }
 
 TEST_F(HubClientTest, RateLimitedRequestsAreRetried) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   AddLlama();
   HubClient client(Options());
   hub_.FailNextRequests(429, 2);
@@ -364,6 +373,7 @@ TEST_F(HubClientTest, RateLimitedRequestsAreRetried) {
 }
 
 TEST_F(HubClientTest, ServerErrorsForeverBecomeUnavailableAfterTheAttempts) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   AddLlama();
   hub_.FailNextRequests(500, 1000);
   HubClient client(Options());
@@ -393,6 +403,7 @@ TEST_F(HubClientTest, ConnectionRefusedIsUnavailable) {
 }
 
 TEST_F(HubClientTest, SlowAnswersTimeOutAndAreRetried) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   AddLlama();
   HubClientOptions options = Options();
   options.request_timeout = std::chrono::milliseconds(300);
@@ -409,6 +420,7 @@ TEST_F(HubClientTest, SlowAnswersTimeOutAndAreRetried) {
 }
 
 TEST_F(HubClientTest, RelativeRedirectsAreFollowed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   hub_.RedirectResolveRelative(true);
   HubClient client(Options());
@@ -423,6 +435,7 @@ TEST_F(HubClientTest, RelativeRedirectsAreFollowed) {
 }
 
 TEST_F(HubClientTest, FilesOverTheLimitAreResourceExhausted) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   HubClient client(Options());
   EXPECT_THAT(client.FetchFile(RepoKind::kModel, kRepo, sha, "model.safetensors", "", 1000),
@@ -432,6 +445,7 @@ TEST_F(HubClientTest, FilesOverTheLimitAreResourceExhausted) {
 }
 
 TEST_F(HubClientTest, MalformedAnswersAreDataLoss) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   AddLlama();
   hub_.OverrideResponse("/api/models/org/broken/revision/main", 200, "application/json", "{\"sha\": ");
   hub_.OverrideResponse("/api/models/org/nosha/revision/main", 200, "application/json", "{\"siblings\": []}");
@@ -506,6 +520,7 @@ TEST(ValidateRevisionTest, RejectsWhatGitRejects) {
 }
 
 TEST_F(HubClientTest, TokenNeverAppearsInErrorsOrLogs) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string token = "hf_SECRET_token_value_1234567890";
   const std::string sha = AddLlama();
   hub_.AddCommit(RepoKind::kModel, "org/private", {{"a.txt", "a"}});
@@ -551,6 +566,7 @@ TEST_F(HubClientTest, TokenNeverAppearsInErrorsOrLogs) {
 }
 
 TEST_F(HubClientTest, AuthorizationHeaderOnlyWithAToken) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   HubClient client(Options());
   ASSERT_THAT(client.GetRepoInfo(RepoKind::kModel, kRepo, "", ""), IsOk());
@@ -585,6 +601,7 @@ TEST(UrlEncodeComponentTest, EncodesEverythingButUnreserved) {
 
 // What the trainer's resumable downloader relies on: HEAD metadata and ranged GETs straight from the fake.
 TEST_F(HubClientTest, FakeHubServesDownloadHeadersAndRanges) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();
   const std::string model = ReadFile(LlamaDir() + "/model.safetensors");
   const std::string url = hub_.endpoint() + "/tiny-org/tiny-llama/resolve/main/model.safetensors";

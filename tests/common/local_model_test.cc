@@ -25,16 +25,18 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::tuneforge::testing::IsOk;
 using ::tuneforge::testing::ScratchDir;
-using ::tuneforge::testing::SharedTestdata;
+using ::tuneforge::testing::GeneratedReference;
 using ::tuneforge::testing::StatusIs;
 using Json = nlohmann::json;
 
 constexpr absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
 constexpr absl::StatusCode kNotFound = absl::StatusCode::kNotFound;
 
-const char* const kCases[] = {"llama", "llama3_rope", "mistral", "qwen2", "phi3", "phi3_longrope", "gemma"};
+const char* const kCases[] = {"llama", "llama_mha", "llama3_rope", "mistral", "qwen2", "phi3", "phi3_longrope",
+                              "gemma"};
 
-std::string CaseDir(const std::string& name) { return SharedTestdata() + "/hf_reference/" + name; }
+// A case generated at test time by transformers' save_pretrained (tests/reference/make_hf_reference.py).
+std::string CaseDir(const std::string& name) { return GeneratedReference() + "/" + name; }
 
 std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -124,6 +126,7 @@ std::vector<std::string> Paths(const std::vector<LocalFile>& files) {
 class ReferenceDirectoryTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ReferenceDirectoryTest, IsAcceptedWithSizesHashesAndFingerprint) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel(GetParam(), dir);
   auto info = InspectLocalModelDirectory(dir.path());
@@ -147,6 +150,7 @@ INSTANTIATE_TEST_SUITE_P(HfReference, ReferenceDirectoryTest, ::testing::ValuesI
                          [](const ::testing::TestParamInfo<const char*>& info) { return std::string(info.param); });
 
 TEST(InspectLocalModelDirectoryTest, ShardedCheckpointIsAccepted) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir single, sharded;
   CopyModel("llama", single);
   WriteShardedLlama(sharded);
@@ -163,6 +167,7 @@ TEST(InspectLocalModelDirectoryTest, ShardedCheckpointIsAccepted) {
 }
 
 TEST(InspectLocalModelDirectoryTest, IndexNamingAMissingShardIsNotFound) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   WriteShardedLlama(dir);
   fs::remove(dir.path() + "/model-00002-of-00002.safetensors");
@@ -171,6 +176,7 @@ TEST(InspectLocalModelDirectoryTest, IndexNamingAMissingShardIsNotFound) {
 }
 
 TEST(InspectLocalModelDirectoryTest, ShardMustHoldExactlyItsMappedTensors) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   WriteShardedLlama(dir);
   Json index = Json::parse(ReadBytes(dir.path() + "/model.safetensors.index.json"));
@@ -201,6 +207,7 @@ TEST(InspectLocalModelDirectoryTest, ShardMustHoldExactlyItsMappedTensors) {
 }
 
 TEST(InspectLocalModelDirectoryTest, IndexMappingATensorToTheWrongShard) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   WriteShardedLlama(dir);
   Json index = Json::parse(ReadBytes(dir.path() + "/model.safetensors.index.json"));
@@ -212,6 +219,7 @@ TEST(InspectLocalModelDirectoryTest, IndexMappingATensorToTheWrongShard) {
 }
 
 TEST(InspectLocalModelDirectoryTest, CorruptHeaderNamesTheFile) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   std::string bytes = ReadBytes(dir.path() + "/model.safetensors");
@@ -222,6 +230,7 @@ TEST(InspectLocalModelDirectoryTest, CorruptHeaderNamesTheFile) {
 }
 
 TEST(InspectLocalModelDirectoryTest, TruncatedFileNamesTheFile) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("qwen2", dir);
   const std::string bytes = ReadBytes(dir.path() + "/model.safetensors");
@@ -230,6 +239,7 @@ TEST(InspectLocalModelDirectoryTest, TruncatedFileNamesTheFile) {
 }
 
 TEST(InspectLocalModelDirectoryTest, MissingTensorIsNamed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   std::vector<RawTensor> tensors = ReadRawTensors(dir.path() + "/model.safetensors");
@@ -244,6 +254,7 @@ TEST(InspectLocalModelDirectoryTest, MissingTensorIsNamed) {
 }
 
 TEST(InspectLocalModelDirectoryTest, ExtraTensorIsNamed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   std::vector<RawTensor> tensors = ReadRawTensors(dir.path() + "/model.safetensors");
@@ -260,6 +271,7 @@ TEST(InspectLocalModelDirectoryTest, ExtraTensorIsNamed) {
 }
 
 TEST(InspectLocalModelDirectoryTest, IgnoresWhatTransformersIgnores) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("gemma", dir);
   std::vector<RawTensor> tensors = ReadRawTensors(dir.path() + "/model.safetensors");
@@ -271,6 +283,7 @@ TEST(InspectLocalModelDirectoryTest, IgnoresWhatTransformersIgnores) {
 }
 
 TEST(InspectLocalModelDirectoryTest, WrongShapeIsNamed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   Json config = Json::parse(ReadBytes(dir.path() + "/config.json"));
@@ -283,6 +296,7 @@ TEST(InspectLocalModelDirectoryTest, WrongShapeIsNamed) {
 }
 
 TEST(InspectLocalModelDirectoryTest, QuantizedDtypeIsRejected) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   std::vector<RawTensor> tensors = ReadRawTensors(dir.path() + "/model.safetensors");
@@ -297,6 +311,7 @@ TEST(InspectLocalModelDirectoryTest, QuantizedDtypeIsRejected) {
 }
 
 TEST(InspectLocalModelDirectoryTest, BadConfigIsNamed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   dir.WriteFile("config.json", R"({"model_type": "bert"})");
@@ -305,6 +320,7 @@ TEST(InspectLocalModelDirectoryTest, BadConfigIsNamed) {
 }
 
 TEST(InspectLocalModelDirectoryTest, MissingFilesAreNotFound) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   fs::remove(dir.path() + "/config.json");
@@ -320,6 +336,7 @@ TEST(InspectLocalModelDirectoryTest, MissingFilesAreNotFound) {
 }
 
 TEST(InspectLocalModelDirectoryTest, SymlinkEscapingTheDirectoryIsDenied) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir, outside;
   CopyModel("llama", dir);
   const std::string secret = outside.WriteFile("secret.txt", "token");
@@ -336,6 +353,7 @@ TEST(InspectLocalModelDirectoryTest, SymlinkEscapingTheDirectoryIsDenied) {
 }
 
 TEST(InspectLocalModelDirectoryTest, SymlinksInsideAreFollowedAndDanglingOnesReported) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   fs::create_directories(dir.path() + "/weights");
@@ -354,6 +372,7 @@ TEST(InspectLocalModelDirectoryTest, SymlinksInsideAreFollowedAndDanglingOnesRep
 }
 
 TEST(InspectLocalModelDirectoryTest, HiddenEntriesAreSkippedAndOthersListed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   CopyModel("llama", dir);
   dir.WriteFile(".git/HEAD", "ref: refs/heads/main\n");
@@ -370,6 +389,7 @@ TEST(InspectLocalModelDirectoryTest, HiddenEntriesAreSkippedAndOthersListed) {
 }
 
 TEST(InspectLocalModelDirectoryTest, FingerprintFollowsContentNotLocation) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir a, b;
   CopyModel("mistral", a);
   CopyModel("mistral", b);

@@ -1,5 +1,6 @@
 // Tests of config.json parsing: every reference checkpoint's tensors are exactly what the config
-// predicts, and bad configs fail naming the key.
+// predicts (the cases generated at test time, and the fixed transformers 4.44 ones when ../shared is there), and bad
+// configs fail naming the key.
 #include "common/model_config.h"
 
 #include <gmock/gmock.h>
@@ -22,6 +23,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::tuneforge::testing::IsOk;
+using ::tuneforge::testing::GeneratedReference;
 using ::tuneforge::testing::SharedTestdata;
 using ::tuneforge::testing::StatusIs;
 using Json = nlohmann::json;
@@ -35,7 +37,8 @@ std::string ReadText(const std::string& path) {
   return s.str();
 }
 
-std::string CaseDir(const std::string& name) { return SharedTestdata() + "/hf_reference/" + name; }
+// A case generated at test time: config.json as transformers 5 writes it.
+std::string CaseDir(const std::string& name) { return GeneratedReference() + "/" + name; }
 
 Json CaseConfig(const std::string& name) { return Json::parse(ReadText(CaseDir(name) + "/config.json")); }
 
@@ -52,12 +55,10 @@ struct ReferenceCase {
 
 void PrintTo(const ReferenceCase& c, std::ostream* os) { *os << c.name; }
 
-class ReferenceModelTest : public ::testing::TestWithParam<ReferenceCase> {};
-
-TEST_P(ReferenceModelTest, ExpectedWeightsAreExactlyTheCheckpointTensors) {
-  const ReferenceCase& c = GetParam();
-  auto arch = ParseModelConfig(ReadText(CaseDir(c.name) + "/config.json"),
-                               ReadText(CaseDir(c.name) + "/generation_config.json"), "config.json");
+// `dir` holds a case: config.json, generation_config.json and model.safetensors.
+void ExpectWeightsAreExactlyTheCheckpointTensors(const ReferenceCase& c, const std::string& dir) {
+  auto arch = ParseModelConfig(ReadText(dir + "/config.json"), ReadText(dir + "/generation_config.json"),
+                               "config.json");
   ASSERT_THAT(arch, IsOk());
   EXPECT_EQ(arch->family, c.family);
   EXPECT_EQ(arch->architecture, c.architecture);
@@ -68,7 +69,7 @@ TEST_P(ReferenceModelTest, ExpectedWeightsAreExactlyTheCheckpointTensors) {
   EXPECT_EQ(arch->num_hidden_layers, 3);
   EXPECT_EQ(arch->num_attention_heads, 4);
 
-  auto header = ReadSafetensorsHeader(CaseDir(c.name) + "/model.safetensors", "model.safetensors");
+  auto header = ReadSafetensorsHeader(dir + "/model.safetensors", "model.safetensors");
   ASSERT_THAT(header, IsOk());
   std::map<std::string, std::vector<int64_t>> actual;
   int64_t elements = 0;
@@ -82,7 +83,35 @@ TEST_P(ReferenceModelTest, ExpectedWeightsAreExactlyTheCheckpointTensors) {
   EXPECT_EQ(arch->parameter_count, elements);
 }
 
+class ReferenceModelTest : public ::testing::TestWithParam<ReferenceCase> {};
+
+TEST_P(ReferenceModelTest, ExpectedWeightsAreExactlyTheCheckpointTensors) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
+  ExpectWeightsAreExactlyTheCheckpointTensors(GetParam(), CaseDir(GetParam().name));
+}
+
+// The fixed transformers 4.44 cases, in the 4.x config spelling: rope_theta and rope_scaling, torch_dtype, no
+// tie_word_embeddings for Gemma.
+class SharedReferenceModelTest : public ::testing::TestWithParam<ReferenceCase> {};
+
+TEST_P(SharedReferenceModelTest, ExpectedWeightsAreExactlyTheCheckpointTensors) {
+  TUNEFORGE_SKIP_WITHOUT_SHARED_TESTDATA();
+  ExpectWeightsAreExactlyTheCheckpointTensors(GetParam(), SharedTestdata() + "/hf_reference/" + GetParam().name);
+}
+
+std::string CaseName(const ::testing::TestParamInfo<ReferenceCase>& info) { return info.param.name; }
+
 INSTANTIATE_TEST_SUITE_P(HfReference, ReferenceModelTest,
+                         ::testing::Values(ReferenceCase{"llama", "llama", "LlamaForCausalLM", false},
+                                           ReferenceCase{"llama_mha", "llama", "LlamaForCausalLM", true},
+                                           ReferenceCase{"llama3_rope", "llama", "LlamaForCausalLM", false},
+                                           ReferenceCase{"mistral", "mistral", "MistralForCausalLM", false},
+                                           ReferenceCase{"qwen2", "qwen2", "Qwen2ForCausalLM", false},
+                                           ReferenceCase{"phi3", "phi3", "Phi3ForCausalLM", false},
+                                           ReferenceCase{"phi3_longrope", "phi3", "Phi3ForCausalLM", false},
+                                           ReferenceCase{"gemma", "gemma", "GemmaForCausalLM", true}),
+                         CaseName);
+INSTANTIATE_TEST_SUITE_P(Transformers444, SharedReferenceModelTest,
                          ::testing::Values(ReferenceCase{"llama", "llama", "LlamaForCausalLM", false},
                                            ReferenceCase{"llama3_rope", "llama", "LlamaForCausalLM", false},
                                            ReferenceCase{"mistral", "mistral", "MistralForCausalLM", false},
@@ -90,9 +119,10 @@ INSTANTIATE_TEST_SUITE_P(HfReference, ReferenceModelTest,
                                            ReferenceCase{"phi3", "phi3", "Phi3ForCausalLM", false},
                                            ReferenceCase{"phi3_longrope", "phi3", "Phi3ForCausalLM", false},
                                            ReferenceCase{"gemma", "gemma", "GemmaForCausalLM", true}),
-                         [](const ::testing::TestParamInfo<ReferenceCase>& info) { return info.param.name; });
+                         CaseName);
 
 TEST(ParseModelConfigTest, ReadsFamilyFeatures) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   auto llama = Parse(CaseConfig("llama"));
   ASSERT_THAT(llama, IsOk());
   EXPECT_EQ(llama->model_type, "llama");
@@ -107,7 +137,7 @@ TEST(ParseModelConfigTest, ReadsFamilyFeatures) {
   ASSERT_THAT(qwen2, IsOk());
   EXPECT_TRUE(qwen2->qkv_bias);
   EXPECT_FALSE(qwen2->o_bias);
-  EXPECT_THAT(qwen2->bos_token_ids, IsEmpty());  // in neither file
+  EXPECT_THAT(qwen2->bos_token_ids, IsEmpty());  // null, and no generation_config.json given
   EXPECT_THAT(qwen2->eos_token_ids, IsEmpty());
 
   auto phi3 = Parse(CaseConfig("phi3"));
@@ -115,15 +145,19 @@ TEST(ParseModelConfigTest, ReadsFamilyFeatures) {
   EXPECT_TRUE(phi3->fused_qkv);
   EXPECT_TRUE(phi3->fused_gate_up);
 
-  auto gemma = Parse(CaseConfig("gemma"));
+  // transformers 4.x wrote no tie_word_embeddings for Gemma (5 always writes it): absent means tied.
+  Json gemma_config = CaseConfig("gemma");
+  gemma_config.erase("tie_word_embeddings");
+  auto gemma = Parse(gemma_config);
   ASSERT_THAT(gemma, IsOk());
   EXPECT_EQ(gemma->head_dim, 24);  // given; hidden / heads would be 12
   EXPECT_EQ(gemma->num_key_value_heads, 1);
-  EXPECT_TRUE(gemma->tie_word_embeddings);  // the key is absent
+  EXPECT_TRUE(gemma->tie_word_embeddings);
   EXPECT_EQ(ExpectedWeightShapes(*gemma).count("lm_head.weight"), 0u);
 }
 
 TEST(LoraTargetShapesTest, MatchesTheReadme) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   auto llama = Parse(CaseConfig("llama"));
   ASSERT_THAT(llama, IsOk());
   EXPECT_THAT(LoraTargetShapes(*llama),
@@ -147,6 +181,7 @@ TEST(ParseModelConfigTest, SupportedFamiliesInOrder) {
 }
 
 TEST(ParseModelConfigTest, RejectsOtherModelTypes) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   Json config = CaseConfig("llama");
   config["model_type"] = "bert";
   EXPECT_THAT(Parse(config),
@@ -161,6 +196,7 @@ TEST(ParseModelConfigTest, RejectsOtherModelTypes) {
 }
 
 TEST(ParseModelConfigTest, FallsBackToArchitecturesWithoutModelType) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   Json config = CaseConfig("mistral");
   config.erase("model_type");
   auto arch = Parse(config);
@@ -170,6 +206,7 @@ TEST(ParseModelConfigTest, FallsBackToArchitecturesWithoutModelType) {
 }
 
 TEST(ParseModelConfigTest, RejectsHeadsOtherThanCausalLm) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   Json config = CaseConfig("llama");
   config["architectures"] = {"LlamaForSequenceClassification"};
   EXPECT_THAT(Parse(config), StatusIs(kInvalid, HasSubstr("architectures[0] 'LlamaForSequenceClassification' is not "
@@ -177,6 +214,7 @@ TEST(ParseModelConfigTest, RejectsHeadsOtherThanCausalLm) {
 }
 
 TEST(ParseModelConfigTest, MissingRequiredKeyIsNamed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   for (const char* key :
        {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"}) {
     Json config = CaseConfig("llama");
@@ -189,6 +227,7 @@ TEST(ParseModelConfigTest, MissingRequiredKeyIsNamed) {
 }
 
 TEST(ParseModelConfigTest, NonPositiveAndIllTypedValuesAreNamed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   struct Bad {
     const char* key;
     Json value;
@@ -221,7 +260,9 @@ TEST(ParseModelConfigTest, NonPositiveAndIllTypedValuesAreNamed) {
 }
 
 TEST(ParseModelConfigTest, HiddenSizeMustSplitIntoHeadsWithoutHeadDim) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   Json config = CaseConfig("llama");
+  config.erase("head_dim");  // transformers 5 writes it; 4.x configs often lack it
   config["hidden_size"] = 50;
   EXPECT_THAT(Parse(config), StatusIs(kInvalid, HasSubstr("config.json: hidden_size (50) must be a multiple of "
                                                           "num_attention_heads (4) when head_dim is not given")));
@@ -233,6 +274,7 @@ TEST(ParseModelConfigTest, HiddenSizeMustSplitIntoHeadsWithoutHeadDim) {
 }
 
 TEST(ParseModelConfigTest, MalformedJson) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   EXPECT_THAT(ParseModelConfig("{\"model_type\": \"llama\",", "", "config.json"),
               StatusIs(kInvalid, HasSubstr("config.json: is not valid JSON")));
   EXPECT_THAT(ParseModelConfig("[]", "", "config.json"),
@@ -246,6 +288,7 @@ TEST(ParseModelConfigTest, MalformedJson) {
 }
 
 TEST(ParseModelConfigTest, TokenIdsFallBackToGenerationConfig) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   Json config = CaseConfig("llama");
   config.erase("bos_token_id");
   config["eos_token_id"] = {2, 7};
@@ -260,6 +303,7 @@ TEST(ParseModelConfigTest, TokenIdsFallBackToGenerationConfig) {
 }
 
 TEST(ParseModelConfigTest, DefaultsFollowTransformers) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   Json llama = CaseConfig("llama");
   for (const char* key :
        {"num_key_value_heads", "max_position_embeddings", "tie_word_embeddings", "attention_bias", "mlp_bias"}) {
@@ -299,6 +343,7 @@ TEST(ParseModelConfigTest, DefaultsFollowTransformers) {
 }
 
 TEST(ParseModelConfigTest, BiasesAddWeights) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   Json config = CaseConfig("llama");
   config["attention_bias"] = true;
   config["mlp_bias"] = true;

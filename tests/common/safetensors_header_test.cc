@@ -26,7 +26,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::tuneforge::testing::IsOk;
 using ::tuneforge::testing::ScratchDir;
-using ::tuneforge::testing::SharedTestdata;
+using ::tuneforge::testing::GeneratedReference;
 using ::tuneforge::testing::StatusIs;
 using Json = nlohmann::json;
 
@@ -50,9 +50,8 @@ std::string FileBytes(const std::string& header, uint64_t data_size) {
   return LittleEndian64(header.size()) + header + std::string(data_size, '\0');
 }
 
-std::string ReferenceModel(const std::string& name) {
-  return SharedTestdata() + "/hf_reference/" + name + "/model.safetensors";
-}
+// A checkpoint generated at test time by transformers' save_pretrained (tests/reference/make_hf_reference.py).
+std::string ReferenceModel(const std::string& name) { return GeneratedReference() + "/" + name + "/model.safetensors"; }
 
 TEST(SafetensorsDtypeSizeTest, KnowsEveryDtypeOfTheFormat) {
   EXPECT_EQ(SafetensorsDtypeSize("BOOL"), 1);
@@ -76,6 +75,7 @@ TEST(SafetensorsDtypeSizeTest, KnowsEveryDtypeOfTheFormat) {
 }
 
 TEST(ReadSafetensorsHeaderTest, ReadsTheReferenceLlamaCheckpoint) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string path = ReferenceModel("llama");
   auto header = ReadSafetensorsHeader(path, "model.safetensors");
   ASSERT_THAT(header, IsOk());
@@ -120,6 +120,7 @@ TEST(ReadSafetensorsHeaderTest, MissingFileIsNotFound) {
 }
 
 TEST(ReadSafetensorsHeaderTest, TruncatedFileNamesTheMissingBytes) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   const std::string bytes = ReadBytes(ReferenceModel("llama"));
   const std::string path = dir.WriteFile("model.safetensors", bytes.substr(0, bytes.size() - 100));
@@ -138,6 +139,7 @@ TEST(ReadSafetensorsHeaderTest, TruncatedFileNamesTheMissingBytes) {
 }
 
 TEST(ReadSafetensorsHeaderTest, TrailingBytesAreRejected) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   const std::string path = dir.WriteFile("model.safetensors", ReadBytes(ReferenceModel("llama")) + "x");
   EXPECT_THAT(ReadSafetensorsHeader(path, "model.safetensors"),
@@ -443,6 +445,7 @@ TEST(ParseSafetensorsHeaderFuzzTest, GeneratedHeadersAreAcceptedExactlyWhenConsi
 }
 
 TEST(ParseSafetensorsHeaderFuzzTest, MutatedAndTruncatedHeadersNeverCrashNorPassInconsistent) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string reference = ReadBytes(ReferenceModel("qwen2"));
   uint64_t header_length = 0;
   for (int i = 7; i >= 0; --i) header_length = (header_length << 8) | static_cast<unsigned char>(reference[i]);
@@ -511,6 +514,7 @@ TEST(ParseSafetensorsHeaderFuzzTest, MutatedAndTruncatedHeadersNeverCrashNorPass
 }
 
 TEST(ReadSafetensorsHeaderFuzzTest, TruncatedFilesAreRejected) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   ScratchDir dir;
   const std::string bytes = ReadBytes(ReferenceModel("gemma"));
   std::mt19937_64 rng(99);

@@ -14,46 +14,11 @@ work="$(mktemp -d /tmp/tuneforge-jobs-e2e-XXXXXX)"
 chmod 755 "$work"
 home="$work/home"
 port=$((20000 + RANDOM % 20000))
-failures=0
-passes=0
-server=""
-declare -A trainers=()
-
-cleanup() {
-  for t in "${!trainers[@]}"; do kill "${trainers[$t]}" 2>/dev/null; done
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; fi
-  wait 2>/dev/null
-  if [ "$failures" -gt 0 ]; then
-    for f in "$work"/*.log; do echo "== $f"; tail -40 "$f"; done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-ok() { passes=$((passes + 1)); echo "ok   $1"; }
-fail() { failures=$((failures + 1)); echo "FAIL $1"; }
-check() {  # check NAME EXPECTED_SUBSTRING ACTUAL
-  if [[ "$3" == *"$2"* ]]; then ok "$1"; else fail "$1: expected to find '$2' in:"; echo "$3" | head -20; fi
-}
+source "$src/tests/e2e/lib.sh"
 call() { "$buf" curl --protocol grpc --http2-prior-knowledge "http://127.0.0.1:$port/$1" -d "$2" 2>&1; }
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1" 2>/dev/null; }
 job_field() { call tuneforge.v1.FineTuningJobs/GetFineTuningJob "{\"job\": \"$1\"}" | field "$2"; }
 
-start_server() {
-  TUNEFORGE_HOME="$home" "$metadata_bin" --port "$port" --lease-seconds 5 >>"$work/metadata.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 150); do
-    call grpc.health.v1.Health/Check '{}' | grep -q SERVING && return 0
-    kill -0 "$server" 2>/dev/null || break
-    sleep 0.2
-  done
-  fail "tuneforge-metadata did not start"; tail -20 "$work/metadata.log"; exit 1
-}
-start_trainer() {  # start_trainer NAME [SERVICE_PORT]
-  "$trainer_bin" --home "$home" --metadata "127.0.0.1:$port" --worker-id "$1" --port "${2:-0}" --threads 1 \
-    >>"$work/trainer-$1.log" 2>&1 &
-  trainers[$1]=$!
-}
+server_ready() { call grpc.health.v1.Health/Check '{}' | grep -q SERVING; }
 wait_state() {  # wait_state JOB STATES_REGEX SECONDS -> prints the state it ended in
   local state=""
   for _ in $(seq 1 $(($3 * 5))); do
@@ -82,7 +47,7 @@ start_job() {  # start_job NAME EXTRA_TRAINING_JSON
 
 mkdir -p "$home/data"
 python3 "$src/scripts/make_demo_data.py" "$home/data" >/dev/null
-start_server
+start_server --lease-seconds 5
 check "the worker token file is created with mode 600" "600" "$(stat -c %a "$home/worker-token")"
 trainer_port=$((port + 1))
 start_trainer t1 "$trainer_port"
@@ -204,7 +169,7 @@ wait_state restarted 'RUNNING' 60 >/dev/null
 wait_step restarted 5 120
 kill "$server"; wait "$server" 2>/dev/null
 sleep 1
-start_server
+start_server --lease-seconds 5
 state="$(wait_state restarted 'SUCCEEDED|FAILED|CANCELLED' 240)"
 check "the job completes across a metadata restart" "JOB_STATE_SUCCEEDED" "$state"
 check "with all the steps" "1500" "$(job_field restarted "['job']['progress']['step']")"

@@ -47,7 +47,7 @@ std::string ReadFile(const std::string& path) {
 }
 
 std::string ReferenceLora(const std::string& reference_case) {
-  return SharedTestdata() + "/hf_reference/" + reference_case + "/lora";
+  return GeneratedReference() + "/" + reference_case + "/lora";
 }
 
 class AdaptersTest : public ::testing::Test {
@@ -139,6 +139,7 @@ class AdaptersTest : public ::testing::Test {
 };
 
 TEST_F(AdaptersTest, ImportsTheReferenceAdapterOfEveryFamilyAgainstItsBaseModel) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   for (const char* reference_case : kCases) {
     SCOPED_TRACE(reference_case);
     const std::string model_name = std::string("base-") + reference_case;
@@ -193,6 +194,7 @@ TEST_F(AdaptersTest, ImportsTheReferenceAdapterOfEveryFamilyAgainstItsBaseModel)
 }
 
 TEST_F(AdaptersTest, AnAdapterForAnotherBaseIsRefusedNamingTheTensor) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.AddReferenceModel("gemma", "tiny-gemma");
   const std::string dir = AdapterDir("llama", "adapters/llama");
   EXPECT_THAT(Add(Local("llama-on-gemma", "tiny-gemma", dir)),
@@ -202,6 +204,7 @@ TEST_F(AdaptersTest, AnAdapterForAnotherBaseIsRefusedNamingTheTensor) {
 }
 
 TEST_F(AdaptersTest, ModelRevisionMustBelongToTheModel) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const v1::Model llama = env_.AddReferenceModel("llama", "tiny-llama");
   const v1::Model qwen = env_.AddReferenceModel("qwen2", "tiny-qwen");
   const std::string dir = AdapterDir("llama", "adapters/llama");
@@ -221,6 +224,7 @@ TEST_F(AdaptersTest, ModelRevisionMustBelongToTheModel) {
 }
 
 TEST_F(AdaptersTest, SaveOrFetchConflictsAreAlreadyExists) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.AddReferenceModel("llama", "tiny-llama");
   const std::string first_dir = AdapterDir("llama", "adapters/first");
   const std::string second_dir = AdapterDir("llama", "adapters/second");
@@ -253,6 +257,7 @@ TEST_F(AdaptersTest, SaveOrFetchConflictsAreAlreadyExists) {
 }
 
 TEST_F(AdaptersTest, ANewBaseRevisionDoesNotMakeTheSameImportAConflict) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const v1::Model model = env_.AddReferenceModel("llama", "tiny-llama");
   const std::string dir = AdapterDir("llama", "adapters/llama");
   v1::AddAdapterResponse first;
@@ -286,6 +291,7 @@ TEST_F(AdaptersTest, ANewBaseRevisionDoesNotMakeTheSameImportAConflict) {
 }
 
 TEST_F(AdaptersTest, HubAdapterIsCheckedFromItsConfigAndSafetensorsHeader) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.AddReferenceModel("llama", "tiny-llama");
   std::map<std::string, std::string> files = HubFiles("llama");
   const std::string sha = env_.hub().AddCommit(RepoKind::kModel, "org/llama-lora", files);
@@ -332,6 +338,7 @@ TEST_F(AdaptersTest, HubAdapterIsCheckedFromItsConfigAndSafetensorsHeader) {
 }
 
 TEST_F(AdaptersTest, HubErrorsAreSpecificAndTokensAreNeverStored) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.AddReferenceModel("llama", "tiny-llama");
   env_.AddReferenceModel("gemma", "tiny-gemma");
   std::map<std::string, std::string> files = HubFiles("llama");
@@ -390,6 +397,7 @@ TEST_F(AdaptersTest, HubErrorsAreSpecificAndTokensAreNeverStored) {
 }
 
 TEST_F(AdaptersTest, LocalPathsAreConfinedToTheAllowedRoots) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.AddReferenceModel("llama", "tiny-llama");
   const std::string outside = env_.outside() + "/lora";
   fs::copy(ReferenceLora("llama"), outside, fs::copy_options::recursive);
@@ -419,6 +427,7 @@ TEST_F(AdaptersTest, LocalPathsAreConfinedToTheAllowedRoots) {
 }
 
 TEST_F(AdaptersTest, BadRequestFieldsAreNamed) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.AddReferenceModel("llama", "tiny-llama");
   const std::string dir = AdapterDir("llama", "adapters/llama");
   EXPECT_THAT(Add(Local("", "tiny-llama", dir)), GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("name is required")));
@@ -464,6 +473,7 @@ TEST_F(AdaptersTest, GetSaysWhatWasNotFound) {
 }
 
 TEST_F(AdaptersTest, ListPagesByNameWithFilters) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const v1::Model llama = env_.AddReferenceModel("llama", "tiny-llama");
   env_.AddReferenceModel("qwen2", "tiny-qwen");
   for (const char* name : {"b-two", "a-one", "a-three", "c-four"}) {
@@ -512,6 +522,7 @@ TEST_F(AdaptersTest, ListPagesByNameWithFilters) {
 }
 
 TEST_F(AdaptersTest, RemoveRefusesWhileExportsUseTheAdapterUnlessForced) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.AddReferenceModel("llama", "tiny-llama");
   v1::AddAdapterResponse used, unused;
   ASSERT_THAT(Add(Local("used", "tiny-llama", AdapterDir("llama", "adapters/used")), &used), GrpcIs(grpc::OK, ""));

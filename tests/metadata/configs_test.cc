@@ -369,6 +369,7 @@ TEST_F(ConfigsTest, ListPagesInCreationOrderWithFilters) {
 }
 
 TEST_F(ConfigsTest, ListWithAModelReturnsTheDefaultsOfItsFamily) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const v1::Model model = env_.AddReferenceModel("phi3", "tiny-phi3");
   ASSERT_THAT(Add(v1::CONFIG_TYPE_LORA, R"({"r": 4})"), GrpcIs(grpc::OK, ""));
   for (const std::string& ref : {std::string("tiny-phi3"), model.id()}) {

@@ -51,6 +51,7 @@ class JobsTest : public ::testing::Test {
   explicit JobsTest(double lease_seconds = 30) : env_(lease_seconds) {}
 
   void SetUp() override {
+    TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
     env_.AddReferenceModel("llama", "tiny-llama");
     v1::AddDatasetRequest dataset;
     dataset.set_name("qa");
@@ -264,7 +265,7 @@ TEST_F(JobsTest, LeaseHeartbeatCompleteRegistersTheAdapterWithLineage) {
   EXPECT_EQ(Get(job.id()).state(), v1::JOB_STATE_RUNNING);
   std::filesystem::create_directories(lease.output_dir());
   for (const char* f : {"adapter_config.json", "adapter_model.safetensors"}) {
-    std::filesystem::copy_file(::tuneforge::testing::SharedTestdata() + "/hf_reference/llama/lora/" + f,
+    std::filesystem::copy_file(::tuneforge::testing::GeneratedReference() + "/llama/lora/" + f,
                                lease.output_dir() + "/" + f);
   }
   complete.set_adapter_dir(env_.root() + "/elsewhere");

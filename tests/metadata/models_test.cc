@@ -65,14 +65,14 @@ class ModelsTest : public ::testing::Test {
   }
   // A copy of a reference model with only the checkpoint files.
   std::string ModelDir(const std::string& reference_case, const std::string& relative) {
-    std::string dir = env_.CopyDir(SharedTestdata() + "/hf_reference/" + reference_case, relative);
+    std::string dir = env_.CopyDir(GeneratedReference() + "/" + reference_case, relative);
     for (const char* extra : {"inputs.json", "logits.safetensors", "lora"}) std::filesystem::remove_all(dir + "/" + extra);
     return dir;
   }
   std::map<std::string, std::string> HubFiles(const std::string& reference_case) {
     std::map<std::string, std::string> files;
     for (const char* f : {"config.json", "generation_config.json", "model.safetensors"}) {
-      files[f] = ReadFileBytes(SharedTestdata() + "/hf_reference/" + reference_case + "/" + f);
+      files[f] = ReadFileBytes(GeneratedReference() + "/" + reference_case + "/" + f);
     }
     return files;
   }
@@ -87,6 +87,7 @@ class ModelsTest : public ::testing::Test {
 };
 
 TEST_F(ModelsTest, AddsEveryReferenceFamilyFromALocalDirectory) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::map<std::string, std::string> family = {{"llama", "llama"}, {"llama3_rope", "llama"},
                                                      {"mistral", "mistral"}, {"qwen2", "qwen2"},
                                                      {"phi3", "phi3"}, {"phi3_longrope", "phi3"},
@@ -101,7 +102,7 @@ TEST_F(ModelsTest, AddsEveryReferenceFamilyFromALocalDirectory) {
     EXPECT_EQ(response.model().revision_count(), 1);
     EXPECT_EQ(response.revision().revision_number(), 1);
     EXPECT_EQ(response.revision().parameter_count(),
-              ParameterCountOf(SharedTestdata() + "/hf_reference/" + c + "/model.safetensors"));
+              ParameterCountOf(GeneratedReference() + "/" + c + "/model.safetensors"));
     EXPECT_EQ(response.revision().fingerprint().size(), 64u);
     ASSERT_GE(response.revision().files_size(), 3);
     std::set<std::string> paths;
@@ -123,6 +124,7 @@ TEST_F(ModelsTest, AddsEveryReferenceFamilyFromALocalDirectory) {
 }
 
 TEST_F(ModelsTest, SaveOrFetchReturnsExistingThenAddsRevisionWhenContentChanges) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   std::string dir = ModelDir("llama", "m/llama");
   v1::AddModelResponse first, again, changed, back;
   ASSERT_TRUE(Add(Local("tiny", dir), &first).ok());
@@ -160,6 +162,7 @@ TEST_F(ModelsTest, SaveOrFetchReturnsExistingThenAddsRevisionWhenContentChanges)
 }
 
 TEST_F(ModelsTest, SameSourceUnderAnotherNameOrSameNameOtherSourceIsAlreadyExists) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   std::string dir = ModelDir("llama", "m/llama");
   v1::AddModelResponse first;
   ASSERT_TRUE(Add(Local("first", dir), &first).ok());
@@ -169,6 +172,7 @@ TEST_F(ModelsTest, SameSourceUnderAnotherNameOrSameNameOtherSourceIsAlreadyExist
 }
 
 TEST_F(ModelsTest, HuggingFaceSourceResolvesTheCommitAndRecordsFilesWithoutDownloadingWeights) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   std::string sha1 = env_.hub().AddCommit(RepoKind::kModel, "org/tiny-llama", HubFiles("llama"));
   v1::AddModelResponse response;
   grpc::Status status = Add(Hub("hub-llama", "org/tiny-llama"), &response);
@@ -180,7 +184,7 @@ TEST_F(ModelsTest, HuggingFaceSourceResolvesTheCommitAndRecordsFilesWithoutDownl
   EXPECT_EQ(response.revision().requested_revision(), "main");
   EXPECT_EQ(response.model().family(), "llama");
   EXPECT_EQ(response.revision().parameter_count(),
-            ParameterCountOf(SharedTestdata() + "/hf_reference/llama/model.safetensors"));
+            ParameterCountOf(GeneratedReference() + "/llama/model.safetensors"));
   bool saw_weights = false;
   for (const auto& f : response.revision().files()) {
     if (f.path() == "model.safetensors") {
@@ -209,6 +213,7 @@ TEST_F(ModelsTest, HuggingFaceSourceResolvesTheCommitAndRecordsFilesWithoutDownl
 }
 
 TEST_F(ModelsTest, HubErrorsMapToSpecificCodesAndTokensAreNeverStored) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.hub().AddCommit(RepoKind::kModel, "org/gated", HubFiles("llama"));
   env_.hub().SetGated("org/gated", true);
   env_.hub().AddCommit(RepoKind::kModel, "org/private", HubFiles("qwen2"));
@@ -245,6 +250,7 @@ TEST_F(ModelsTest, HubErrorsMapToSpecificCodesAndTokensAreNeverStored) {
 }
 
 TEST_F(ModelsTest, RejectsUnsupportedFamiliesAndCorruptFiles) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   std::string bert = ModelDir("llama", "m/bert");
   std::ofstream(bert + "/config.json", std::ios::trunc)
       << R"({"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 48})";
@@ -272,6 +278,7 @@ TEST_F(ModelsTest, RejectsUnsupportedFamiliesAndCorruptFiles) {
 }
 
 TEST_F(ModelsTest, LocalPathsAreConfinedToTheAllowedRoots) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   std::string dir = ModelDir("llama", "m/llama");
   ExpectError(Local("x", ""), grpc::StatusCode::INVALID_ARGUMENT, "local.path is required");
   ExpectError(Local("x", "relative/dir"), grpc::StatusCode::INVALID_ARGUMENT, "absolute");
@@ -289,6 +296,7 @@ TEST_F(ModelsTest, LocalPathsAreConfinedToTheAllowedRoots) {
 }
 
 TEST_F(ModelsTest, BadNamesAndFieldsAreInvalidArgumentNamingTheField) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   std::string dir = ModelDir("llama", "m/llama");
   ExpectError(Local("", dir), grpc::StatusCode::INVALID_ARGUMENT, "name is required");
   ExpectError(Local(std::string(129, 'a'), dir), grpc::StatusCode::INVALID_ARGUMENT, "at most 128");
@@ -315,6 +323,7 @@ TEST_F(ModelsTest, BadNamesAndFieldsAreInvalidArgumentNamingTheField) {
 }
 
 TEST_F(ModelsTest, GetAcceptsIdOrNameAndSaysHowToFindModels) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   v1::Model model = env_.AddReferenceModel("mistral", "mistral-tiny");
   for (const std::string& ref : {model.id(), std::string("mistral-tiny")}) {
     v1::GetModelRequest get;
@@ -343,6 +352,7 @@ TEST_F(ModelsTest, GetAcceptsIdOrNameAndSaysHowToFindModels) {
 }
 
 TEST_F(ModelsTest, ListPagesInNameOrderWithFilters) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   for (int i = 0; i < 7; ++i) {
     const char* c = i % 2 == 0 ? "llama" : "gemma";
     v1::AddModelResponse added;
@@ -419,6 +429,7 @@ TEST_F(ModelsTest, ListPagesInNameOrderWithFilters) {
 }
 
 TEST_F(ModelsTest, RemoveRefusesWhileSomethingDependsOnTheModelUnlessForced) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   v1::Model model = env_.AddReferenceModel("llama", "base");
   {
     pqxx::connection conn(env_.database_url());
@@ -455,6 +466,7 @@ TEST_F(ModelsTest, RemoveRefusesWhileSomethingDependsOnTheModelUnlessForced) {
 }
 
 TEST_F(ModelsTest, ExportModelValidatesAndRecordsTheRequest) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   v1::Model model = env_.AddReferenceModel("llama", "base");
   {
     pqxx::connection conn(env_.database_url());
@@ -512,6 +524,7 @@ TEST_F(ModelsTest, ExportModelValidatesAndRecordsTheRequest) {
 
 // Runs last in this binary: it stops the shared test server.
 TEST_F(ModelsTest, ZDatabaseOutageIsUnavailableAndTheServiceRecoversByItself) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.AddReferenceModel("llama", "base");
   ASSERT_TRUE(TestPostgres::Get().StopServer().ok());
   v1::GetModelRequest get;

@@ -9,9 +9,34 @@
 
 namespace tuneforge::testing {
 
-std::string SharedTestdata() {
-  if (const char* env = std::getenv("TUNEFORGE_SHARED_TESTDATA"); env != nullptr && *env != '\0') return env;
-  return std::filesystem::weakly_canonical(TUNEFORGE_SHARED_TESTDATA).string();
+namespace {
+
+// The environment variable `name` when it is set and not empty, else the configured path.
+std::string EnvOr(const char* name, const char* configured) {
+  if (const char* env = std::getenv(name); env != nullptr && *env != '\0') return env;
+  return std::filesystem::weakly_canonical(configured).string();
+}
+
+}  // namespace
+
+std::string SharedTestdata() { return EnvOr("TUNEFORGE_SHARED_TESTDATA", TUNEFORGE_SHARED_TESTDATA); }
+
+std::string SharedTestdataMissing() {
+  const std::string dir = SharedTestdata();
+  if (std::filesystem::is_directory(dir)) return "";
+  return "../shared/testdata is not beside the clone: " + dir +
+         " does not exist (the fixed transformers 4.44 / PEFT 0.12 reference cases and the real tokenizer "
+         "vocabularies; TUNEFORGE_SHARED_TESTDATA names another place)";
+}
+
+std::string GeneratedReference() { return EnvOr("TUNEFORGE_GENERATED_REFERENCE", TUNEFORGE_GENERATED_REFERENCE); }
+
+std::string GeneratedReferenceMissing() {
+  const std::string dir = GeneratedReference();
+  if (std::filesystem::is_regular_file(dir + "/llama/model.safetensors")) return "";
+  return "the reference cases generated at test time are not in " + dir +
+         ": the ctest test hf_reference_eager writes them with transformers and PEFT (it reports itself skipped "
+         "when no Python has them); run it first, e.g. ctest -R '^hf_reference_eager$'";
 }
 
 std::string ReadFileBytes(const std::string& path) {

@@ -1,5 +1,6 @@
-// The data pipeline's examples against the real tokenizers of the shared testdata: template and chat prompts,
-// label masks, EOS, truncation, and errors naming the row and the column.
+// The data pipeline's examples: template and chat prompts, label masks and EOS against the real tokenizers of
+// ../shared/testdata (skipped when it is not beside the clone), and truncation, pad/EOS fallbacks and the errors
+// naming the row and the column with a tiny tokenizer written here.
 #include <fstream>
 #include <map>
 #include <memory>
@@ -22,6 +23,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::tuneforge::testing::IsOk;
+using ::tuneforge::testing::ScratchDir;
 using ::tuneforge::testing::StatusIs;
 using Json = nlohmann::json;
 
@@ -31,6 +33,38 @@ std::string TokenizerDir(const std::string& name) {
 
 std::unique_ptr<Tokenizer> LoadTokenizer(const std::string& name) {
   auto tok = Tokenizer::FromFile(TokenizerDir(name) + "/tokenizer.json");
+  EXPECT_THAT(tok.status(), IsOk());
+  return tok.ok() ? std::move(tok).value() : nullptr;
+}
+
+// A character-level BPE tokenizer (<unk> <s> </s>, printable ASCII, newline) with a chat template, like the quick
+// start's demo model, written to `dir`: for the tests whose subject is the example builder, not a vocabulary.
+// Returns the folder.
+std::string WriteTinyTokenizer(const ScratchDir& dir) {
+  const char* const special[] = {"<unk>", "<s>", "</s>"};
+  Json vocab = Json::object();
+  Json added = Json::array();
+  for (int id = 0; id < 3; ++id) {
+    vocab[special[id]] = id;
+    added.push_back({{"id", id}, {"content", special[id]}, {"special", true}});
+  }
+  for (char c = 32; c < 127; ++c) vocab[std::string(1, c)] = static_cast<int>(vocab.size());
+  vocab["\n"] = static_cast<int>(vocab.size());
+  dir.WriteFile("tokenizer.json", Json{{"added_tokens", added},
+                                       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", Json::array()},
+                                                  {"unk_token", "<unk>"}}}}
+                                      .dump());
+  dir.WriteFile("tokenizer_config.json",
+                Json{{"bos_token", "<s>"},
+                     {"eos_token", "</s>"},
+                     {"chat_template", "{% for m in messages %}<{{ m['role'] }}>\n{{ m['content'] }}</s>\n{% endfor %}"
+                                       "{% if add_generation_prompt %}<assistant>\n{% endif %}"}}
+                    .dump());
+  return dir.path();
+}
+
+std::unique_ptr<Tokenizer> LoadTinyTokenizer(const ScratchDir& dir) {
+  auto tok = Tokenizer::FromFile(WriteTinyTokenizer(dir) + "/tokenizer.json");
   EXPECT_THAT(tok.status(), IsOk());
   return tok.ok() ? std::move(tok).value() : nullptr;
 }
@@ -66,6 +100,7 @@ PromptFormat QaTemplate() {
 }
 
 TEST(DataExamplesTest, TemplateMasksThePromptAndAppendsEos) {
+  TUNEFORGE_SKIP_WITHOUT_SHARED_TESTDATA();
   auto tok = LoadTokenizer("llama3");
   ASSERT_NE(tok, nullptr);
   auto config = ReadTokenizerConfig(TokenizerDir("llama3") + "/tokenizer_config.json");
@@ -94,6 +129,7 @@ TEST(DataExamplesTest, TemplateMasksThePromptAndAppendsEos) {
 }
 
 TEST(DataExamplesTest, SentencePieceTemplateAndScalarSlots) {
+  TUNEFORGE_SKIP_WITHOUT_SHARED_TESTDATA();
   auto tok = LoadTokenizer("llama2");
   ASSERT_NE(tok, nullptr);
   ExampleOptions opts;
@@ -113,7 +149,8 @@ TEST(DataExamplesTest, SentencePieceTemplateAndScalarSlots) {
 }
 
 TEST(DataExamplesTest, RowErrorsNameTheRowAndColumn) {
-  auto tok = LoadTokenizer("llama3");
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
   ASSERT_NE(tok, nullptr);
   auto builder = ExampleBuilder::Create(tok.get(), nullptr, QaTemplate(), {});
   ASSERT_THAT(builder.status(), IsOk());
@@ -140,11 +177,12 @@ TEST(DataExamplesTest, RowErrorsNameTheRowAndColumn) {
 }
 
 TEST(DataExamplesTest, TruncationIsCountedAndPromptOnlyRowsAreSkipped) {
-  auto tok = LoadTokenizer("llama3");
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
   ASSERT_NE(tok, nullptr);
   ExampleOptions opts;
-  opts.max_seq_len = 16;
-  opts.eos_id = tok->TokenToId("<|end_of_text|>");
+  opts.max_seq_len = 48;  // one token a character: the short row's 32-character prompt and answer fit
+  opts.eos_id = tok->TokenToId("</s>");
   auto builder = ExampleBuilder::Create(tok.get(), nullptr, QaTemplate(), opts);
   ASSERT_THAT(builder.status(), IsOk());
   std::string long_answer, long_question;
@@ -162,7 +200,7 @@ TEST(DataExamplesTest, TruncationIsCountedAndPromptOnlyRowsAreSkipped) {
   EXPECT_FALSE(set->examples[0].truncated);
   EXPECT_TRUE(set->examples[1].truncated);
   EXPECT_EQ(set->examples[1].row, 1u);
-  EXPECT_EQ(set->examples[1].input_ids.size(), 16u);
+  EXPECT_EQ(set->examples[1].input_ids.size(), 48u);
   EXPECT_NE(set->examples[1].input_ids.back(), opts.eos_id);  // cut before the end
   int64_t tokens = 0, label_tokens = 0;
   for (const Example& ex : set->examples) {
@@ -190,6 +228,7 @@ Json Conversation() {
 }
 
 TEST(DataExamplesTest, ChatLabelsOnlyAssistantTurnsWithTheirEndOfTurn) {
+  TUNEFORGE_SKIP_WITHOUT_SHARED_TESTDATA();
   const std::map<std::string, std::string> want = {
       {"llama3_1", "Paris.<|eot_id|>|Rome.<|eot_id|>"},
       // Qwen3 renders the last turn with an empty reasoning block and earlier ones without.
@@ -215,6 +254,7 @@ TEST(DataExamplesTest, ChatLabelsOnlyAssistantTurnsWithTheirEndOfTurn) {
 // Over every conversation of the reference chat cases and every tokenizer with a template: the example's ids are
 // the reference ids of the rendered conversation, and each assistant turn's text is inside a labeled run.
 TEST(DataExamplesTest, ChatReferenceConversations) {
+  TUNEFORGE_SKIP_WITHOUT_SHARED_TESTDATA();
   std::ifstream in(::tuneforge::testing::SharedTestdata() + "/tokenizers/chat_cases.jsonl");
   ASSERT_TRUE(in.good());
   std::map<std::string, std::unique_ptr<Tokenizer>> toks;
@@ -261,9 +301,10 @@ TEST(DataExamplesTest, ChatReferenceConversations) {
 }
 
 TEST(DataExamplesTest, ChatRowErrorsAndSkippedConversations) {
-  auto tok = LoadTokenizer("llama3_1");
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
   ASSERT_NE(tok, nullptr);
-  auto chat = LoadChatFormat(TokenizerDir("llama3_1"));
+  auto chat = LoadChatFormat(dir.path());
   ASSERT_THAT(chat.status(), IsOk());
   EXPECT_THAT(ExampleBuilder::Create(tok.get(), nullptr, ChatPrompt(), {}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no chat_template")));
@@ -287,12 +328,14 @@ TEST(DataExamplesTest, ChatRowErrorsAndSkippedConversations) {
 }
 
 TEST(DataExamplesTest, PadIdFallsBackToEos) {
-  auto tok = LoadTokenizer("llama3");
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
   ASSERT_NE(tok, nullptr);
-  EXPECT_EQ(ResolvePadId(*tok, std::string("<|end_of_text|>"), 5), tok->TokenToId("<|end_of_text|>"));
+  EXPECT_EQ(ResolvePadId(*tok, std::string("</s>"), 5), 2);
   EXPECT_EQ(ResolvePadId(*tok, std::string("<no such token>"), 5), 5);
   EXPECT_EQ(ResolvePadId(*tok, std::nullopt, -1), 0);
-  EXPECT_EQ(ResolveEosId(*tok, std::string("<no such token>"), {128009, 128001}), 128009);
+  EXPECT_EQ(ResolveEosId(*tok, std::string("<no such token>"), {2, 1}), 2);
+  EXPECT_EQ(ResolveEosId(*tok, std::string("<no such token>"), {tok->vocab_size()}), -1);  // not in the vocabulary
   EXPECT_EQ(ResolveEosId(*tok, std::nullopt, {}), -1);
 }
 

@@ -32,10 +32,10 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::tuneforge::testing::GeneratedReference;
 using ::tuneforge::testing::IsOk;
 using ::tuneforge::testing::ReadFileBytes;
 using ::tuneforge::testing::ScratchDir;
-using ::tuneforge::testing::SharedTestdata;
 using ::tuneforge::testing::StatusIs;
 using Json = nlohmann::json;
 
@@ -137,7 +137,8 @@ double Mean(const std::vector<double>& v, size_t from, size_t to) {
 class FineTuneTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string ref = SharedTestdata() + "/hf_reference/llama";
+    TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
+    const std::string ref = GeneratedReference() + "/llama";  // its model files, with a tokenizer written here
     for (const char* f : {"config.json", "generation_config.json", "model.safetensors"}) {
       fs::copy_file(ref + "/" + f, model_.path() + "/" + f);
     }
@@ -410,7 +411,10 @@ TEST_F(FineTuneTest, GradientAccumulationEqualsOneBigBatch) {
     EXPECT_NEAR(big_rec.progress[i].grad_norm, small_rec.progress[i].grad_norm, 1e-5 * big_rec.progress[i].grad_norm);
   }
   EXPECT_EQ(big_rec.progress[2].tokens, small_rec.progress[2].tokens);
-  EXPECT_LT(MaxAbsDiff(AdapterTensors(x->adapter_dir), AdapterTensors(y->adapter_dir)), 1e-5);
+  // AdamW divides each update by the gradient's own scale, so entries whose gradient is near zero amplify the
+  // rounding differences of the two summation orders: up to 2.5e-5 over 31 generated models, against steps of
+  // about lr = 1e-2. A lost or doubled micro-batch moves the adapter far more than 1% of one step.
+  EXPECT_LT(MaxAbsDiff(AdapterTensors(x->adapter_dir), AdapterTensors(y->adapter_dir)), 1e-4);
 }
 
 TEST_F(FineTuneTest, PackingTrainsOnFewerRows) {

@@ -1,5 +1,7 @@
-// The decoder, loss, LoRA, AdamW and merge against the Hugging Face reference dumps (hf_reference/<case>),
-// plus the errors a user sees for checkpoints and configs that do not fit.
+// The decoder, loss, LoRA, AdamW and merge against the fixed transformers 4.44 / PEFT 0.12 reference dumps of
+// ../shared/testdata (the cases generated at test time are checked by the parity_* ctest tests), the decoder's family
+// features and config reading on the generated cases, and the errors a user sees for checkpoints and configs that do
+// not fit.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
@@ -27,7 +29,10 @@ using ::testing::HasSubstr;
 using ::tuneforge::testing::IsOk;
 using ::tuneforge::testing::StatusIs;
 
-std::string CaseDir(const std::string& name) {
+// A case generated at test time (tests/reference/make_hf_reference.py): config.json as transformers 5 writes it.
+std::string CaseDir(const std::string& name) { return ::tuneforge::testing::GeneratedReference() + "/" + name; }
+
+std::string SharedCaseDir(const std::string& name) {
   return ::tuneforge::testing::SharedTestdata() + "/hf_reference/" + name;
 }
 
@@ -40,11 +45,16 @@ std::string ReadText(const std::string& path) {
 
 class HfParityTest : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { at::set_num_threads(1); }
+  void SetUp() override {
+    TUNEFORGE_SKIP_WITHOUT_SHARED_TESTDATA();
+    at::set_num_threads(1);
+  }
 };
 
+// The fixed transformers 4.44 cases; the generated ones run through tuneforge-parity as the parity_eager_* and
+// parity_sdpa_* ctest tests (they add a packed batch, so their check count differs).
 TEST_P(HfParityTest, MatchesTransformersAndPeft) {
-  auto checks = RunHfParityChecks(CaseDir(GetParam()));
+  auto checks = RunHfParityChecks(SharedCaseDir(GetParam()));
   ASSERT_THAT(checks.status(), IsOk());
   // 4 batches x (logits, loss), greedy, scaling, loss_base, lora logits, lora loss, grad norms, AdamW (2),
   // merge (4), plus one check per LoRA tensor (42, or 24 for the fused phi3 projections).
@@ -96,6 +106,7 @@ double NomaskLogitsDiff(const std::string& name, const CausalLM& model) {
 }
 
 TEST(DecoderSemanticsTest, EachFamilyFeatureChangesTheLogits) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   at::set_num_threads(1);
   {
     LoadedCase c = LoadCase("mistral");
@@ -127,6 +138,7 @@ TEST(DecoderSemanticsTest, EachFamilyFeatureChangesTheLogits) {
 }
 
 TEST(CausalLMBuildTest, NamesMissingUnexpectedAndMisshapenWeights) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   LoadedCase c = LoadCase("llama");
   auto weights = c.weights;
   weights.erase("model.layers.1.mlp.up_proj.weight");
@@ -142,6 +154,7 @@ TEST(CausalLMBuildTest, NamesMissingUnexpectedAndMisshapenWeights) {
 }
 
 TEST(CausalLMBuildTest, RejectsLoraTargetsTheFamilyLacks) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   LoadedCase c = LoadCase("phi3");
   BuildOptions options;
   options.lora.rank = 4;
@@ -153,6 +166,7 @@ TEST(CausalLMBuildTest, RejectsLoraTargetsTheFamilyLacks) {
 }
 
 TEST(CausalLMBuildTest, AllLinearTargetsEveryBlockProjection) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   for (const auto& [name, per_layer] : std::vector<std::pair<std::string, size_t>>{{"llama", 7}, {"phi3", 4}}) {
     LoadedCase c = LoadCase(name);
     BuildOptions options;
@@ -167,6 +181,7 @@ TEST(CausalLMBuildTest, AllLinearTargetsEveryBlockProjection) {
 }
 
 TEST(CausalLMBuildTest, FreshLoraIsANoOpWithPeftInit) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   at::set_num_threads(1);
   LoadedCase c = LoadCase("qwen2");
   BuildOptions options;
@@ -191,6 +206,7 @@ TEST(CausalLMBuildTest, FreshLoraIsANoOpWithPeftInit) {
 }
 
 TEST(CausalLMBuildTest, Bf16ForwardStaysCloseAndLoraDropoutOnlyTrains) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   at::set_num_threads(1);
   LoadedCase c = LoadCase("llama");
   BuildOptions options;
@@ -220,6 +236,7 @@ TEST(CausalLMBuildTest, Bf16ForwardStaysCloseAndLoraDropoutOnlyTrains) {
 }
 
 TEST(PeftAdapterTest, SavedAdapterLoadsBackIdentically) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   at::set_num_threads(1);
   ::tuneforge::testing::ScratchDir scratch;
   const std::string dir = CaseDir("gemma");
@@ -255,6 +272,7 @@ TEST(PeftAdapterTest, SavedAdapterLoadsBackIdentically) {
 }
 
 TEST(DecoderConfigTest, ReadsFamilyRowsAndRejectsUnknownRope) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   auto phi3 = ParseDecoderConfig(ReadText(CaseDir("phi3_longrope") + "/config.json"), "", "config.json");
   ASSERT_THAT(phi3.status(), IsOk());
   EXPECT_EQ(phi3->rms_norm_eps, 1e-5);
@@ -266,9 +284,12 @@ TEST(DecoderConfigTest, ReadsFamilyRowsAndRejectsUnknownRope) {
   EXPECT_EQ(qwen->rope.theta, 1e6);
   EXPECT_EQ(qwen->sliding_window, 0);
 
+  // A config written by transformers 4.x: Gemma's activation is hidden_activation, and HF forces the tanh
+  // approximation when it is null, whatever hidden_act says.
   auto gemma_json = nlohmann::json::parse(ReadText(CaseDir("gemma") + "/config.json"));
+  gemma_json["transformers_version"] = "4.44.2";
   gemma_json["hidden_activation"] = nullptr;
-  gemma_json["hidden_act"] = "gelu";  // HF forces the tanh approximation when hidden_activation is null
+  gemma_json["hidden_act"] = "gelu";
   auto gemma = ParseDecoderConfig(gemma_json.dump(), "", "config.json");
   ASSERT_THAT(gemma.status(), IsOk());
   EXPECT_EQ(gemma->activation, Activation::kGeluTanh);
@@ -281,6 +302,11 @@ TEST(DecoderConfigTest, ReadsFamilyRowsAndRejectsUnknownRope) {
   EXPECT_EQ(gemma5->activation, Activation::kGeluErf);
 
   auto json = nlohmann::json::parse(ReadText(CaseDir("llama") + "/config.json"));
+  json["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"rope_theta", 10000.0}};
+  EXPECT_THAT(ParseDecoderConfig(json.dump(), "", "model/config.json").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("model/config.json: rope_parameters.rope_type 'yarn' is not supported")));
+  json.erase("rope_parameters");  // 4.x spelling
   json["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   EXPECT_THAT(ParseDecoderConfig(json.dump(), "", "model/config.json").status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -292,40 +318,62 @@ TEST(DecoderConfigTest, ReadsFamilyRowsAndRejectsUnknownRope) {
 }
 
 // transformers 5 writes one rope_parameters object (rope_theta inside it) where 4.x wrote rope_theta and
-// rope_scaling; both spellings give the same settings.
+// rope_scaling; both spellings give the same settings. The generated configs are 5's; the 4.x ones are built here.
 TEST(DecoderConfigTest, ReadsTransformers5RopeParameters) {
-  auto old_json = nlohmann::json::parse(ReadText(CaseDir("llama3_rope") + "/config.json"));
-  auto new_json = old_json;
-  new_json.erase("rope_theta");
-  new_json.erase("rope_scaling");
-  new_json["rope_parameters"] = old_json["rope_scaling"];
-  new_json["rope_parameters"]["rope_theta"] = old_json["rope_theta"];
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
+  auto new_json = nlohmann::json::parse(ReadText(CaseDir("llama3_rope") + "/config.json"));
+  ASSERT_TRUE(new_json.contains("rope_parameters"));
+  auto old_json = new_json;
+  old_json.erase("rope_parameters");
+  old_json["rope_theta"] = new_json["rope_parameters"]["rope_theta"];
+  old_json["rope_scaling"] = new_json["rope_parameters"];
+  old_json["rope_scaling"].erase("rope_theta");
   auto before = ParseDecoderConfig(old_json.dump(), "", "config.json");
   auto after = ParseDecoderConfig(new_json.dump(), "", "config.json");
   ASSERT_THAT(before.status(), IsOk());
   ASSERT_THAT(after.status(), IsOk());
   EXPECT_EQ(after->rope.kind, RopeKind::kLlama3);
-  EXPECT_EQ(after->rope.theta, before->rope.theta);
-  EXPECT_EQ(after->rope.factor, before->rope.factor);
-  EXPECT_EQ(after->rope.low_freq_factor, before->rope.low_freq_factor);
-  EXPECT_EQ(after->rope.high_freq_factor, before->rope.high_freq_factor);
-  EXPECT_EQ(after->rope.original_max_position_embeddings, before->rope.original_max_position_embeddings);
+  EXPECT_EQ(after->rope.theta, 500000.0);
+  EXPECT_EQ(after->rope.factor, 16.0);
+  EXPECT_EQ(after->rope.original_max_position_embeddings, 48);
+  EXPECT_EQ(before->rope.kind, after->rope.kind);
+  EXPECT_EQ(before->rope.theta, after->rope.theta);
+  EXPECT_EQ(before->rope.factor, after->rope.factor);
+  EXPECT_EQ(before->rope.low_freq_factor, after->rope.low_freq_factor);
+  EXPECT_EQ(before->rope.high_freq_factor, after->rope.high_freq_factor);
+  EXPECT_EQ(before->rope.original_max_position_embeddings, after->rope.original_max_position_embeddings);
 
-  // longrope: original_max_position_embeddings inside rope_parameters; partial rotary refused wherever it is.
+  // longrope: original_max_position_embeddings inside rope_parameters (5) or at the top (4.x, where the block was
+  // rope_scaling with "type"); partial rotary refused wherever it is.
   auto phi_json = nlohmann::json::parse(ReadText(CaseDir("phi3_longrope") + "/config.json"));
-  nlohmann::json rope = phi_json["rope_scaling"];
-  rope["rope_type"] = "longrope";
-  rope["rope_theta"] = 10000.0;
-  rope["original_max_position_embeddings"] = phi_json["original_max_position_embeddings"];
-  phi_json.erase("rope_scaling");
-  phi_json.erase("original_max_position_embeddings");
-  phi_json["rope_parameters"] = rope;
-  auto phi = ParseDecoderConfig(phi_json.dump(), "", "config.json");
+  ASSERT_TRUE(phi_json.contains("rope_parameters"));
+  nlohmann::json inner_only = phi_json;
+  inner_only.erase("original_max_position_embeddings");
+  auto phi = ParseDecoderConfig(inner_only.dump(), "", "config.json");
   ASSERT_THAT(phi.status(), IsOk());
   EXPECT_EQ(phi->rope.kind, RopeKind::kLongRope);
   EXPECT_EQ(phi->rope.original_max_position_embeddings, 6);
-  phi_json["rope_parameters"]["partial_rotary_factor"] = 0.5;
-  EXPECT_THAT(ParseDecoderConfig(phi_json.dump(), "", "config.json").status(),
+  nlohmann::json old_phi = phi_json;
+  nlohmann::json scaling = phi_json["rope_parameters"];
+  for (const char* key : {"rope_type", "rope_theta", "original_max_position_embeddings", "partial_rotary_factor"}) {
+    scaling.erase(key);
+  }
+  scaling["type"] = "longrope";
+  old_phi.erase("rope_parameters");
+  old_phi["rope_scaling"] = scaling;
+  old_phi["rope_theta"] = 10000.0;
+  old_phi["original_max_position_embeddings"] = 6;
+  auto phi_old = ParseDecoderConfig(old_phi.dump(), "", "config.json");
+  ASSERT_THAT(phi_old.status(), IsOk());
+  EXPECT_EQ(phi_old->rope.kind, RopeKind::kLongRope);
+  EXPECT_EQ(phi_old->rope.original_max_position_embeddings, 6);
+  EXPECT_EQ(phi_old->rope.short_factor, phi->rope.short_factor);
+  EXPECT_EQ(phi_old->rope.long_factor, phi->rope.long_factor);
+  inner_only["rope_parameters"]["partial_rotary_factor"] = 0.5;
+  EXPECT_THAT(ParseDecoderConfig(inner_only.dump(), "", "config.json").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partial_rotary_factor")));
+  old_phi["partial_rotary_factor"] = 0.5;
+  EXPECT_THAT(ParseDecoderConfig(old_phi.dump(), "", "config.json").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partial_rotary_factor")));
 }
 

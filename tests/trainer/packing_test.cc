@@ -25,11 +25,12 @@ at::Tensor ToTensor(const std::vector<int64_t>& v, int64_t rows, int64_t cols) {
 class PackingTest : public ::testing::TestWithParam<AttentionImpl> {};
 
 TEST_P(PackingTest, PackedLogitsEqualSeparateLogits) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   for (const char* family : {"llama", "mistral", "qwen2"}) {
     SCOPED_TRACE(family);
     BuildOptions options;
     options.attention = GetParam();
-    auto model = CausalLM::Load(::tuneforge::testing::SharedTestdata() + "/hf_reference/" + family, options);
+    auto model = CausalLM::Load(::tuneforge::testing::GeneratedReference() + "/" + family, options);
     ASSERT_THAT(model.status(), IsOk());
     const int64_t vocab = (*model)->config().arch.vocab_size;
     std::vector<Example> examples;
@@ -79,12 +80,13 @@ TEST_P(PackingTest, PackedLogitsEqualSeparateLogits) {
 // the LoRA gradients through 0 * NaN): the gradients of a left-padded batch are finite and equal those of the same
 // rows without padding.
 TEST_P(PackingTest, LeftPaddedGradientsAreFiniteAndEqualUnpadded) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   BuildOptions options;
   options.attention = GetParam();
   options.lora.rank = 4;
   options.lora.alpha = 8;
   options.lora.target_modules = {"all-linear"};
-  auto model = CausalLM::Load(::tuneforge::testing::SharedTestdata() + "/hf_reference/llama", options);
+  auto model = CausalLM::Load(::tuneforge::testing::GeneratedReference() + "/llama", options);
   ASSERT_THAT(model.status(), IsOk());
   for (auto& [name, p] : (*model)->projections()) {
     if (p.lora_b.defined()) p.lora_b.detach().normal_(0, 0.1);  // B = 0 would give A no gradient

@@ -12,12 +12,14 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "services/trainer/tokenizer/utf8.h"
 
 namespace tuneforge {
 namespace jinja {
@@ -69,24 +71,35 @@ std::string PyFloat(double d) {
 }
 
 // Python json.dumps(x, ensure_ascii=False) with default separators.
-void DumpPyJson(const Json& j, std::string* out) {
-  if (j.is_object()) {
+// json.dumps(j, ensure_ascii=False, indent=indent) as transformers' tojson filter writes it; indent < 0 is None
+// (one line, ", " and ": " separators), otherwise one item per line indented by `indent` spaces per level.
+void DumpPyJson(const Json& j, std::string* out, int indent = -1, int depth = 0) {
+  auto next_line = [&](int level) {
+    if (indent < 0) return;
+    *out += "\n";
+    out->append(static_cast<size_t>(indent) * level, ' ');
+  };
+  if (j.is_object() && !j.empty()) {
     *out += "{";
     bool first = true;
     for (auto it = j.begin(); it != j.end(); ++it) {
-      if (!first) *out += ", ";
+      if (!first) *out += indent < 0 ? ", " : ",";
       first = false;
-      *out += Json(it.key()).dump();
+      next_line(depth + 1);
+      *out += Json(it.key()).dump(-1, ' ', false, Json::error_handler_t::replace);
       *out += ": ";
-      DumpPyJson(it.value(), out);
+      DumpPyJson(it.value(), out, indent, depth + 1);
     }
+    next_line(depth);
     *out += "}";
-  } else if (j.is_array()) {
+  } else if (j.is_array() && !j.empty()) {
     *out += "[";
     for (size_t i = 0; i < j.size(); ++i) {
-      if (i) *out += ", ";
-      DumpPyJson(j[i], out);
+      if (i) *out += indent < 0 ? ", " : ",";
+      next_line(depth + 1);
+      DumpPyJson(j[i], out, indent, depth + 1);
     }
+    next_line(depth);
     *out += "]";
   } else if (j.is_number_float()) {
     *out += PyFloat(j.get<double>());
@@ -1071,10 +1084,34 @@ class Interpreter {
     return Value::Of(Json(outv));
   }
 
-  static std::string Strip(const std::string& s, const std::string& chars, bool left, bool right) {
+  // Python's str.strip: `chars` is a set of characters (code points, not bytes); without it, whitespace as
+  // str.isspace() sees it, which includes U+00A0, U+3000 and the other Unicode spaces.
+  static bool IsPySpace(uint32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+           c == 0x3000;
+  }
+  static std::string Strip(const std::string& s, const std::optional<std::string>& chars, bool left, bool right) {
+    std::vector<uint32_t> set;
+    if (chars) {
+      for (size_t p = 0; p < chars->size();) set.push_back(DecodeUtf8Char(*chars, &p));
+    }
+    auto strip = [&](uint32_t c) {
+      return chars ? std::find(set.begin(), set.end(), c) != set.end() : IsPySpace(c);
+    };
     size_t b = 0, e = s.size();
-    if (left) while (b < e && chars.find(s[b]) != std::string::npos) ++b;
-    if (right) while (e > b && chars.find(s[e - 1]) != std::string::npos) --e;
+    if (left) {
+      for (size_t next = b; b < e && strip(DecodeUtf8Char(s, &next));) b = next;
+    }
+    if (right) {
+      while (e > b) {
+        size_t start = e - 1;
+        while (start > b && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+        size_t p = start;
+        if (!strip(DecodeUtf8Char(s, &p))) break;
+        e = start;
+      }
+    }
     return s.substr(b, e - b);
   }
 
@@ -1087,9 +1124,9 @@ class Interpreter {
     };
     if (obj.kind == Value::kJson && obj.j.is_string()) {
       const std::string& s = obj.j.get_ref<const std::string&>();
-      const std::string ws = " \t\n\r\f\v";
       if (m == "strip" || m == "lstrip" || m == "rstrip") {
-        std::string chars = args.empty() || (args[0].kind == Value::kJson && args[0].j.is_null()) ? ws : arg_str(0);
+        std::optional<std::string> chars;
+        if (!args.empty() && !(args[0].kind == Value::kJson && args[0].j.is_null())) chars = arg_str(0);
         return Value::Of(Strip(s, chars, m != "rstrip", m != "lstrip"));
       }
       if (m == "startswith") return Value::Of(s.rfind(arg_str(0), 0) == 0);
@@ -1173,9 +1210,31 @@ class Interpreter {
     Fail(absl::StrCat("unsupported function '", f, "' at ", src_.Where(e.pos)));
   }
 
+  // tojson(indent=N) (Llama 3.1 writes tools with indent=4); the other json.dumps options are refused rather
+  // than ignored.
+  Value ToJsonFilter(const Value& v, const std::vector<Value>& args, const Expr& e) {
+    if (!args.empty()) Fail("tojson takes only the keyword argument indent here, at " + src_.Where(e.pos));
+    int indent = -1;
+    for (const auto& [name, ex] : e.kwargs) {
+      const Value arg = Eval(*ex);
+      if (name != "indent") {
+        Fail(absl::StrCat("unsupported keyword argument '", name, "' to filter 'tojson' at ", src_.Where(e.pos)));
+      }
+      if (arg.kind == Value::kJson && arg.j.is_null()) continue;
+      if (arg.kind != Value::kJson || !arg.j.is_number_integer()) {
+        Fail("tojson indent must be an integer or none at " + src_.Where(e.pos));
+      }
+      indent = static_cast<int>(std::max<int64_t>(0, arg.j.get<int64_t>()));
+    }
+    std::string s;
+    DumpPyJson(ToJson(v, e.pos), &s, indent);
+    return Value::Of(s);
+  }
+
   Value ApplyFilter(const std::string& f, const Value& v, const std::vector<Value>& args, size_t pos) {
     if (f == "trim") {
-      return Value::Of(Strip(ToStr(v), args.empty() ? " \t\n\r\f\v" : ToStr(args[0]), true, true));
+      return Value::Of(Strip(ToStr(v), args.empty() ? std::nullopt : std::optional<std::string>(ToStr(args[0])),
+                             true, true));
     }
     if (f == "length" || f == "count") {
       if (v.kind == Value::kJson && (v.j.is_array() || v.j.is_object())) return Value::Of(v.j.size());
@@ -1376,7 +1435,8 @@ class Interpreter {
         Value v = Eval(*e.args[0]);
         std::vector<Value> args;
         for (size_t i = 1; i < e.args.size(); ++i) args.push_back(Eval(*e.args[i]));
-        if (!e.kwargs.empty() && e.name != "tojson") {
+        if (e.name == "tojson") return ToJsonFilter(v, args, e);
+        if (!e.kwargs.empty()) {
           Fail(absl::StrCat("unsupported keyword arguments to filter '", e.name, "' at ", src_.Where(e.pos)));
         }
         return ApplyFilter(e.name, v, args, e.pos);
@@ -1563,7 +1623,10 @@ absl::StatusOr<std::string> RenderChat(const ChatFormat& chat, const nlohmann::o
   ctx["add_generation_prompt"] = add_generation_prompt;
   if (chat.config.bos_token) ctx["bos_token"] = *chat.config.bos_token;
   if (chat.config.eos_token) ctx["eos_token"] = *chat.config.eos_token;
-  if (tools != nullptr) ctx["tools"] = *tools;
+  // transformers always passes tools and documents, None when absent: `tools is none` holds then, and
+  // `tools is defined` too.
+  ctx["tools"] = tools != nullptr ? *tools : nlohmann::ordered_json(nullptr);
+  ctx["documents"] = nullptr;
   return chat.chat_template.Render(ctx);
 }
 

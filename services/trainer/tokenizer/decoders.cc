@@ -148,8 +148,8 @@ class StripDecoder : public Decoder {
   size_t stop_;
 };
 
-// Replaces the metaspace character by a space and, when prepending was on, drops the first token's
-// leading space.
+// Replaces the metaspace character by a space; when prepending was on, the first token loses every metaspace
+// character instead (the Rust library drops them all there, not only a leading one: "▁▁" decodes to "").
 class MetaspaceDecoder : public Decoder {
  public:
   MetaspaceDecoder(std::string replacement, bool strip_first) : replacement_(std::move(replacement)),
@@ -157,8 +157,7 @@ class MetaspaceDecoder : public Decoder {
   void DecodeChain(std::vector<std::string>* tokens) const override {
     for (size_t i = 0; i < tokens->size(); ++i) {
       std::string& token = (*tokens)[i];
-      token = absl::StrReplaceAll(token, {{replacement_, " "}});
-      if (i == 0 && strip_first_ && !token.empty() && token[0] == ' ') token.erase(0, 1);
+      token = absl::StrReplaceAll(token, {{replacement_, i == 0 && strip_first_ ? "" : " "}});
     }
   }
 

@@ -168,7 +168,10 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>* ids) const
     symbols.push_back(Symbol{id, index - 1, -1, true});
     if (index > 0) symbols[index - 1].next = index;
   };
-  bool pending_unk = false;  // a fused unknown token waits to be emitted
+  // An unknown token waits to be emitted until a character of the vocabulary, another unknown character
+  // (fused into it with fuse_unk) or the end comes; byte-fallback tokens do not flush it, so they come out
+  // before it, exactly as in the Rust library.
+  bool pending_unk = false;
   size_t pos = 0;
   while (pos < word.size()) {
     const size_t len = Utf8CharLength(static_cast<unsigned char>(word[pos]));
@@ -185,18 +188,13 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>* ids) const
       bool all = true;
       for (char c : ch) all = all && byte_ids_[static_cast<unsigned char>(c)] >= 0;
       if (all) {
-        if (pending_unk) add(unk_id_);
-        pending_unk = false;
         for (char c : ch) add(byte_ids_[static_cast<unsigned char>(c)]);
         continue;
       }
     }
     if (unk_id_ >= 0) {
-      if (fuse_unk_) {
-        pending_unk = true;
-      } else {
-        add(unk_id_);
-      }
+      if (pending_unk && !fuse_unk_) add(unk_id_);
+      pending_unk = true;
     }
   }
   if (pending_unk) add(unk_id_);

@@ -31,10 +31,39 @@ struct Span {
   bool is_match;
 };
 
+// `pattern` with \s and \S spelled as the White_Space property. Oniguruma, the Rust library's regex engine,
+// takes \s as exactly that property; PCRE2's \s also matches U+180E MONGOLIAN VOWEL SEPARATOR, which would
+// split ".\u180e" where the Rust library keeps it whole. PCRE2 knows the property from 10.40 on.
+std::string WithWhiteSpaceProperty(const std::string& pattern) {
+#if PCRE2_MAJOR == 10 && PCRE2_MINOR < 40
+  return pattern;
+#else
+  std::string out;
+  out.reserve(pattern.size() + 16);
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] != '\\' || i + 1 == pattern.size()) {
+      out.push_back(pattern[i]);
+      continue;
+    }
+    const char next = pattern[++i];
+    if (next == 's') {
+      out += "\\p{White_Space}";
+    } else if (next == 'S') {
+      out += "\\P{White_Space}";
+    } else {
+      out.push_back('\\');
+      out.push_back(next);
+    }
+  }
+  return out;
+#endif
+}
+
 // A compiled PCRE2 pattern (UTF + UCP, JIT when available).
 class Regex {
  public:
-  static absl::StatusOr<std::unique_ptr<Regex>> Compile(const std::string& pattern) {
+  static absl::StatusOr<std::unique_ptr<Regex>> Compile(const std::string& source) {
+    const std::string pattern = WithWhiteSpaceProperty(source);
     int error = 0;
     PCRE2_SIZE offset = 0;
     pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -42,9 +71,9 @@ class Regex {
     if (code == nullptr) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));
-      return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: pre_tokenizer Split regex '", pattern,
-                                                     "' does not compile at offset ", offset, ": ",
-                                                     reinterpret_cast<const char*>(message)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tokenizer.json: pre_tokenizer Split regex '", source, "' does not compile (as '", pattern,
+          "') at offset ", offset, ": ", reinterpret_cast<const char*>(message)));
     }
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // optional speed-up; matching works without it
     return std::unique_ptr<Regex>(new Regex(code));

@@ -71,34 +71,54 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
     }
     t->vocab_size_ = t->model_->size();
     if (root.contains("added_tokens") && !root["added_tokens"].is_null()) {
+      // The Rust library does not use the ids written here (it warns when they differ): an added token takes
+      // the id of an earlier added token or a model token with the same content, else the next id after the
+      // model vocabulary (its number of entries), in file order.
+      int32_t next_id = static_cast<int32_t>(model.at("vocab").size());
       for (const nlohmann::json& a : root["added_tokens"]) {
         AddedToken token;
-        const int64_t id = a.at("id").get<int64_t>();
-        if (id < 0 || id > INT32_MAX - 1) {
-          return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: added_tokens id ", id, " is out of range"));
-        }
-        token.id = static_cast<int32_t>(id);
         token.content = a.at("content").get<std::string>();
         if (token.content.empty()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("tokenizer.json: added_tokens entry with id ", id, " has empty content"));
+          return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: added_tokens entry with id ",
+                                                         a.value("id", int64_t{-1}), " has empty content"));
         }
         token.special = a.value("special", false);
         token.lstrip = a.value("lstrip", false);
         token.rstrip = a.value("rstrip", false);
         token.single_word = a.value("single_word", false);
         token.normalized = a.value("normalized", !token.special);
-        t->added_by_id_[token.id] = t->added_.size();
+        auto known = t->added_by_content_.find(token.content);
+        if (known != t->added_by_content_.end()) {
+          token.id = known->second;
+        } else if (const int32_t in_model = t->model_->TokenToId(token.content); in_model >= 0) {
+          token.id = in_model;
+        } else {
+          if (next_id == INT32_MAX) return absl::InvalidArgumentError("tokenizer.json: too many added_tokens");
+          token.id = next_id++;
+        }
         t->added_by_content_[token.content] = token.id;
         if (token.id + 1 > t->vocab_size_) t->vocab_size_ = token.id + 1;
-        t->added_.push_back(std::move(token));
+        auto slot = t->added_by_id_.find(token.id);
+        if (slot != t->added_by_id_.end()) {
+          t->added_[slot->second] = std::move(token);  // the same token again: the last options win
+        } else {
+          t->added_by_id_[token.id] = t->added_.size();
+          t->added_.push_back(std::move(token));
+        }
       }
     }
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: not a valid tokenizer file: ", e.what()));
   }
+  // As in the Rust library: tokens flagged normalized are matched, in a second pass, in the normalized text by
+  // their normalized spelling (Llama 2's Prepend turns "<x>" into "▁<x>"), which is also what decoding shows;
+  // skip_special_tokens drops pieces spelled like a special token's original content.
   std::vector<AddedToken> raw, normalized;
-  for (const AddedToken& a : t->added_) (a.normalized && t->normalizer_ ? normalized : raw).push_back(a);
+  for (AddedToken& a : t->added_) {
+    if (a.special) t->special_contents_.insert(a.content);
+    if (a.normalized && t->normalizer_ != nullptr) t->normalizer_->Normalize(&a.content);
+    (a.normalized ? normalized : raw).push_back(a);
+  }
   t->raw_matcher_ = std::make_unique<AddedTokenMatcher>(raw);
   t->normalized_matcher_ = std::make_unique<AddedTokenMatcher>(normalized);
   return t;
@@ -150,16 +170,12 @@ absl::StatusOr<std::string> Tokenizer::Decode(const std::vector<int32_t>& ids, b
   tokens.reserve(ids.size());
   for (int32_t id : ids) {
     auto added = added_by_id_.find(id);
-    if (added != added_by_id_.end()) {
-      const AddedToken& token = added_[added->second];
-      if (!(skip_special_tokens && token.special)) tokens.push_back(token.content);
-      continue;
-    }
-    const std::string* token = model_->IdToToken(id);
+    const std::string* token = added != added_by_id_.end() ? &added_[added->second].content : model_->IdToToken(id);
     if (token == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("cannot decode id ", id, ": not in the vocabulary (size ", vocab_size_, ")"));
     }
+    if (skip_special_tokens && special_contents_.contains(*token)) continue;
     tokens.push_back(*token);
   }
   if (decoder_ == nullptr) return absl::StrJoin(tokens, " ");

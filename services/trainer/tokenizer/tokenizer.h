@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 
 namespace tuneforge {
@@ -40,7 +41,7 @@ class Tokenizer {
 
   // -1 when `token` is neither an added token nor in the model vocabulary.
   int32_t TokenToId(std::string_view token) const;
-  // Empty when `id` is unknown.
+  // Empty when `id` is unknown. An added token flagged normalized comes back normalized, as in the Rust library.
   std::string IdToToken(int32_t id) const;
   // True for added tokens flagged special (e.g. <|eot_id|>, <s>).
   bool IsSpecial(int32_t id) const;
@@ -58,11 +59,13 @@ class Tokenizer {
   std::unique_ptr<PreTokenizer> pre_tokenizer_;  // may be null
   std::unique_ptr<PostProcessor> post_processor_;  // may be null
   std::unique_ptr<Decoder> decoder_;            // may be null
-  std::vector<AddedToken> added_;
+  std::vector<AddedToken> added_;  // content normalized for tokens flagged normalized, as the Rust library keeps it
   absl::flat_hash_map<int32_t, size_t> added_by_id_;  // id -> index into added_
-  absl::flat_hash_map<std::string, int32_t> added_by_content_;
+  absl::flat_hash_map<std::string, int32_t> added_by_content_;  // by the content tokenizer.json gives
+  absl::flat_hash_set<std::string> special_contents_;  // contents of the added tokens flagged special
   std::unique_ptr<AddedTokenMatcher> raw_matcher_;         // added tokens with normalized == false
-  std::unique_ptr<AddedTokenMatcher> normalized_matcher_;  // added tokens with normalized == true
+  std::unique_ptr<AddedTokenMatcher> normalized_matcher_;  // added tokens with normalized == true, by their
+                                                           // normalized content
   int32_t vocab_size_ = 0;
 };
 

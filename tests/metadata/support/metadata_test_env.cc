@@ -56,7 +56,7 @@ std::string MetadataTestEnv::CopyDir(const std::string& source, const std::strin
 }
 
 v1::Model MetadataTestEnv::AddReferenceModel(const std::string& reference_case, const std::string& name) {
-  const std::string source = SharedTestdata() + "/hf_reference/" + reference_case;
+  const std::string source = GeneratedReference() + "/" + reference_case;
   const std::string dir = CopyDir(source, "models/" + name);
   // The reference folder holds more than a model directory; keep only what a checkpoint has.
   for (const char* extra : {"inputs.json", "logits.safetensors", "lora"}) std::filesystem::remove_all(dir + "/" + extra);

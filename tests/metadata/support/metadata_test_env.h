@@ -56,7 +56,8 @@ class MetadataTestEnv {
   std::unique_ptr<v1::FineTuningJobs::Stub> jobs() const { return v1::FineTuningJobs::NewStub(channel_); }
   std::unique_ptr<internal::v1::WorkerQueue::Stub> queue() const { return internal::v1::WorkerQueue::NewStub(channel_); }
 
-  // Registers SharedTestdata()/hf_reference/<reference_case> as a local model named `name`.
+  // Registers the reference case generated at test time, GeneratedReference()/<reference_case> (its model files
+  // only), as a local model named `name`.
   v1::Model AddReferenceModel(const std::string& reference_case, const std::string& name);
 
  private:
