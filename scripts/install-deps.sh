@@ -34,4 +34,9 @@ if [ ! -x "$here/tools/node_modules/.bin/buf" ]; then
   echo "tuneforge: installing buf from npm into tools/node_modules"
   (cd "$here/tools" && npm install --no-audit --no-fund --silent)
 fi
+# The Kubernetes schema validator that tests deploy/k8s: a small pinned Python environment, once per machine
+# (tests/k8s/validator_env.sh). Not in the Docker build, whose context holds this script alone.
+if [ -f "$here/tests/k8s/validator_env.sh" ]; then
+  bash "$here/tests/k8s/validator_env.sh" >/dev/null
+fi
 echo "tuneforge: dependencies ready"
