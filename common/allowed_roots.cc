@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace tuneforge {
 namespace {
@@ -99,16 +100,35 @@ absl::StatusOr<AllowedRoots> AllowedRoots::Create(const std::vector<std::string>
   return AllowedRoots(std::move(canonical));
 }
 
+bool IsPathWithin(std::string_view path, std::string_view dir) {
+  if (dir == "/") return !path.empty() && path.front() == '/';
+  if (path.size() < dir.size() || path.compare(0, dir.size(), dir) != 0) return false;
+  return path.size() == dir.size() || path[dir.size()] == '/';
+}
+
 bool AllowedRoots::Contains(std::string_view canonical_path) const {
   for (const std::string& root : roots_) {
-    if (root == "/") {
-      if (!canonical_path.empty() && canonical_path.front() == '/') return true;
-      continue;
-    }
-    if (canonical_path.size() < root.size() || canonical_path.compare(0, root.size(), root) != 0) continue;
-    if (canonical_path.size() == root.size() || canonical_path[root.size()] == '/') return true;
+    if (IsPathWithin(canonical_path, root)) return true;
   }
   return false;
+}
+
+absl::Status CheckPathUnder(std::string_view path_in, std::string_view dir, std::string_view field_in,
+                            std::string_view what) {
+  if (absl::Status s = ValidatePathSyntax(path_in, field_in); !s.ok()) return s;
+  const absl::string_view path = Av(path_in), field = Av(field_in);
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "." || part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": '", path, "' has a '", part, "' component; give a plain absolute path"));
+    }
+  }
+  const std::string resolved = ApproximateCanonical(std::string(path_in));
+  const std::string base = ApproximateCanonical(std::string(dir));
+  if (dir.empty() || !IsPathWithin(resolved, base)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": '", path, "' is outside ", Av(what)));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status AllowedRoots::OutsideError(std::string_view path_in, std::string_view field_in) const {

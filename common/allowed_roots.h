@@ -50,6 +50,17 @@ class AllowedRoots {
   std::vector<std::string> roots_;  // canonical, absolute
 };
 
+// Whether canonical absolute `path` is `dir` or lies below it, component-wise ("/data" does not hold "/data2").
+bool IsPathWithin(std::string_view path, std::string_view dir);
+
+// For paths the server or a trainer is about to write, which need not exist yet (a job's output and checkpoint
+// folders): `path` must be absolute, free of control characters and of '.' / '..' components, and lie under `dir`
+// once the symlinks of the parts that exist are followed. Otherwise INVALID_ARGUMENT "<field>: '<path>' is outside
+// <what>"; `what` names the directory by its setting (e.g. "the artifacts directory (--artifacts-dir)"), so that
+// messages need not show the server's own paths.
+absl::Status CheckPathUnder(std::string_view path, std::string_view dir, std::string_view field,
+                            std::string_view what);
+
 }  // namespace tuneforge
 
 #endif  // TUNEFORGE_COMMON_ALLOWED_ROOTS_H_

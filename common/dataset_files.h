@@ -1,10 +1,12 @@
-// Local dataset files (jsonl, json, csv): parsing with line-accurate errors, feature inference, a deterministic
-// train/test split and the summary the metadata service records for a local DatasetRevision.
+// Local dataset files (jsonl, json, csv): streaming parsers with line-accurate errors, feature inference, a
+// deterministic train/test split and the summary the metadata service records for a local DatasetRevision. A file
+// is read in chunks: its size never becomes memory, only the read buffer and one row at a time do.
 #ifndef TUNEFORGE_COMMON_DATASET_FILES_H_
 #define TUNEFORGE_COMMON_DATASET_FILES_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -41,9 +43,44 @@ struct DatasetFileContent {
 };
 
 constexpr int64_t kMaxDatasetFileBytes = int64_t{4} << 30;  // 4 GiB
-constexpr int kMaxJsonNestingDepth = 512;
+// A row (a jsonl line, a csv record, an element of a .json array) larger than this is refused.
+constexpr size_t kMaxDatasetRowBytes = size_t{16} << 20;  // 16 MiB
+constexpr size_t kDatasetReadChunkBytes = size_t{1} << 20;  // 1 MiB
 
-// Parses a whole file; `label` starts every message (normally the path).
+struct DatasetReadLimits {
+  int64_t max_file_bytes = kMaxDatasetFileBytes;
+  size_t max_row_bytes = kMaxDatasetRowBytes;
+  size_t read_chunk_bytes = kDatasetReadChunkBytes;
+};
+
+// What one streaming pass over a file finds. Rows are parsed and checked one at a time, and not kept.
+struct DatasetFileSummary {
+  DatasetFormat format = DatasetFormat::kJsonl;
+  int64_t size = 0;    // bytes
+  std::string sha256;  // of the raw bytes (BOM included), lowercase hex
+  int64_t num_rows = 0;
+  std::vector<std::string> columns;  // as DatasetFileContent::columns
+  std::vector<DatasetFeature> features;  // InferFeatures of all rows, in `columns` order
+  // The most bytes of the file held in memory at once: the read buffer plus the row being parsed. Bounded by the
+  // limits (read_chunk_bytes + max_row_bytes and a few bytes), whatever the file's size.
+  size_t max_buffered_bytes = 0;
+  // How the rows are read back (ForEachDatasetRow): csv column types, and the key holding the rows of a .json object.
+  std::vector<int> csv_column_types;
+  std::string json_rows_key;
+};
+
+// One streaming pass: checks the whole file as LoadDatasetFile does (same errors; a row over max_row_bytes ->
+// INVALID_ARGUMENT naming its line and the limit) and summarizes it.
+absl::StatusOr<DatasetFileSummary> SummarizeDatasetFile(const std::string& path, DatasetFormat format,
+                                                       std::string_view label, const DatasetReadLimits& limits = {});
+
+// Reads the rows of a summarized file again, in order, calling `row(index, row)` with each (a JSON object) until it
+// returns false. Cheap when it stops early: only the bytes up to the last row wanted are read.
+absl::Status ForEachDatasetRow(const std::string& path, std::string_view label, const DatasetFileSummary& summary,
+                               const std::function<bool(size_t index, nlohmann::json&& row)>& row,
+                               const DatasetReadLimits& limits = {});
+
+// Parses a whole file into memory (the trainer's rows); `label` starts every message (normally the path).
 //   jsonl: one object per non-empty line; errors "<label>:<line>: ..." (1-based) saying what is wrong (not JSON,
 //     not an object).
 //   json: an array of objects, or an object with exactly one array-of-objects value (as HF "data" files); errors
@@ -55,7 +92,7 @@ constexpr int kMaxJsonNestingDepth = 512;
 //     value is an integer (int64), else float if every non-empty value is a number, else bool if every non-empty
 //     value is True/true/TRUE/False/false/FALSE, else string; empty cells are null.
 // Empty file / no rows -> INVALID_ARGUMENT "<label> has no rows". Non-UTF-8 content -> INVALID_ARGUMENT naming the
-// line. Nesting deeper than kMaxJsonNestingDepth -> INVALID_ARGUMENT. Missing file -> NOT_FOUND; unreadable ->
+// line. Nesting deeper than kMaxJsonDepth (512) -> INVALID_ARGUMENT. Missing file -> NOT_FOUND; unreadable ->
 // PERMISSION_DENIED; a directory or other non-regular file -> INVALID_ARGUMENT; larger than max_bytes ->
 // RESOURCE_EXHAUSTED. The sha256 is computed while reading, in the same pass.
 absl::StatusOr<DatasetFileContent> LoadDatasetFile(const std::string& path, DatasetFormat format,
@@ -80,6 +117,9 @@ struct SplitIndices {
   std::vector<size_t> train, test;
 };
 SplitIndices TrainTestSplit(size_t n, double test_size, uint64_t seed);
+// The first (lowest) `k` indices of each side of TrainTestSplit(n, test_size, seed), found by following those
+// indices through the same Fisher-Yates draws: memory O(k), not O(n).
+SplitIndices FirstSplitIndices(size_t n, double test_size, uint64_t seed, size_t k);
 
 struct DatasetSplitInfo {
   std::string name;
@@ -88,12 +128,17 @@ struct DatasetSplitInfo {
 };
 
 constexpr size_t kDatasetPreviewRows = 5;
+// In a preview, a string longer than this is cut (at a character boundary) and ends with "…"; a row whose preview is
+// still larger than kMaxPreviewRowBytes is left out. So a preview stays small whatever the rows hold.
+constexpr size_t kPreviewCellBytes = 1000;
+constexpr size_t kMaxPreviewRowBytes = 64 << 10;
 
 struct LocalDatasetInfo {
   DatasetFormat format = DatasetFormat::kJsonl;
   std::vector<DatasetFeature> features;
   std::vector<DatasetSplitInfo> splits;                      // "train" then "test"
-  std::map<std::string, std::vector<nlohmann::json>> preview;  // split -> first kDatasetPreviewRows rows of it
+  // split -> its first kDatasetPreviewRows rows, long values cut (kPreviewCellBytes, kMaxPreviewRowBytes)
+  std::map<std::string, std::vector<nlohmann::json>> preview;
   std::vector<std::tuple<std::string, int64_t, std::string>> files;  // (canonical path, size, sha256)
   bool split_generated = false;
   uint64_t seed = 42;
@@ -110,8 +155,10 @@ struct LocalDatasetInfo {
 // inferred over both files. Without: the train file is split with TrainTestSplit(n, test_size, seed); fewer than 2
 // rows -> INVALID_ARGUMENT saying to add rows or give test_path. Rows that are not objects, or are missing a
 // feature column, are accepted (they read as nulls). Features keep the train file's column order.
+// Files are read streaming (SummarizeDatasetFile, then ForEachDatasetRow for the preview rows only).
 absl::StatusOr<LocalDatasetInfo> InspectLocalDataset(const std::string& train_path, const std::string& test_path,
-                                                     double test_size, uint64_t seed);
+                                                     double test_size, uint64_t seed,
+                                                     const DatasetReadLimits& limits = {});
 
 }  // namespace tuneforge
 

@@ -18,9 +18,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/json_limits.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -560,6 +562,7 @@ absl::Status ReadLfs(const nlohmann::json& lfs, const char* sha_key, HubFile* fi
 }
 
 absl::StatusOr<HubRepoInfo> ParseRepoInfo(const std::string& body, const std::string& repo_id) {
+  RETURN_IF_ERROR(CheckJsonDepth(body, kMaxJsonDepth, "the body"));
   nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return absl::InvalidArgumentError("the body is not JSON");
   if (!doc.is_object()) return absl::InvalidArgumentError("the body is not a JSON object");
@@ -599,6 +602,7 @@ absl::StatusOr<HubRepoInfo> ParseRepoInfo(const std::string& body, const std::st
 }
 
 absl::Status ParseTreePage(const std::string& body, std::vector<HubFile>* files) {
+  RETURN_IF_ERROR(CheckJsonDepth(body, kMaxJsonDepth, "the body"));
   nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return absl::InvalidArgumentError("the body is not JSON");
   if (!doc.is_array()) return absl::InvalidArgumentError("the body is not a JSON list");
@@ -641,9 +645,11 @@ std::string NextLink(const std::string& link) {
   return "";
 }
 
-absl::Status ValidateCall(const std::string& repo_id, const std::string& revision) {
+absl::Status ValidateCall(const std::string& repo_id, const std::string& revision, const std::string& token) {
   RETURN_IF_ERROR(ValidateRepoId(repo_id, "repo_id"));
-  return ValidateRevision(revision, "revision");
+  RETURN_IF_ERROR(ValidateRevision(revision, "revision"));
+  // The token becomes an HTTP header line: a CR or LF in it would add headers of the caller's choosing.
+  return ValidateHubToken(token, "token");
 }
 
 }  // namespace
@@ -689,7 +695,7 @@ std::string HubClient::ResolveUrl(RepoKind kind, const std::string& repo_id, con
 
 absl::StatusOr<HubRepoInfo> HubClient::GetRepoInfo(RepoKind kind, const std::string& repo_id,
                                                    const std::string& revision, const std::string& token) const {
-  RETURN_IF_ERROR(ValidateCall(repo_id, revision));
+  RETURN_IF_ERROR(ValidateCall(repo_id, revision, token));
   RequestSpec spec;
   spec.kind = kind;
   spec.repo_id = repo_id;
@@ -709,7 +715,7 @@ absl::StatusOr<HubRepoInfo> HubClient::GetRepoInfo(RepoKind kind, const std::str
 
 absl::StatusOr<std::vector<HubFile>> HubClient::ListTree(RepoKind kind, const std::string& repo_id,
                                                          const std::string& sha, const std::string& token) const {
-  RETURN_IF_ERROR(ValidateCall(repo_id, sha));
+  RETURN_IF_ERROR(ValidateCall(repo_id, sha, token));
   RequestSpec spec;
   spec.kind = kind;
   spec.repo_id = repo_id;
@@ -741,7 +747,7 @@ absl::StatusOr<std::vector<HubFile>> HubClient::ListTree(RepoKind kind, const st
 absl::StatusOr<std::string> HubClient::FetchFile(RepoKind kind, const std::string& repo_id, const std::string& sha,
                                                  const std::string& path, const std::string& token,
                                                  size_t max_bytes) const {
-  RETURN_IF_ERROR(ValidateCall(repo_id, sha));
+  RETURN_IF_ERROR(ValidateCall(repo_id, sha, token));
   RETURN_IF_ERROR(ValidateFilePath(path));
   RequestSpec spec = FileRequest(kind, repo_id, sha, path, token, ResolveUrl(kind, repo_id, sha, path));
   spec.max_bytes = max_bytes;
@@ -756,7 +762,7 @@ absl::StatusOr<std::string> HubClient::FetchFile(RepoKind kind, const std::strin
 absl::StatusOr<std::string> HubClient::FetchRange(RepoKind kind, const std::string& repo_id, const std::string& sha,
                                                   const std::string& path, const std::string& token, uint64_t offset,
                                                   uint64_t length) const {
-  RETURN_IF_ERROR(ValidateCall(repo_id, sha));
+  RETURN_IF_ERROR(ValidateCall(repo_id, sha, token));
   RETURN_IF_ERROR(ValidateFilePath(path));
   if (length == 0) return std::string();
   if (offset > UINT64_MAX - length || length > kMaxApiBody) {
@@ -810,7 +816,7 @@ absl::StatusOr<uint64_t> HubClient::DownloadToWriter(RepoKind kind, const std::s
                                                      const std::string& path, const std::string& token,
                                                      uint64_t offset, const HubBodyWriter& write,
                                                      const std::function<bool()>& cancelled) const {
-  RETURN_IF_ERROR(ValidateCall(repo_id, sha));
+  RETURN_IF_ERROR(ValidateCall(repo_id, sha, token));
   RETURN_IF_ERROR(ValidateFilePath(path));
   RequestSpec spec = FileRequest(kind, repo_id, sha, path, token, ResolveUrl(kind, repo_id, sha, path));
   Requester requester(options_, endpoint_);
@@ -906,6 +912,25 @@ absl::Status ValidateRepoId(std::string_view repo_id_in, std::string_view field_
     if (absl::StrContains(part, "--") || absl::StrContains(part, "..")) return bad("'--' and '..' are not allowed");
     if (part.front() == '-' || part.front() == '.' || part.back() == '-' || part.back() == '.') {
       return bad("a part starts or ends with '-' or '.'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateHubToken(std::string_view token, std::string_view field_in) {
+  const absl::string_view field(field_in.data(), field_in.size());
+  if (token.size() > kMaxHubTokenBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is longer than ", kMaxHubTokenBytes,
+                                                   " characters; pass a Hugging Face access token"));
+  }
+  for (size_t i = 0; i < token.size(); ++i) {
+    const auto c = static_cast<unsigned char>(token[i]);
+    if (c <= 0x20 || c >= 0x7F) {
+      // The token is not quoted: it is a secret, and what it holds may break a message or a log line.
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s contains a character that cannot be part of a token (byte 0x%02X at offset %d); a Hugging Face "
+          "token is printable ASCII without spaces or line breaks: copy it again from your Hub settings",
+          field, c, i));
     }
   }
   return absl::OkStatus();

@@ -110,6 +110,14 @@ absl::Status ValidateRepoId(std::string_view repo_id, std::string_view field);
 // ref name (~ ^ : ? * [ \), no leading/trailing/double '/'. Empty is allowed (means main).
 absl::Status ValidateRevision(std::string_view revision, std::string_view field);
 
+// The longest Hub token accepted, in bytes.
+inline constexpr size_t kMaxHubTokenBytes = 1024;
+
+// A Hub access token as it will travel in the Authorization header: at most kMaxHubTokenBytes of printable ASCII
+// without spaces (empty is allowed: no token). Otherwise INVALID_ARGUMENT naming `field`, never quoting the token.
+// Every HubClient call checks its token with it, so that no request field or variable can add a header line.
+absl::Status ValidateHubToken(std::string_view token, std::string_view field);
+
 // Percent-encodes everything but RFC 3986 unreserved characters ("refs/pr/1" -> "refs%2Fpr%2F1").
 std::string UrlEncodeComponent(std::string_view s);
 

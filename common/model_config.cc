@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json_limits.h"
 #include "common/status_macros.h"
 
 namespace tuneforge {
@@ -61,6 +62,8 @@ std::string GenerationConfigLabel(absl::string_view label) {
 }
 
 absl::StatusOr<Json> ParseJsonObject(absl::string_view text, absl::string_view label) {
+  RETURN_IF_ERROR(CheckJsonDepth(std::string_view(text.data(), text.size()), kMaxJsonDepth,
+                                 std::string_view(label.data(), label.size())));
   Json j;
   try {
     j = Json::parse(text.begin(), text.end());

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/json_limits.h"
 #include "common/status_macros.h"
 
 namespace tuneforge {
@@ -266,6 +267,7 @@ absl::StatusOr<PeftAdapterInfo> ValidatePeftAdapter(std::string_view adapter_con
   const absl::string_view label = Av(label_in);
   const std::string config_label = FileLabel(label, kAdapterConfig);
   const std::string weights_label = FileLabel(label, kAdapterWeights);
+  RETURN_IF_ERROR(CheckJsonDepth(adapter_config_json, kMaxJsonDepth, config_label));
   Json config;
   try {
     config = Json::parse(adapter_config_json.begin(), adapter_config_json.end());

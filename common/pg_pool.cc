@@ -299,9 +299,12 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> PgPool::Acquire() {
     }
     if (freed_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
         open_ >= options_.size) {
+      spdlog::warn("all {} connections to {} stayed busy for {} ms", options_.size, description_,
+                   options_.acquire_timeout.count());
+      // The message goes to clients: it names no server, socket or user (the log line above does).
       return absl::ResourceExhaustedError(absl::StrCat(
-          "all ", options_.size, " connections to ", description_, " stayed busy for ",
-          options_.acquire_timeout.count(), " ms; retry later, or raise the database pool size"));
+          "all ", options_.size, " database connections stayed busy for ", options_.acquire_timeout.count(),
+          " ms; retry later, or raise the database pool size"));
     }
   }
 }

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/json_limits.h"
 #include "common/status_macros.h"
 
 namespace tuneforge {
@@ -300,6 +301,10 @@ absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorT
 
 absl::StatusOr<SafetensorsIndex> ParseSafetensorsIndex(std::string_view index_json, std::string_view label_in) {
   const absl::string_view label = Av(label_in);
+  if (absl::Status depth = CheckJsonDepth(index_json, kMaxJsonDepth, std::string_view(label.data(), label.size()));
+      !depth.ok()) {
+    return depth;
+  }
   Json index;
   try {
     index = Json::parse(index_json.begin(), index_json.end());

@@ -228,6 +228,23 @@ std::vector<Command> PromptCommands() {
   };
 }
 
+// configs add: the config, then a note when the NAME given was not used because the content was stored already.
+RunFn AddConfigCommand() {
+  return [](CommandContext& context, const Command& command, const ParsedArgs& args) -> absl::Status {
+    v1::AddConfigRequest request;
+    RETURN_IF_ERROR(BindRequest(command, args, &request));
+    v1::AddConfigResponse response;
+    RETURN_IF_ERROR(CallUnary(context, &Configs::Stub::AddConfig, request, &response));
+    PrintResponse(context, response, View{"config", {}, {}, "config {config.id}: {outcome}"}, "");
+    if (!context.global.json && !response.ignored_name().empty()) {
+      *context.out << "note: the name '" << response.ignored_name() << "' was not used: this content is already stored as "
+                   << "config " << response.config().id() << ", which keeps its name '" << response.config().name()
+                   << "'\n";
+    }
+    return absl::OkStatus();
+  };
+}
+
 std::vector<Command> ConfigCommands() {
   return {
       Row(kConfig, "add", "store a lora, training, generation or quantization config (validated, deduplicated)",
@@ -237,11 +254,12 @@ std::vector<Command> ConfigCommands() {
            {"set", "KEY=VALUE", "one setting; VALUE is JSON (8, 1e-4, true, [\"q_proj\"]) or else a string", "content",
             Binding::kKeyValue, false, true},
            Description("config")},
-          UnaryCommand(&Configs::Stub::AddConfig, View{"config", {}, {}, "config {config.id}: {outcome}"}),
+          AddConfigCommand(),
           "tuneforge configs add small-lora --type lora --set r=8 --set lora_alpha=16 "
           "--set 'target_modules=[\"q_proj\",\"v_proj\"]'\n"
           "tuneforge configs add --type training --file training.json --set num_epochs=2",
-          "--set values apply on top of --file. Identical content of the same type returns the existing config."),
+          "--set values apply on top of --file. Identical content of the same type returns the existing config\n"
+          "(a note says so when the NAME given was not used)."),
       Get(kConfig, &Configs::Stub::GetConfig),
       List(kConfig, &Configs::Stub::ListConfigs,
            {{"NAME", "name"},
@@ -254,7 +272,7 @@ std::vector<Command> ConfigCommands() {
             {"model", "MODEL", "only the defaults for this model's family (name or id)", "model"},
             {"family", "FAMILY", "only the defaults of this family", "family"}},
            "--model demo-llama"),
-      Remove(kConfig, &Configs::Stub::RemoveConfig, ""),
+      Remove(kConfig, &Configs::Stub::RemoveConfig, "the ended jobs that were started with it"),
   };
 }
 

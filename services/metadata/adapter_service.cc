@@ -21,7 +21,6 @@ namespace {
 constexpr char kAdapterConfig[] = "adapter_config.json";
 constexpr char kAdapterWeights[] = "adapter_model.safetensors";
 constexpr size_t kMaxAdapterConfigBytes = 1u << 20;
-constexpr size_t kMaxTokenBytes = 1024;
 constexpr char kPageKind[] = "adapters";
 
 absl::Status NotFoundAdapter(const std::string& ref) {
@@ -134,10 +133,7 @@ absl::StatusOr<AddAdapterResult> AdapterService::AddAdapter(const AddAdapterInpu
   if (input.source_type == "huggingface") {
     RETURN_IF_ERROR(ValidateRepoId(input.repo_id, "huggingface.repo_id"));
     RETURN_IF_ERROR(ValidateRevision(input.revision, "huggingface.revision"));
-    if (input.token.size() > kMaxTokenBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("huggingface.token is longer than ", kMaxTokenBytes,
-                                                     " characters; pass a Hugging Face access token"));
-    }
+    RETURN_IF_ERROR(ValidateHubToken(input.token, "huggingface.token"));
   } else if (input.source_type == "local") {
     ASSIGN_OR_RETURN(local_dir, roots_.Resolve(input.path, "local.path"));
   } else {

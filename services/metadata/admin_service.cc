@@ -10,8 +10,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/json_limits.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "services/metadata/import_checks.h"
 #include "services/metadata/request_checks.h"
 
 namespace tuneforge {
@@ -306,11 +308,14 @@ absl::StatusOr<json> ParseDocument(const std::string& document, size_t max_bytes
   if (document.size() > max_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "document is ", document.size(), " bytes; ImportDatabase accepts at most ", max_bytes,
-        " bytes; remove records you no longer need from the source database and export it again"));
+        " bytes (tuneforge-metadata --max-document-bytes); remove records you no longer need from the source "
+        "database and export it again"));
   }
   if (document.empty()) {
     return absl::InvalidArgumentError("document is required: pass the text that ExportDatabase returned");
   }
+  // Rows nest inside document.tables.<table>[i]: their values get kMaxJsonDepth levels, as everywhere else.
+  RETURN_IF_ERROR(CheckJsonDepth(document, kMaxJsonDepth + 4, "document"));
   json doc;
   try {
     doc = json::parse(document);
@@ -359,7 +364,7 @@ absl::StatusOr<json> ParseDocument(const std::string& document, size_t max_bytes
   return doc;
 }
 
-absl::Status CheckTables(const json& doc) {
+absl::Status CheckTables(const json& doc, const ImportContext& context) {
   const json& tables = doc.at("tables");
   for (const auto& [name, rows] : tables.items()) {
     const Table* table = FindTable(name);
@@ -372,7 +377,11 @@ absl::Status CheckTables(const json& doc) {
       return absl::InvalidArgumentError(
           absl::StrCat("document.tables.", name, " must be an array of rows; got ", Describe(rows)));
     }
-    for (size_t i = 0; i < rows.size(); ++i) RETURN_IF_ERROR(CheckRow(*table, rows[i], i));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      RETURN_IF_ERROR(CheckRow(*table, rows[i], i));
+      RETURN_IF_ERROR(
+          CheckImportedRecord(name, rows[i], absl::StrCat("document.tables.", name, "[", i, "]"), context));
+    }
   }
   auto counts = doc.find("row_counts");
   if (counts == doc.end()) return absl::OkStatus();
@@ -440,8 +449,9 @@ const std::vector<std::string>& DatabaseDocumentTables() {
   return *names;
 }
 
-AdminService::AdminService(Store& store, size_t max_document_bytes)
-    : store_(store), max_document_bytes_(max_document_bytes) {}
+AdminService::AdminService(Store& store, const AllowedRoots& roots, std::string artifacts_dir,
+                           size_t max_document_bytes)
+    : store_(store), roots_(roots), artifacts_dir_(std::move(artifacts_dir)), max_document_bytes_(max_document_bytes) {}
 
 absl::StatusOr<DatabaseExport> AdminService::ExportDatabase() {
   int schema_version = 0;
@@ -475,8 +485,8 @@ absl::StatusOr<DatabaseExport> AdminService::ExportDatabase() {
   if (doc.size() > max_document_bytes_) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the database document is ", doc.size(), " bytes, over the ", max_document_bytes_,
-        " bytes that ImportDatabase accepts; remove records you no longer need (old revisions, adapters), or "
-        "back the database up with pg_dump instead"));
+        " bytes that ImportDatabase accepts (tuneforge-metadata --max-document-bytes); remove records you no "
+        "longer need (old revisions, adapters), or back the database up with pg_dump instead"));
   }
   return out;
 }
@@ -500,7 +510,7 @@ absl::StatusOr<std::map<std::string, int64_t>> AdminService::ImportDatabase(cons
             : absl::StrCat("upgrade this server to a tuneforge-metadata release with schema version ",
                            document_version, ", or import into a server at that version")));
   }
-  RETURN_IF_ERROR(CheckTables(doc));
+  RETURN_IF_ERROR(CheckTables(doc, ImportContext{roots_, artifacts_dir_}));
 
   const json& tables = doc.at("tables");
   std::map<std::string, int64_t> counts;

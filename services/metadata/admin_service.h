@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/allowed_roots.h"
 #include "services/metadata/admin_repository.h"
 #include "services/metadata/store.h"
 
@@ -17,9 +18,10 @@ namespace tuneforge {
 
 // The largest document ImportDatabase accepts (and ExportDatabase produces): 256 MiB.
 inline constexpr size_t kMaxDatabaseDocumentBytes = size_t{256} << 20;
-// The gRPC max receive message size the server needs so that such a document arrives whole and gets our
+// The gRPC receive limit the server needs so that a document of max_document_bytes arrives whole and gets our
 // RESOURCE_EXHAUSTED message when it is too large: the limit plus 1 MiB for the message framing.
-inline constexpr int kAdminMaxMessageBytes = static_cast<int>(kMaxDatabaseDocumentBytes + (size_t{1} << 20));
+constexpr size_t ImportRequestBytes(size_t max_document_bytes) { return max_document_bytes + (size_t{1} << 20); }
+inline constexpr int kAdminMaxMessageBytes = static_cast<int>(ImportRequestBytes(kMaxDatabaseDocumentBytes));
 
 inline constexpr char kDatabaseDocumentFormat[] = "tuneforge-database";
 // The row count of ImportDatabase that says how many per-family default configs already existed and were kept.
@@ -35,17 +37,22 @@ struct DatabaseExport {
 
 class AdminService {
  public:
-  explicit AdminService(Store& store, size_t max_document_bytes = kMaxDatabaseDocumentBytes);
+  // Imported records must keep their local paths inside `roots`, and jobs their folders in `artifacts_dir`.
+  AdminService(Store& store, const AllowedRoots& roots, std::string artifacts_dir,
+               size_t max_document_bytes = kMaxDatabaseDocumentBytes);
 
   // {"format", "schema_version", "exported_at", "row_counts", "tables": {table: [row, ...]}}, read from one
   // snapshot. RESOURCE_EXHAUSTED when the document would exceed the limit.
   absl::StatusOr<DatabaseExport> ExportDatabase();
-  // Validates `document` completely, then inserts every row in one transaction (or nothing). Returns the rows
-  // inserted per table, and kSkippedDefaultConfigs.
+  // Validates `document` completely (the columns' types, then each record by the rules of its Add RPC, see
+  // import_checks.h), then inserts every row in one transaction (or nothing). Returns the rows inserted per table,
+  // and kSkippedDefaultConfigs.
   absl::StatusOr<std::map<std::string, int64_t>> ImportDatabase(const std::string& document);
 
  private:
   Store& store_;
+  const AllowedRoots& roots_;
+  std::string artifacts_dir_;
   size_t max_document_bytes_;
   AdminRepository admin_;
 };

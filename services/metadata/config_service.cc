@@ -9,10 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/json_limits.h"
 #include "common/model_config.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "services/metadata/config_schema.h"
+#include "services/metadata/job_repository.h"
 #include "services/metadata/request_checks.h"
 
 namespace tuneforge {
@@ -20,6 +22,8 @@ namespace tuneforge {
 namespace {
 
 constexpr size_t kMaxContentBytes = 64u << 10;
+// Config documents are flat (a list of module names at most); deeper content is refused before it is parsed.
+constexpr int kMaxContentDepth = 8;
 constexpr char kPageKind[] = "configs";
 
 absl::Status CheckType(const std::string& type, const std::string& field, bool required) {
@@ -37,6 +41,7 @@ absl::StatusOr<std::string> CanonicalContent(const std::string& type, const std:
     return absl::InvalidArgumentError(absl::StrCat("content is ", content_json.size(),
                                                    " bytes as JSON; the limit is ", kMaxContentBytes));
   }
+  RETURN_IF_ERROR(CheckJsonDepth(content_json, kMaxContentDepth, "content"));
   nlohmann::json content = nlohmann::json::parse(content_json, nullptr, /*allow_exceptions=*/false);
   if (content.is_discarded()) {
     return absl::InvalidArgumentError("content is not a JSON object; send a google.protobuf.Struct");
@@ -100,6 +105,7 @@ absl::StatusOr<AddConfigResult> ConfigService::AddConfig(const AddConfigInput& i
     result.config = *inserted;
     return absl::OkStatus();
   }));
+  if (!input.name.empty() && result.config.name != input.name) result.ignored_name = input.name;
   return result;
 }
 
@@ -160,18 +166,23 @@ absl::StatusOr<ConfigPage> ConfigService::ListConfigs(const ListConfigsInput& in
   return out;
 }
 
-absl::Status ConfigService::RemoveConfig(const std::string& ref) {
+absl::StatusOr<std::vector<std::string>> ConfigService::RemoveConfig(const std::string& ref, bool force) {
   RETURN_IF_ERROR(CheckReference(ref, "config"));
-  return store_.InTransaction([&](Tx& tx) -> absl::Status {
+  std::vector<std::string> removed;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(ConfigRecord config, FindConfig(tx, ref));
     if (config.is_default) {
       return absl::FailedPreconditionError(absl::StrCat(
           "config ", Label(config), " is the ", config.family, " default ", config.type,
           " config; per-family defaults cannot be removed (add your own config instead)"));
     }
+    JobUsersFilter users;
+    users.config_id = config.id;
+    RETURN_IF_ERROR(RemoveJobsUsing(tx, users, force, absl::StrCat("config ", Label(config)), &removed));
     configs_.Delete(tx, config.id);
     return absl::OkStatus();
-  });
+  }));
+  return removed;
 }
 
 }  // namespace tuneforge

@@ -26,6 +26,8 @@ struct AddConfigInput {
 struct AddConfigResult {
   ConfigRecord config;
   AddOutcome outcome = AddOutcome::kCreated;
+  // The requested name when `config` does not carry it (its content existed already); empty otherwise.
+  std::string ignored_name;
 };
 
 struct ListConfigsInput {
@@ -48,7 +50,9 @@ class ConfigService {
   absl::StatusOr<AddConfigResult> AddConfig(const AddConfigInput& input);
   absl::StatusOr<ConfigRecord> GetConfig(const std::string& ref);
   absl::StatusOr<ConfigPage> ListConfigs(const ListConfigsInput& input);
-  absl::Status RemoveConfig(const std::string& ref);
+  // Returns what was removed besides the config ("fine-tuning job 'x' (id)", ...): jobs started with it, with
+  // force; without force they block the removal, as a job that has not ended does either way.
+  absl::StatusOr<std::vector<std::string>> RemoveConfig(const std::string& ref, bool force);
 
  private:
   absl::StatusOr<ConfigRecord> FindConfig(Tx& tx, const std::string& ref);

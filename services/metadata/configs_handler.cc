@@ -102,6 +102,7 @@ grpc::Status ConfigsHandler::AddConfig(grpc::ServerContext*, const v1::AddConfig
   absl::Status converted = ToProto(result->config, response->mutable_config());
   if (!converted.ok()) return ToGrpcStatus(converted);
   response->set_outcome(ToProto(result->outcome));
+  response->set_ignored_name(result->ignored_name);
   return grpc::Status::OK;
 }
 
@@ -133,8 +134,11 @@ grpc::Status ConfigsHandler::ListConfigs(grpc::ServerContext*, const v1::ListCon
 }
 
 grpc::Status ConfigsHandler::RemoveConfig(grpc::ServerContext*, const v1::RemoveConfigRequest* request,
-                                          v1::RemoveConfigResponse*) {
-  return ToGrpcStatus(service_.RemoveConfig(request->config()));
+                                          v1::RemoveConfigResponse* response) {
+  absl::StatusOr<std::vector<std::string>> removed = service_.RemoveConfig(request->config(), request->force());
+  if (!removed.ok()) return ToGrpcStatus(removed.status());
+  for (const std::string& r : *removed) response->add_removed_dependents(r);
+  return grpc::Status::OK;
 }
 
 }  // namespace tuneforge

@@ -23,7 +23,6 @@ namespace {
 
 constexpr double kDefaultTestSize = 0.1;
 constexpr uint64_t kDefaultSeed = 42;
-constexpr size_t kMaxTokenBytes = 1024;
 
 // Parse errors of local files start with the file's path; prefix the request field so that the user knows which
 // of the two paths is meant.
@@ -84,10 +83,7 @@ DatasetService::DatasetService(Store& store, const AllowedRoots& roots, const Hu
 absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const AddDatasetInput& input) {
   RETURN_IF_ERROR(ValidateRepoId(input.repo_id, "huggingface.repo_id"));
   RETURN_IF_ERROR(ValidateRevision(input.revision, "huggingface.revision"));
-  if (input.token.size() > kMaxTokenBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("huggingface.token is longer than ", kMaxTokenBytes,
-                                                   " characters; pass a Hugging Face access token"));
-  }
+  RETURN_IF_ERROR(ValidateHubToken(input.token, "huggingface.token"));
   const std::string& token = input.token.empty() ? default_hf_token_ : input.token;
   ASSIGN_OR_RETURN(HubRepoInfo info, hub_.GetRepoInfo(RepoKind::kDataset, input.repo_id, input.revision, token));
 
@@ -371,7 +367,7 @@ absl::StatusOr<std::vector<std::string>> DatasetService::RemoveDataset(const std
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(DatasetRecord dataset, FindDataset(tx, ref));
     datasets_.Lock(tx, dataset.id);
-    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{"", dataset.id, ""}, force,
+    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{"", dataset.id, "", ""}, force,
                                     absl::StrCat("dataset '", dataset.name, "'"), &removed));
     std::vector<DependentRecord> dependents = datasets_.Dependents(tx, dataset.id);
     if (!dependents.empty() && !force) {

@@ -10,6 +10,14 @@ bool IsFinalJobState(const std::string& state) {
   return state == "SUCCEEDED" || state == "FAILED" || state == "CANCELLED";
 }
 
+std::string JobOutputDir(const std::string& artifacts_root, const std::string& job_id) {
+  return absl::StrCat(artifacts_root, "/jobs/", job_id, "/adapter");
+}
+
+std::string JobCheckpointDir(const std::string& artifacts_root, const std::string& job_id) {
+  return absl::StrCat(artifacts_root, "/jobs/", job_id, "/checkpoints");
+}
+
 namespace {
 
 absl::Time OptionalMicros(const pqxx::row& row, const char* column) {
@@ -164,7 +172,7 @@ void JobRepository::Delete(Tx& tx, const std::string& id) { tx.work().exec_prepa
 std::vector<JobRecord> JobRepository::Users(Tx& tx, const JobUsersFilter& f) {
   std::vector<JobRecord> out;
   for (const pqxx::row& row : tx.work().exec_prepared("job_users", NullIfEmpty(f.model_id), NullIfEmpty(f.dataset_id),
-                                                      NullIfEmpty(f.prompt_name))) {
+                                                      NullIfEmpty(f.prompt_name), NullIfEmpty(f.config_id))) {
     JobRecord j;
     j.id = Str(row, "id");
     j.name = Str(row, "name");
@@ -176,7 +184,7 @@ std::vector<JobRecord> JobRepository::Users(Tx& tx, const JobUsersFilter& f) {
 
 void JobRepository::DeleteUsers(Tx& tx, const JobUsersFilter& f) {
   tx.work().exec_prepared("job_delete_users", NullIfEmpty(f.model_id), NullIfEmpty(f.dataset_id),
-                          NullIfEmpty(f.prompt_name));
+                          NullIfEmpty(f.prompt_name), NullIfEmpty(f.config_id));
 }
 
 absl::Status RemoveJobsUsing(Tx& tx, const JobUsersFilter& filter, bool force, const std::string& what,

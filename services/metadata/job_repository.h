@@ -20,12 +20,18 @@ struct JobListFilter {
   int limit = 50;
 };
 
-// What a removal checks for jobs: one of the three is set.
+// What a removal checks for jobs: one of the four is set.
 struct JobUsersFilter {
   std::string model_id;
   std::string dataset_id;
   std::string prompt_name;
+  std::string config_id;
 };
+
+// The folders job `job_id` writes under the artifacts root: <root>/jobs/<id>/adapter and <root>/jobs/<id>/checkpoints
+// (sql/job_insert.sql names them so when it creates the job).
+std::string JobOutputDir(const std::string& artifacts_root, const std::string& job_id);
+std::string JobCheckpointDir(const std::string& artifacts_root, const std::string& job_id);
 
 class JobRepository {
  public:
@@ -46,12 +52,12 @@ class JobRepository {
   void AddCheckpoint(Tx& tx, const std::string& job_id, const CheckpointRecord& checkpoint);
   std::vector<CheckpointRecord> Checkpoints(Tx& tx, const std::string& job_id);
   void Delete(Tx& tx, const std::string& id);
-  // Jobs using a model, dataset or prompt: id, name and state only.
+  // Jobs using a model, dataset, prompt or config: id, name and state only.
   std::vector<JobRecord> Users(Tx& tx, const JobUsersFilter& filter);
   void DeleteUsers(Tx& tx, const JobUsersFilter& filter);
 };
 
-// For Remove of a model, dataset or prompt (`what`, e.g. "model 'x'"): a job that is not in a final state blocks
+// For Remove of a model, dataset, prompt or config (`what`, e.g. "model 'x'"): a job that is not in a final state blocks
 // the removal even with force (FAILED_PRECONDITION: cancel it first); other jobs block it without force, and with
 // force are removed and described in `removed`.
 absl::Status RemoveJobsUsing(Tx& tx, const JobUsersFilter& filter, bool force, const std::string& what,

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/allowed_roots.h"
 #include "common/model_config.h"
 #include "common/peft_adapter.h"
 #include "common/status_macros.h"
@@ -331,6 +332,19 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     RETURN_IF_ERROR(SweepExpired(tx));
     std::optional<JobRecord> job = jobs_.Lease(tx, worker_id, lease_seconds_);
+    // A trainer writes where the job says: a job whose folders are not its own in the artifacts directory (a
+    // database edited by hand) ends FAILED instead of being handed out.
+    while (job && (job->output_dir != JobOutputDir(artifacts_root_, job->id) ||
+                   job->checkpoint_dir != JobCheckpointDir(artifacts_root_, job->id))) {
+      job->state = "FAILED";
+      job->error_code = "FAILED_PRECONDITION";
+      job->error_message =
+          "the job's output_dir or checkpoint_dir is not its own folder in the artifacts directory, so no trainer "
+          "may run it; start the job again";
+      jobs_.Update(tx, *job, 0, /*ended=*/true);
+      jobs_.AddEvent(tx, job->id, StateEvent("FAILED", job->error_message, "error"));
+      job = jobs_.Lease(tx, worker_id, lease_seconds_);
+    }
     if (!job) return absl::OkStatus();
     LeasedJob leased;
     leased.job = *job;
@@ -371,6 +385,10 @@ absl::StatusOr<HeartbeatResult> JobService::Heartbeat(const HeartbeatInput& in) 
   HeartbeatResult result;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, LockOwned(tx, in.job_id, in.attempt, in.worker_id));
+    for (size_t i = 0; i < in.checkpoints.size(); ++i) {
+      RETURN_IF_ERROR(CheckPathUnder(in.checkpoints[i].path, job.checkpoint_dir,
+                                     absl::StrCat("checkpoints[", i, "].path"), "the job's checkpoint_dir"));
+    }
     for (const auto& [level, message] : in.logs) {
       JobEventRecord e;
       e.kind = "log";

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/embedded_postgres.h"
+#include "common/log_escaping.h"
 #include "common/secret_file.h"
 #include "services/metadata/metadata_config.h"
 #include "services/metadata/server.h"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(config->log_level));
+  tuneforge::EscapeControlCharactersInLogs();
 
   // Signals are taken by a waiting thread, so that shutdown runs outside a signal handler.
   sigset_t signals;
@@ -63,6 +65,8 @@ int main(int argc, char** argv) {
   options.artifacts_dir = config->artifacts_dir;
   options.worker_token = *worker_token;
   options.lease_seconds = config->lease_seconds;
+  options.max_request_bytes = static_cast<size_t>(config->max_request_bytes);
+  options.max_document_bytes = static_cast<size_t>(config->max_document_bytes);
   absl::StatusOr<std::unique_ptr<tuneforge::MetadataServer>> server = tuneforge::MetadataServer::Start(options);
   if (!server.ok()) return Fail(server.status());
 

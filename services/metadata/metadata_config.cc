@@ -3,11 +3,13 @@
 
 #include <cstdlib>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/hf_hub_client.h"
 
 namespace tuneforge {
 
@@ -31,6 +33,8 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"worker-token-file", {"TUNEFORGE_WORKER_TOKEN_FILE", "file holding the token trainers must present (default <home>/worker-token, created when missing)"}},
       {"lease-seconds", {"TUNEFORGE_LEASE_SECONDS", "how long a trainer keeps a job without a heartbeat (default 30)"}},
       {"log-level", {"TUNEFORGE_LOG_LEVEL", "debug, info, warn or error (default info)"}},
+      {"max-request-bytes", {"TUNEFORGE_MAX_REQUEST_BYTES", "largest request of every method but Admin/ImportDatabase, in bytes (default 4194304)"}},
+      {"max-document-bytes", {"TUNEFORGE_MAX_DOCUMENT_BYTES", "largest database document Admin/ImportDatabase accepts and ExportDatabase returns, in bytes (default 268435456)"}},
   };
   return *flags;
 }
@@ -96,6 +100,7 @@ absl::StatusOr<MetadataConfig> ParseMetadataConfig(int argc, char** argv) {
   config.database_url = values["database-url"];
   config.hf_endpoint = values["hf-endpoint"];
   if (const char* token = std::getenv("HF_TOKEN"); token != nullptr) config.hf_token = token;
+  if (absl::Status token = ValidateHubToken(config.hf_token, "HF_TOKEN"); !token.ok()) return token;
   config.home = values["home"];
   if (config.home.empty()) {
     const char* home = std::getenv("HOME");
@@ -126,6 +131,14 @@ absl::StatusOr<MetadataConfig> ParseMetadataConfig(int argc, char** argv) {
     auto lease = ParseInt("lease-seconds", values["lease-seconds"], 3, 3600);
     if (!lease.ok()) return lease.status();
     config.lease_seconds = *lease;
+  }
+  for (const auto& [flag, target, lo, hi] :
+       {std::tuple<const char*, int*, int, int>{"max-request-bytes", &config.max_request_bytes, 64 << 10, 1 << 30},
+        {"max-document-bytes", &config.max_document_bytes, 1 << 20, 2046 << 20}}) {
+    if (values.count(flag) == 0) continue;
+    auto parsed = ParseInt(flag, values[flag], lo, hi);
+    if (!parsed.ok()) return parsed.status();
+    *target = *parsed;
   }
   if (values.count("log-level")) {
     config.log_level = values["log-level"];

@@ -22,6 +22,12 @@ struct MetadataConfig {
   std::string worker_token_file;         // --worker-token-file / TUNEFORGE_WORKER_TOKEN_FILE; default <home>/worker-token
   int lease_seconds = 30;                // --lease-seconds / TUNEFORGE_LEASE_SECONDS: 3-3600
   std::string log_level = "info";        // --log-level / TUNEFORGE_LOG_LEVEL: debug, info, warn, error
+  // --max-request-bytes / TUNEFORGE_MAX_REQUEST_BYTES: largest request of every method but ImportDatabase
+  // (64 KiB - 1 GiB; default 4 MiB).
+  int max_request_bytes = 4 << 20;
+  // --max-document-bytes / TUNEFORGE_MAX_DOCUMENT_BYTES: largest database document of ImportDatabase and
+  // ExportDatabase (1 MiB - 2046 MiB; default 256 MiB).
+  int max_document_bytes = 256 << 20;
   bool help = false;
 };
 

@@ -32,9 +32,7 @@ absl::StatusOr<ModelRevisionRecord> ModelService::ResolveHuggingFace(const AddMo
                                                                      std::string* family) {
   RETURN_IF_ERROR(ValidateRepoId(input.repo_id, "huggingface.repo_id"));
   RETURN_IF_ERROR(ValidateRevision(input.revision, "huggingface.revision"));
-  if (input.token.size() > 1024) {
-    return absl::InvalidArgumentError("huggingface.token is longer than 1024 characters; pass a Hugging Face access token");
-  }
+  RETURN_IF_ERROR(ValidateHubToken(input.token, "huggingface.token"));
   const std::string& token = input.token.empty() ? default_hf_token_ : input.token;
   ASSIGN_OR_RETURN(HubRepoInfo info, hub_.GetRepoInfo(RepoKind::kModel, input.repo_id, input.revision, token));
 
@@ -229,7 +227,7 @@ absl::StatusOr<std::vector<std::string>> ModelService::RemoveModel(const std::st
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(ModelRecord model, FindModel(tx, ref, "model"));
     models_.Lock(tx, model.id);
-    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{model.id, "", ""}, force,
+    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{model.id, "", "", ""}, force,
                                     absl::StrCat("model '", model.name, "'"), &removed));
     std::vector<DependentRecord> dependents = models_.Dependents(tx, model.id);
     if (!dependents.empty() && !force) {

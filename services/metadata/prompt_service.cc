@@ -208,7 +208,7 @@ absl::StatusOr<std::vector<std::string>> PromptService::RemovePrompt(const std::
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(PromptRecord found, FindPromptByRef(tx, ref));
     prompts_.LockName(tx, found.name);
-    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{"", "", found.name}, force,
+    RETURN_IF_ERROR(RemoveJobsUsing(tx, JobUsersFilter{"", "", found.name, ""}, force,
                                     absl::StrCat("prompt '", found.name, "'"), &removed));
     prompts_.DeleteByName(tx, found.name);
     return absl::OkStatus();

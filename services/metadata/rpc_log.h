@@ -1,5 +1,6 @@
-// One log line per RPC: method, status code, milliseconds (a server interceptor; request fields,
-// and so tokens, are never logged).
+// One log line per RPC: method, status code, milliseconds, and the message of an error (a server interceptor;
+// request fields, and so tokens, are not logged, but an error message may quote one: the binaries escape control
+// characters in every log line, see common/log_escaping.h).
 #ifndef TUNEFORGE_SERVICES_METADATA_RPC_LOG_H_
 #define TUNEFORGE_SERVICES_METADATA_RPC_LOG_H_
 

@@ -22,6 +22,7 @@
 #include "services/metadata/worker_queue_handler.h"
 #include "services/metadata/models_handler.h"
 #include "services/metadata/prompts_handler.h"
+#include "services/metadata/request_limits.h"
 #include "services/metadata/rpc_log.h"
 #include "services/metadata/store.h"
 #include "spdlog/spdlog.h"
@@ -80,7 +81,8 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   parts->adapter_service =
       std::make_unique<AdapterService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
   parts->adapters_handler = std::make_unique<AdaptersHandler>(*parts->adapter_service);
-  parts->admin_service = std::make_unique<AdminService>(*parts->store);
+  parts->admin_service =
+      std::make_unique<AdminService>(*parts->store, *parts->roots, options.artifacts_dir, options.max_document_bytes);
   parts->admin_handler = std::make_unique<AdminHandler>(*parts->admin_service);
   parts->job_service = std::make_unique<JobService>(*parts->store, options.artifacts_dir, options.lease_seconds);
   parts->job_event_hub = std::make_unique<JobEventHub>(options.database_url);
@@ -96,8 +98,9 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &parts->port);
-  // ImportDatabase carries a whole database document.
-  builder.SetMaxReceiveMessageSize(kAdminMaxMessageBytes);
+  // gRPC has one receive limit per server: ImportDatabase's, which carries a whole database document. The
+  // request-limit interceptor holds every other method to max_request_bytes.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(ImportRequestBytes(options.max_document_bytes)));
   builder.RegisterService(parts->models_handler.get());
   builder.RegisterService(parts->datasets_handler.get());
   builder.RegisterService(parts->prompts_handler.get());
@@ -107,6 +110,8 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   builder.RegisterService(parts->jobs_handler.get());
   builder.RegisterService(parts->worker_queue_handler.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RequestLimitInterceptorFactory>(
+      RequestLimits{options.max_request_bytes, ImportRequestBytes(options.max_document_bytes)}));
   interceptors.push_back(std::make_unique<RpcLogInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   parts->server = builder.BuildAndStart();

@@ -3,6 +3,7 @@
 #ifndef TUNEFORGE_SERVICES_METADATA_SERVER_H_
 #define TUNEFORGE_SERVICES_METADATA_SERVER_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ struct MetadataServerOptions {
   // Trainers present it on every WorkerQueue call; empty refuses them all. Never logged.
   std::string worker_token;
   double lease_seconds = 30;
+  // The largest request of every method but ImportDatabase, in bytes.
+  size_t max_request_bytes = size_t{4} << 20;
+  // The largest database document ImportDatabase accepts and ExportDatabase returns, in bytes.
+  size_t max_document_bytes = size_t{256} << 20;
 };
 
 class MetadataServer {

@@ -8,9 +8,11 @@
 
 #include "common/migrations.h"
 #include "common/pg_pool.h"
+#include "absl/strings/match.h"
 #include "common/status_macros.h"
 #include "services/metadata/embedded_files.h"
 #include "services/metadata/store_internal.h"
+#include "spdlog/spdlog.h"
 
 namespace tuneforge {
 
@@ -37,10 +39,52 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& url, int p
 }
 
 absl::Status Store::InTransaction(const std::function<absl::Status(Tx&)>& fn) {
-  return pool_->Run([&](pqxx::work& work) {
+  absl::Status rules = absl::OkStatus();
+  bool answered = false;
+  const absl::Status status = pool_->Run([&](pqxx::work& work) {
     Tx tx(work);
-    return fn(tx);
+    rules = fn(tx);
+    answered = true;
+    return rules;
   });
+  // A status of the service's own rules goes to the client as it is; one from the database is scrubbed.
+  if (status.ok() || (answered && status == rules)) return status;
+  return DatabaseFailureForClients(status);
+}
+
+absl::Status DatabaseFailureForClients(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+    // A constraint or value the request's own data broke, or a conflict with a concurrent call: the database's
+    // message describes the data (the row, the unique key), which the caller needs.
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kAborted:
+      return status;
+    default:
+      break;
+  }
+  spdlog::warn("database failure answered to a client as {}: {}", absl::StatusCodeToString(status.code()),
+               std::string(status.message()));
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+      if (absl::StrContains(status.message(), "may or may not have been saved")) {
+        return absl::UnavailableError(
+            "lost the database connection while committing, so the change may or may not have been saved; check "
+            "its result before retrying");
+      }
+      return absl::UnavailableError("the database is unavailable; retry once it is back (the server log says why)");
+    case absl::StatusCode::kResourceExhausted:
+      return absl::ResourceExhaustedError(
+          "the database is busy (all connections of the server's pool stayed in use, or the database is out of "
+          "resources); retry later; operators can raise tuneforge-metadata --pool-size");
+    case absl::StatusCode::kDeadlineExceeded:
+      return absl::DeadlineExceededError("a database statement took too long and was cancelled; retry later");
+    default:
+      return absl::Status(status.code(),
+                          "internal database error; the server log has the details for the operator");
+  }
 }
 
 absl::StatusOr<int> MigrateDatabase(const std::string& url) {

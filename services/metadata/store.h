@@ -29,6 +29,12 @@ class Store {
   std::unique_ptr<PgPool> pool_;
 };
 
+// What a client may see of a failure that came from the database rather than from a service's rules: statuses
+// about the request's data (ALREADY_EXISTS, FAILED_PRECONDITION, INVALID_ARGUMENT, ABORTED) as they are; the others
+// (UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL, ...) logged in full and answered with a message that names no
+// server, socket, user or SQL.
+absl::Status DatabaseFailureForClients(const absl::Status& status);
+
 // Applies the embedded migrations to the database at `url`; returns the schema version.
 absl::StatusOr<int> MigrateDatabase(const std::string& url);
 

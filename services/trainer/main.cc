@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/hf_hub_client.h"
+#include "common/log_escaping.h"
 #include "common/secret_file.h"
 #include "services/trainer/model/device.h"
 #include "services/trainer/worker/trainer_service.h"
@@ -40,6 +41,7 @@ const std::map<std::string, Flag>& Flags() {
       {"threads", {"TUNEFORGE_THREADS", "CPU threads for training (default: all cores)"}},
       {"hf-endpoint", {"HF_ENDPOINT", "Hugging Face Hub URL (default https://huggingface.co)"}},
       {"cache-dir", {"HF_HUB_CACHE", "Hugging Face cache (default $HF_HOME/hub or ~/.cache/huggingface/hub)"}},
+      {"artifacts-dir", {"TUNEFORGE_ARTIFACTS_DIR", "the artifacts directory shared with tuneforge-metadata; jobs write only under it (default <home>/artifacts)"}},
       {"log-level", {"TUNEFORGE_LOG_LEVEL", "debug, info, warn or error (default info)"}},
   };
   return *flags;
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
   }
   const std::string level = values.count("log-level") ? values["log-level"] : "info";
   spdlog::set_level(spdlog::level::from_str(level));
+  tuneforge::EscapeControlCharactersInLogs();
 
   std::string home = values["home"];
   if (home.empty()) {
@@ -127,7 +130,14 @@ int main(int argc, char** argv) {
   tuneforge::HubClient hub(hub_options);
   options.runner.hub = &hub;
   if (const char* t = std::getenv("HF_TOKEN"); t != nullptr) options.runner.hf_token = t;
+  if (absl::Status valid = tuneforge::ValidateHubToken(options.runner.hf_token, "HF_TOKEN"); !valid.ok()) {
+    return Fail(std::string(valid.message()));
+  }
   options.runner.cache_dir = values["cache-dir"];
+  options.runner.artifacts_dir = values.count("artifacts-dir") ? values["artifacts-dir"] : home + "/artifacts";
+  if (options.runner.artifacts_dir.empty() || options.runner.artifacts_dir[0] != '/') {
+    return Fail(absl::StrCat("--artifacts-dir='", options.runner.artifacts_dir, "' must be an absolute path"));
+  }
   options.runner.threads = threads;
 
   auto device_request = tuneforge::ParseDeviceRequest("auto");

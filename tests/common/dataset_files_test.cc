@@ -547,5 +547,128 @@ TEST_F(DatasetFilesTest, FingerprintFollowsContentAndSplitSettingsOnly) {
   EXPECT_NE(fp(t, a, 0.1, 42), with_test);
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Streaming: bounded memory, chunk boundaries, row and preview limits
+
+TEST(FirstSplitIndicesTest, EqualTheStartOfTrainTestSplit) {
+  for (size_t n : {0, 1, 2, 3, 7, 12, 100, 257, 1000, 5000}) {
+    for (double test_size : {0.01, 0.1, 0.25, 0.5}) {
+      for (uint64_t seed : {0, 7, 42}) {
+        const SplitIndices all = TrainTestSplit(n, test_size, seed);
+        const SplitIndices first = FirstSplitIndices(n, test_size, seed, 5);
+        auto head = [](const std::vector<size_t>& v) {
+          return std::vector<size_t>(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(5, v.size())));
+        };
+        EXPECT_EQ(first.train, head(all.train)) << n << " " << test_size << " " << seed;
+        EXPECT_EQ(first.test, head(all.test)) << n << " " << test_size << " " << seed;
+      }
+    }
+  }
+}
+
+// A file many times larger than the read buffer is summarized holding at most the buffer and one row: the limits,
+// not the file, bound the memory.
+TEST_F(DatasetFilesTest, ReadingHoldsTheBufferAndOneRowNotTheFile) {
+  DatasetReadLimits limits;
+  limits.read_chunk_bytes = 4096;
+  limits.max_row_bytes = 1024;
+  std::string jsonl, json_text = "[", csv = "text,n\n";
+  for (int i = 0; i < 40000; ++i) {
+    const std::string text = "row " + std::to_string(i) + std::string(60, 'x');
+    jsonl += "{\"text\": \"" + text + "\", \"n\": " + std::to_string(i) + "}\n";
+    json_text += std::string(i == 0 ? "" : ",") + "{\"text\": \"" + text + "\", \"n\": " + std::to_string(i) + "}";
+    csv += "\"" + text + "\"," + std::to_string(i) + "\n";
+  }
+  json_text += "]";
+  for (const auto& [name, content] : {std::pair<std::string, std::string>{"big.jsonl", jsonl},
+                                      {"big.json", json_text}, {"big.csv", csv}}) {
+    ASSERT_GT(content.size(), size_t{2} << 20);
+    const std::string path = Write(name, content);
+    absl::StatusOr<DatasetFileSummary> summary =
+        SummarizeDatasetFile(path, *DatasetFormatFromPath(path, "path"), name, limits);
+    ASSERT_THAT(summary, IsOk()) << name;
+    EXPECT_EQ(summary->num_rows, 40000) << name;
+    EXPECT_EQ(summary->sha256, Sha256Hex(content)) << name;
+    EXPECT_THAT(summary->features, ElementsAre(Feature("text", "string"), Feature("n", "int"))) << name;
+    EXPECT_LE(summary->max_buffered_bytes, 2 * (limits.read_chunk_bytes + limits.max_row_bytes)) << name;
+    // Reading the rows back stops where the caller stops.
+    std::vector<json> first;
+    ASSERT_THAT(ForEachDatasetRow(
+                    path, name, *summary,
+                    [&](size_t, json&& row) {
+                      first.push_back(std::move(row));
+                      return first.size() < 2;
+                    },
+                    limits),
+                IsOk());
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_EQ(first[1]["n"], 1);
+  }
+}
+
+TEST_F(DatasetFilesTest, ChunkBoundariesAnywhereGiveTheSameRows) {
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"a.jsonl", "\xEF\xBB\xBF{\"t\": \"caf\xC3\xA9 \xE6\x97\xA5\"}\r\n\n{\"t\": \"x\", \"u\": [1, {\"v\": null}]}\n"},
+      {"a.json", "\xEF\xBB\xBF{\"meta\": {\"k\": [1]}, \"data\": [{\"t\": \"\xE6\x97\xA5\"}, {\"t\": \"y\"}]}"},
+      {"a.csv", "\xEF\xBB\xBFt,u\r\n\"a, \"\"b\"\"\r\nc\",1\r\n\r\n\xC3\xA9,2\rlast,3"},
+  };
+  for (const auto& [name, content] : files) {
+    const std::string path = Write(name, content);
+    absl::StatusOr<DatasetFileContent> whole = LoadDatasetFile(path, *DatasetFormatFromPath(path, "p"), name);
+    ASSERT_THAT(whole, IsOk()) << name;
+    for (size_t chunk : {1, 2, 3, 5}) {
+      DatasetReadLimits limits;
+      limits.read_chunk_bytes = chunk;
+      absl::StatusOr<DatasetFileSummary> summary =
+          SummarizeDatasetFile(path, *DatasetFormatFromPath(path, "p"), name, limits);
+      ASSERT_THAT(summary, IsOk()) << name << " " << chunk;
+      EXPECT_EQ(summary->columns, whole->columns) << name << " " << chunk;
+      EXPECT_EQ(summary->sha256, whole->sha256);
+      std::vector<json> rows;
+      ASSERT_THAT(ForEachDatasetRow(
+                      path, name, *summary,
+                      [&](size_t, json&& row) {
+                        rows.push_back(std::move(row));
+                        return true;
+                      },
+                      limits),
+                  IsOk());
+      EXPECT_EQ(rows, whole->rows) << name << " " << chunk;
+    }
+  }
+}
+
+TEST_F(DatasetFilesTest, ARowOverTheRowLimitNamesItsLineAndTheLimit) {
+  DatasetReadLimits limits;
+  limits.max_row_bytes = 100;
+  const std::string big(200, 'x');
+  auto summarize = [&](const std::string& name, const std::string& content) {
+    const std::string path = Write(name, content);
+    return SummarizeDatasetFile(path, *DatasetFormatFromPath(path, "p"), name, limits).status();
+  };
+  EXPECT_THAT(summarize("r.jsonl", "{\"a\": 1}\n{\"a\": \"" + big + "\"}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "r.jsonl:2: a row is larger than the 100-byte limit for one row; split the data into smaller rows"));
+  EXPECT_THAT(summarize("r.csv", "a\n1\n\"" + big + "\"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("r.csv:3: a row is larger than the 100-byte limit")));
+  EXPECT_THAT(summarize("r.json", "[{\"a\": 1}, {\"a\": \"" + big + "\", \"b\": 2}]"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("r.json: a row is larger than the 100-byte limit")));
+  EXPECT_EQ(kMaxDatasetRowBytes, size_t{16} << 20);
+}
+
+TEST_F(DatasetFilesTest, PreviewsCutLongValues) {
+  const std::string long_text = std::string(998, 'a') + "\xC3\xA9\xC3\xA9" + std::string(100000, 'b');
+  std::string text;
+  for (int i = 0; i < 4; ++i) text += json{{"text", long_text}, {"n", i}}.dump() + "\n";
+  const std::string path = Write("long.jsonl", text);
+  absl::StatusOr<LocalDatasetInfo> info = InspectLocalDataset(path, "", 0.25, 42);
+  ASSERT_THAT(info, IsOk());
+  ASSERT_EQ(info->preview.at("train").size(), 3u);
+  const std::string shown = info->preview.at("train")[0]["text"].get<std::string>();
+  // Cut at the character boundary before byte 1000, then "…".
+  EXPECT_EQ(shown, std::string(998, 'a') + "\xC3\xA9" + "\xE2\x80\xA6");
+  EXPECT_EQ(info->preview.at("train")[0]["n"], 0);
+}
+
 }  // namespace
 }  // namespace tuneforge

@@ -279,6 +279,27 @@ TEST_F(HubClientTest, FetchRangeWithAndWithoutServerRangeSupport) {
   }
 }
 
+TEST_F(HubClientTest, ATokenThatWouldAddAHeaderLineIsRefusedBeforeAnyRequest) {
+  HubClient client(Options());
+  const std::string token = "hf_abc\r\nX-Injected: yes";
+  const std::string sha(40, 'a');
+  auto refused = StatusIs(absl::StatusCode::kInvalidArgument,
+                          AllOf(HasSubstr("token contains a character that cannot be part of a token (byte 0x0D at "
+                                          "offset 6)"),
+                                ::testing::Not(HasSubstr("hf_abc")), ::testing::Not(HasSubstr("Injected"))));
+  EXPECT_THAT(client.GetRepoInfo(RepoKind::kModel, "org/m", "", token), refused);
+  EXPECT_THAT(client.ListTree(RepoKind::kModel, "org/m", sha, token), refused);
+  EXPECT_THAT(client.FetchFile(RepoKind::kModel, "org/m", sha, "config.json", token), refused);
+  EXPECT_THAT(client.FetchRange(RepoKind::kModel, "org/m", sha, "config.json", token, 0, 8), refused);
+  EXPECT_THAT(client.DownloadToWriter(RepoKind::kModel, "org/m", sha, "config.json", token, 0,
+                                      [](std::string_view) { return absl::OkStatus(); }),
+              refused);
+  EXPECT_EQ(hub_.request_count(), 0);
+  EXPECT_THAT(ValidateHubToken(std::string(2000, 'a'), "HF_TOKEN"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("HF_TOKEN is longer than 1024 characters")));
+  EXPECT_THAT(ValidateHubToken("hf_AbC-123_xyz", "HF_TOKEN"), IsOk());
+}
+
 TEST_F(HubClientTest, MissingRepoRevisionAndFileAreNotFound) {
   TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string sha = AddLlama();

@@ -68,7 +68,7 @@ help_cases=(
   "configs add|NAME --type --file --set --description"
   "configs get|NAME"
   "configs list|--type --model --family --page-size"
-  "configs remove|NAME"
+  "configs remove|NAME --force"
   "adapters add|NAME PATH --model --model-revision --hf --token-file"
   "adapters get|NAME"
   "adapters list|--name-prefix --model --source-type --page-size"
@@ -245,6 +245,10 @@ check_rc "an unknown config type is a usage error" 2
 check "it lists the types" "lora, training, generation, quantization" "$err"
 tf configs add --type lora --file "$work/missing.json"
 check_rc "a missing --file is a usage error" 2
+tf configs add other-name --type lora --set r=8 --set lora_alpha=16 --set 'target_modules=["q_proj","v_proj"]'
+check_rc "configs add with the content of another config" 0
+check "it says the name was not used" "note: the name 'other-name' was not used" "$out"
+check "and which config holds the content" "which keeps its name 'small-lora'" "$out"
 tf configs get small-lora
 check "configs get shows the type" "type: LORA" "$out"
 tf configs remove small-lora

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "common/grpc_status.h"
 #include "nlohmann/json.hpp"
+#include "common/allowed_roots.h"
 #include "services/metadata/admin_service.h"
 #include "services/metadata/store.h"
 #include "tests/metadata/support/metadata_test_env.h"
@@ -134,7 +135,8 @@ class AdminTest : public ::testing::Test {
   }
 
   MetadataTestEnv source_;
-  MetadataTestEnv target_;
+  // Another database on the same files (allowed root and artifacts directory), as a restore on a new server is.
+  MetadataTestEnv target_{30, &source_};
 };
 
 TEST_F(AdminTest, ExportWritesEveryTableFromTheDatabase) {
@@ -273,7 +275,11 @@ TEST_F(AdminTest, ImportIntoTheExportingDatabaseIsAlreadyExists) {
 TEST_F(AdminTest, ARowConflictingOnAUniqueNameIsAlreadyExists) {
   TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   const std::string document = PopulatedDocument();
-  target_.AddReferenceModel("llama", "ref-llama");  // same name, another id
+  v1::AddModelRequest same_name;  // same name, another id
+  same_name.set_name("ref-llama");
+  same_name.mutable_local()->set_path(target_.root() + "/models/ref-llama");
+  v1::AddModelResponse added;
+  ASSERT_THAT(FromGrpcStatus(target_.models()->AddModel(Context().get(), same_name, &added)), IsOk());
   const std::map<std::string, int64_t> before = CountRows(target_.database_url());
   EXPECT_THAT(Import(target_, document),
               StatusIs(absl::StatusCode::kAlreadyExists,
@@ -415,6 +421,139 @@ TEST_F(AdminDocumentTest, ASecondTableThatFailsLeavesTheDatabaseAsBefore) {
   EXPECT_THAT(GetModel(target_, "ref-llama"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ref-llama")));
 }
 
+// Index of the row of `table` whose `column` is `value`.
+size_t RowWhere(const json& document, const std::string& table, const std::string& column, const std::string& value) {
+  const json& rows = document["tables"][table];
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i][column] == value) return i;
+  }
+  ADD_FAILURE() << "no row of " << table << " has " << column << " = " << value;
+  return 0;
+}
+
+TEST_F(AdminDocumentTest, JsonNestedDeeperThanTheLimitIsInvalidArgumentNotACrash) {
+  const size_t config = RowWhere(document_, "configs", "name", "my-lora");
+  document_["tables"]["configs"][config]["content"] = "DEEP";
+  const std::string text = document_.dump();
+  for (const size_t depth : {600, 20000, 100000}) {
+    std::string deep = text;
+    deep.replace(deep.find("\"DEEP\""), 6, std::string(depth, '[') + "1" + std::string(depth, ']'));
+    EXPECT_THAT(Import(target_, deep),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("document nests arrays and objects deeper than 516 levels (the limit is 516)")))
+        << depth;
+  }
+}
+
+TEST_F(AdminDocumentTest, RecordsAreCheckedAsTheirAddRpcsCheckThem) {
+  auto expect = [&](json document, absl::StatusCode code, const std::string& message) {
+    EXPECT_THAT(Import(target_, document.dump()), StatusIs(code, HasSubstr(message)));
+  };
+  json d = document_;
+  d["tables"]["models"][0]["name"] = "../../etc x";
+  expect(d, absl::StatusCode::kInvalidArgument,
+         "document.tables.models[0].name '../../etc x' must start with a letter or digit");
+  d = document_;
+  d["tables"]["models"][0]["family"] = "evilfam";
+  expect(d, absl::StatusCode::kInvalidArgument,
+         "document.tables.models[0].family is 'evilfam'; expected one of llama, mistral");
+  d = document_;
+  d["tables"]["models"][0]["source"] = "/etc";
+  expect(d, absl::StatusCode::kPermissionDenied, "document.tables.models[0].source: '/etc' is outside the allowed roots");
+  d = document_;
+  d["tables"]["datasets"][0]["source"] = "../../../../etc/shadow";
+  expect(d, absl::StatusCode::kInvalidArgument,
+         "document.tables.datasets[0].source: '../../../../etc/shadow' must be an absolute path");
+  d = document_;
+  d["tables"]["model_exports"][0]["destination_path"] = "/etc/exports";
+  expect(d, absl::StatusCode::kPermissionDenied, "document.tables.model_exports[0].destination_path: '/etc/exports'");
+  d = document_;
+  d["tables"]["model_revisions"][0]["files"] = json::array({1});
+  expect(d, absl::StatusCode::kInvalidArgument, "document.tables.model_revisions[0].files[0] must be an object");
+  d = document_;
+  d["tables"]["model_revisions"][0]["config_json"] = "{\"model_type\": \"bert\"}";
+  expect(d, absl::StatusCode::kInvalidArgument, "document.tables.model_revisions[0].config_json");
+  d = document_;
+  d["tables"]["prompts"][0]["input_template"] = "Q: {question";
+  expect(d, absl::StatusCode::kInvalidArgument, "document.tables.prompts[0].input_template");
+
+  const size_t config = RowWhere(document_, "configs", "name", "my-lora");
+  d = document_;
+  d["tables"]["configs"][config]["content"] = json::array({1});
+  expect(d, absl::StatusCode::kInvalidArgument, absl::StrCat("document.tables.configs[", config, "].content"));
+  d = document_;
+  d["tables"]["configs"][config]["content"]["r"] = 100000;
+  expect(d, absl::StatusCode::kInvalidArgument, absl::StrCat("document.tables.configs[", config, "].content.r"));
+  d = document_;
+  d["tables"]["adapters"][0]["source_type"] = "trained";
+  d["tables"]["adapters"][0]["source"] = "/root/.ssh";
+  expect(d, absl::StatusCode::kInvalidArgument,
+         "document.tables.adapters[0].source: '/root/.ssh' is outside this server's artifacts directory");
+
+  // Nothing of the above was imported, and the config lists still answer.
+  v1::ListConfigsRequest list;
+  v1::ListConfigsResponse listed;
+  EXPECT_TRUE(target_.configs()->ListConfigs(Context().get(), list, &listed).ok());
+}
+
+TEST_F(AdminTest, ImportedJobsKeepTheirOwnFoldersAndConsistentAttempts) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
+  Populate(source_);
+  v1::StartFineTuningJobRequest start;
+  start.set_name("imported-job");
+  start.set_model("ref-llama");
+  start.set_dataset("qa");
+  start.set_prompt("qa-prompt");
+  v1::StartFineTuningJobResponse started;
+  ASSERT_THAT(FromGrpcStatus(source_.jobs()->StartFineTuningJob(Context().get(), start, &started)), IsOk());
+  v1::ExportDatabaseResponse exported;
+  ASSERT_THAT(Export(source_, &exported), IsOk());
+  const json document = json::parse(exported.document());
+  const std::map<std::string, int64_t> before = CountRows(target_.database_url());
+
+  json d = document;
+  d["tables"]["fine_tuning_jobs"][0]["output_dir"] = "/etc/cron.d";
+  EXPECT_THAT(Import(target_, d.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("document.tables.fine_tuning_jobs[0].output_dir: '/etc/cron.d' is outside this "
+                                 "server's artifacts directory (tuneforge-metadata --artifacts-dir)")));
+  d = document;
+  d["tables"]["fine_tuning_jobs"][0]["checkpoint_dir"] = "/root/.ssh";
+  EXPECT_THAT(Import(target_, d.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("document.tables.fine_tuning_jobs[0].checkpoint_dir: '/root/.ssh' is outside")));
+  d = document;
+  d["tables"]["fine_tuning_jobs"][0]["checkpoint_dir"] = target_.root() + "/artifacts/jobs/other/checkpoints";
+  EXPECT_THAT(Import(target_, d.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("document.tables.fine_tuning_jobs[0].checkpoint_dir must be the job's own folder")));
+  d = document;
+  d["tables"]["fine_tuning_jobs"][0]["state"] = "RUNNING";
+  d["tables"]["fine_tuning_jobs"][0]["attempts"] = 99;
+  d["tables"]["fine_tuning_jobs"][0]["max_attempts"] = 1;
+  EXPECT_THAT(Import(target_, d.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("document.tables.fine_tuning_jobs[0].attempts is 99; a job makes 0 to max_attempts "
+                                 "(1) attempts")));
+  d = document;
+  d["tables"]["fine_tuning_jobs"][0]["settings"]["training"]["learning_rate"] = "fast";
+  EXPECT_THAT(Import(target_, d.dump()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("document.tables.fine_tuning_jobs[0].settings.training.learning_rate")));
+  EXPECT_EQ(CountRows(target_.database_url()), before) << "a refused import wrote rows";
+
+  // The document as exported imports, and the job is leased with its own folders.
+  ASSERT_THAT(Import(target_, exported.document()), IsOk());
+  internal::v1::LeaseJobRequest lease;
+  lease.set_worker_id("w1");
+  internal::v1::LeaseJobResponse leased;
+  auto context = Context();
+  context->AddMetadata("authorization", std::string("Bearer ") + kTestWorkerToken);
+  ASSERT_THAT(FromGrpcStatus(target_.queue()->LeaseJob(context.get(), lease, &leased)), IsOk());
+  ASSERT_TRUE(leased.has_lease());
+  EXPECT_EQ(leased.lease().output_dir(), target_.root() + "/artifacts/jobs/" + started.job().id() + "/adapter");
+}
+
 TEST_F(AdminTest, SqlInAStringIsStoredVerbatim) {
   TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   json document = json::parse(PopulatedDocument());
@@ -453,13 +592,18 @@ TEST(AdminServiceTest, DocumentsOverTheLimitAreResourceExhausted) {
   MetadataTestEnv env;
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(env.database_url(), 1);
   ASSERT_THAT(store, IsOk());
-  AdminService small(**store, 1000);
+  absl::StatusOr<AllowedRoots> roots = AllowedRoots::Create({env.root()});
+  ASSERT_THAT(roots, IsOk());
+  AdminService small(**store, *roots, env.root() + "/artifacts", 1000);
   EXPECT_THAT(small.ImportDatabase(std::string(1001, ' ')),
               StatusIs(absl::StatusCode::kResourceExhausted,
-                       AllOf(HasSubstr("document is 1001 bytes"), HasSubstr("at most 1000 bytes"))));
+                       AllOf(HasSubstr("document is 1001 bytes"), HasSubstr("at most 1000 bytes"),
+                             HasSubstr("--max-document-bytes"))));
   // The 20 default configs alone make a document over 1000 bytes.
   EXPECT_THAT(small.ExportDatabase(),
-              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("over the 1000 bytes that ImportDatabase accepts")));
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("over the 1000 bytes that ImportDatabase accepts"),
+                             HasSubstr("--max-document-bytes"))));
 }
 
 }  // namespace

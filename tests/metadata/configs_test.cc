@@ -158,6 +158,10 @@ TEST_F(ConfigsTest, IdenticalContentOfTheSameTypeReturnsTheExistingConfig) {
   EXPECT_EQ(again.outcome(), v1::ADD_OUTCOME_EXISTING);
   EXPECT_EQ(again.config().id(), first.config().id());
   EXPECT_EQ(again.config().fingerprint(), first.config().fingerprint());
+  // ... and the response says the name asked for was not used.
+  EXPECT_EQ(again.config().name(), "");
+  EXPECT_EQ(again.ignored_name(), "named-later");
+  EXPECT_EQ(reordered.ignored_name(), "");
 
   // The same document as another type is another config with another fingerprint.
   ASSERT_THAT(Add(v1::CONFIG_TYPE_TRAINING, R"({"seed": 7})", "", &other_type), GrpcIs(grpc::OK, ""));
@@ -194,6 +198,14 @@ TEST_F(ConfigsTest, SameNameWithOtherContentIsAlreadyExists) {
   ASSERT_THAT(Add(v1::CONFIG_TYPE_LORA, R"({"r": 4})", "team-lora", &same), GrpcIs(grpc::OK, ""));
   EXPECT_EQ(same.outcome(), v1::ADD_OUTCOME_EXISTING);
   EXPECT_EQ(same.config().id(), first.config().id());
+  EXPECT_EQ(same.ignored_name(), "");
+  // The same content under another name: the existing config, which keeps its own name, and the ignored one.
+  v1::AddConfigResponse renamed;
+  ASSERT_THAT(Add(v1::CONFIG_TYPE_LORA, R"({"r": 4})", "my-lora", &renamed), GrpcIs(grpc::OK, ""));
+  EXPECT_EQ(renamed.outcome(), v1::ADD_OUTCOME_EXISTING);
+  EXPECT_EQ(renamed.config().name(), "team-lora");
+  EXPECT_EQ(renamed.ignored_name(), "my-lora");
+  EXPECT_THAT(Get("my-lora"), GrpcIs(grpc::NOT_FOUND, HasSubstr("config 'my-lora' not found")));
 
   EXPECT_THAT(Add(v1::CONFIG_TYPE_LORA, R"({"r": 8})", "team-lora"),
               GrpcIs(grpc::ALREADY_EXISTS, AllOf(HasSubstr("config 'team-lora' already exists"),

@@ -11,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "absl/strings/escaping.h"
 #include "tests/metadata/support/metadata_test_env.h"
@@ -372,7 +373,8 @@ TEST_F(JobsTest, WatchStreamsEveryEventUntilTheFinalState) {
   auto* checkpoint = beat.add_checkpoints();
   checkpoint->set_step(1);
   checkpoint->set_epoch(1);
-  checkpoint->set_path("/ckpt/checkpoint-1");
+  const std::string checkpoint_path = leased.lease().checkpoint_dir() + "/checkpoint-1";
+  checkpoint->set_path(checkpoint_path);
   iv1::HeartbeatResponse beat_response;
   ASSERT_TRUE(env_.queue()->Heartbeat(WorkerContext().get(), beat, &beat_response).ok());
   EXPECT_EQ(Fail(job.id(), 1, "w1", "INVALID_ARGUMENT", "train row 3 has no column 'answer'", false, false),
@@ -398,7 +400,7 @@ TEST_F(JobsTest, WatchStreamsEveryEventUntilTheFinalState) {
   v1::ListCheckpointsResponse checkpoints;
   ASSERT_TRUE(env_.jobs()->ListCheckpoints(Context().get(), list, &checkpoints).ok());
   ASSERT_EQ(checkpoints.checkpoints_size(), 1);
-  EXPECT_EQ(checkpoints.checkpoints(0).path(), "/ckpt/checkpoint-1");
+  EXPECT_EQ(checkpoints.checkpoints(0).path(), checkpoint_path);
 
   // A watch that starts after the end replays from after_sequence and ends at once.
   grpc::ClientContext context;
@@ -477,6 +479,100 @@ TEST_F(JobsTest, ResourcesThatJobsUseCannotBeRemovedUnderThem) {
   EXPECT_THAT(removed_model.removed_dependents(), ::testing::Contains(HasSubstr("fine-tuning job 'user'")));
   v1::GetFineTuningJobRequest get;
   get.set_job("user");
+  v1::GetFineTuningJobResponse got;
+  EXPECT_EQ(env_.jobs()->GetFineTuningJob(Context().get(), get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(JobsTest, HeartbeatRefusesACheckpointOutsideTheJobsCheckpointDir) {
+  MustStart("beats");
+  const iv1::JobLease lease = Lease("w1").lease();
+  auto beat_with_checkpoint = [&](const std::string& path) {
+    iv1::HeartbeatRequest r;
+    r.set_job_id(lease.job_id());
+    r.set_attempt(lease.attempt());
+    r.set_worker_id("w1");
+    auto* c = r.add_checkpoints();
+    c->set_step(5);
+    c->set_path(path);
+    iv1::HeartbeatResponse response;
+    return env_.queue()->Heartbeat(WorkerContext().get(), r, &response);
+  };
+  grpc::Status s = beat_with_checkpoint("/etc/shadow");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("checkpoints[0].path: '/etc/shadow' is outside the job's checkpoint_dir"));
+  s = beat_with_checkpoint(lease.checkpoint_dir() + "/../../../../etc/shadow");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("has a '..' component"));
+  v1::ListCheckpointsRequest list;
+  list.set_job("beats");
+  v1::ListCheckpointsResponse listed;
+  ASSERT_TRUE(env_.jobs()->ListCheckpoints(Context().get(), list, &listed).ok());
+  EXPECT_EQ(listed.checkpoints_size(), 0);
+  s = beat_with_checkpoint(lease.checkpoint_dir() + "/step-5");
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(env_.jobs()->ListCheckpoints(Context().get(), list, &listed).ok());
+  EXPECT_EQ(listed.checkpoints_size(), 1);
+}
+
+TEST_F(JobsTest, LeaseNeverHandsOutFoldersOutsideTheJobsOwn) {
+  const v1::FineTuningJob job = MustStart("edited");
+  {
+    pqxx::connection conn(env_.database_url());
+    pqxx::work work(conn);
+    work.exec_params("UPDATE fine_tuning_jobs SET output_dir = '/etc/cron.d' WHERE id = $1::uuid", job.id());
+    work.commit();
+  }
+  EXPECT_FALSE(Lease("w1").has_lease());
+  const v1::FineTuningJob failed = Get("edited");
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(failed.error().code(), "FAILED_PRECONDITION");
+  EXPECT_THAT(failed.error().message(), HasSubstr("is not its own folder in the artifacts directory"));
+  // The next job is leased as usual.
+  MustStart("fine");
+  const iv1::LeaseJobResponse next = Lease("w1");
+  ASSERT_TRUE(next.has_lease());
+  EXPECT_EQ(next.lease().job_name(), "fine");
+  EXPECT_EQ(next.lease().output_dir(), env_.root() + "/artifacts/jobs/" + next.lease().job_id() + "/adapter");
+}
+
+TEST_F(JobsTest, AConfigThatJobsUseIsRemovedOnlyWithForce) {
+  v1::AddConfigRequest config;
+  config.set_name("my-lora");
+  config.set_type(v1::CONFIG_TYPE_LORA);
+  (*config.mutable_content()->mutable_fields())["r"].set_number_value(4);
+  v1::AddConfigResponse added;
+  ASSERT_TRUE(env_.configs()->AddConfig(Context().get(), config, &added).ok());
+  v1::StartFineTuningJobRequest start = Request("with-config");
+  start.add_configs("my-lora");
+  v1::FineTuningJob job;
+  ASSERT_TRUE(Start(start, &job).ok());
+
+  v1::RemoveConfigRequest remove;
+  remove.set_config("my-lora");
+  remove.set_force(true);
+  v1::RemoveConfigResponse removed;
+  grpc::Status s = env_.configs()->RemoveConfig(Context().get(), remove, &removed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("config 'my-lora' is used by fine-tuning job 'with-config', which is QUEUED; cancel it"));
+
+  v1::CancelFineTuningJobRequest cancel;
+  cancel.set_job("with-config");
+  v1::CancelFineTuningJobResponse cancelled;
+  ASSERT_TRUE(env_.jobs()->CancelFineTuningJob(Context().get(), cancel, &cancelled).ok());
+  remove.set_force(false);
+  s = env_.configs()->RemoveConfig(Context().get(), remove, &removed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("config 'my-lora' is used by 1 fine-tuning job (first: 'with-config'); "
+                                           "remove them first, or pass force=true"));
+
+  remove.set_force(true);
+  s = env_.configs()->RemoveConfig(Context().get(), remove, &removed);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_THAT(removed.removed_dependents(),
+              ::testing::ElementsAre("fine-tuning job 'with-config' (" + job.id() + ")"));
+  v1::GetFineTuningJobRequest get;
+  get.set_job("with-config");
   v1::GetFineTuningJobResponse got;
   EXPECT_EQ(env_.jobs()->GetFineTuningJob(Context().get(), get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
 }

@@ -212,6 +212,19 @@ TEST_F(ModelsTest, HuggingFaceSourceResolvesTheCommitAndRecordsFilesWithoutDownl
   EXPECT_EQ(updated.revision().revision_number(), 2);
 }
 
+TEST_F(ModelsTest, ATokenWithControlCharactersNeverReachesTheHub) {
+  const int requests = env_.hub().request_count();
+  for (const std::string& token : {std::string("hf_abc\r\nX-Injected: yes"), std::string("hf_abc\nx"),
+                                  std::string("hf abc"), std::string("hf_\x01" "abc")}) {
+    v1::AddModelResponse response;
+    grpc::Status status = Add(Hub("m", "org/tiny", "", token), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("huggingface.token contains a character that cannot be part of a token"));
+    EXPECT_THAT(status.error_message(), ::testing::Not(HasSubstr("hf_abc")));
+  }
+  EXPECT_EQ(env_.hub().request_count(), requests);
+}
+
 TEST_F(ModelsTest, HubErrorsMapToSpecificCodesAndTokensAreNeverStored) {
   TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   env_.hub().AddCommit(RepoKind::kModel, "org/gated", HubFiles("llama"));

@@ -67,7 +67,11 @@ ScratchDir::~ScratchDir() {
 }
 
 std::string ScratchDir::WriteFile(const std::string& relative, const std::string& content) const {
-  std::filesystem::path p = std::filesystem::path(path_) / relative;
+  return WriteFileUnder(path_, relative, content);
+}
+
+std::string WriteFileUnder(const std::string& dir, const std::string& relative, const std::string& content) {
+  std::filesystem::path p = std::filesystem::path(dir) / relative;
   std::filesystem::create_directories(p.parent_path());
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out << content;

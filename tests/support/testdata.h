@@ -29,6 +29,9 @@ std::string ReadFileBytes(const std::string& path);
 void WriteFileBytes(const std::string& path, const std::string& bytes);
 
 // A fresh directory under $TMPDIR (default /tmp), removed by the destructor.
+// Writes `content` to dir/relative, creating parent directories; returns the path.
+std::string WriteFileUnder(const std::string& dir, const std::string& relative, const std::string& content);
+
 class ScratchDir {
  public:
   explicit ScratchDir(const std::string& prefix = "tuneforge-test");

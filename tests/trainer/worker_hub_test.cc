@@ -21,6 +21,7 @@
 #include "services/trainer/model/causal_lm.h"
 #include "services/trainer/peft/lora_adapter.h"
 #include "services/trainer/train/causal_lm_loss.h"
+#include "services/trainer/worker/job_runner.h"
 #include "services/trainer/worker/trainer_service.h"
 #include "services/trainer/worker/worker.h"
 #include "tests/metadata/support/metadata_test_env.h"
@@ -87,6 +88,7 @@ WorkerOptions TestWorkerOptions(MetadataTestEnv& env, const HubClient& hub) {
   options.worker_token = ::tuneforge::testing::kTestWorkerToken;
   options.runner.hub = &hub;
   options.runner.threads = 1;
+  options.runner.artifacts_dir = env.root() + "/artifacts";
   options.lease_wait_seconds = 1;
   return options;
 }
@@ -101,6 +103,41 @@ v1::FineTuningJob RunUntilEnd(MetadataTestEnv& env, const WorkerOptions& options
   worker.Interrupt();
   runner.join();
   return job;
+}
+
+TEST(WorkerHubTest, ALeaseThatPointsOutsideTheJobsFolderIsRefusedBeforeAnythingIsWritten) {
+  ScratchDir artifacts("tuneforge-artifacts");
+  JobRunnerOptions options;
+  options.artifacts_dir = artifacts.path();
+  internal::v1::JobLease lease;
+  lease.set_job_id("0b8e3a52-5c0f-4f1e-9d7a-2f6f3f1c1a10");
+  const std::string job_dir = artifacts.path() + "/jobs/" + lease.job_id();
+  bool touched = false;
+  FineTuneHooks hooks;
+  hooks.on_event = [&](std::string_view, std::string_view) { touched = true; };
+  auto run = [&](const std::string& output_dir, const std::string& checkpoint_dir) {
+    lease.set_output_dir(output_dir);
+    lease.set_checkpoint_dir(checkpoint_dir);
+    return RunLeasedJob(lease, options, hooks).status();
+  };
+  absl::Status s = run("/etc/cron.d", job_dir + "/checkpoints");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("output_dir: '/etc/cron.d' is outside this job's folder in the trainer's "
+                                     "artifacts directory (tuneforge-trainer --artifacts-dir)"));
+  s = run(job_dir + "/adapter", "/root/.ssh");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("checkpoint_dir: '/root/.ssh' is outside"));
+  s = run(job_dir + "/../../../../etc", job_dir + "/checkpoints");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("has a '..' component"));
+  // Another job's folder is outside this one's, and a job id cannot climb out of jobs/.
+  s = run(artifacts.path() + "/jobs/other/adapter", job_dir + "/checkpoints");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  lease.set_job_id("../../../../../../etc");
+  s = run("/etc/adapter", "/etc/checkpoints");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_FALSE(touched);
+  EXPECT_FALSE(std::filesystem::exists(artifacts.path() + "/jobs"));
 }
 
 TEST(WorkerHubTest, HubModelAndDatasetAreDownloadedResumedAndTrained) {

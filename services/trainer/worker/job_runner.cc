@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "common/allowed_roots.h"
 #include "common/dataset_files.h"
 #include "common/hf_cache.h"
 #include "common/status_macros.h"
@@ -13,6 +14,11 @@
 namespace tuneforge {
 
 namespace {
+
+// Job ids are UUIDs: nothing in one can climb out of the jobs folder.
+bool IsJobId(const std::string& id) {
+  return id.size() == 36 && id.find_first_not_of("0123456789abcdefABCDEF-") == std::string::npos;
+}
 
 nlohmann::json StructToJson(const google::protobuf::Struct& s) {
   std::string text;
@@ -73,6 +79,15 @@ absl::StatusOr<Rows> LoadRows(const std::vector<std::string>& files, DatasetForm
 
 absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
                                             const FineTuneHooks& hooks) {
+  // The trainer writes only where its own artifacts directory keeps this job, whatever the lease says.
+  const std::string job_dir = absl::StrCat(options.artifacts_dir, "/jobs/", lease.job_id());
+  constexpr char kJobDir[] = "this job's folder in the trainer's artifacts directory (tuneforge-trainer --artifacts-dir)";
+  if (options.artifacts_dir.empty() || !IsJobId(lease.job_id())) {
+    return absl::InvalidArgumentError("the lease names no job folder this trainer may write to");
+  }
+  RETURN_IF_ERROR(CheckPathUnder(lease.output_dir(), job_dir, "output_dir", kJobDir));
+  RETURN_IF_ERROR(CheckPathUnder(lease.checkpoint_dir(), job_dir, "checkpoint_dir", kJobDir));
+
   FineTuneSpec spec;
   // Model.
   const auto& model = lease.model();

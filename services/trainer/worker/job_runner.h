@@ -18,10 +18,14 @@ struct JobRunnerOptions {
   std::string hf_token;   // for Hub downloads; never logged
   std::string cache_dir;  // empty: HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub
   int threads = 0;        // torch threads; 0: libtorch's default
+  // Shared with tuneforge-metadata: a job writes only under <artifacts_dir>/jobs/<job id>/.
+  std::string artifacts_dir;
 };
 
 // Runs the leased job to its adapter. `hooks` carry progress, events (downloads included), checkpoints and the
-// cancel flag. Errors say what to do; CANCELLED when hooks.cancelled turned true.
+// cancel flag. Errors say what to do; CANCELLED when hooks.cancelled turned true. A lease whose output_dir or
+// checkpoint_dir is not under <artifacts_dir>/jobs/<job id> is refused (INVALID_ARGUMENT) before anything is read
+// or written.
 absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
                                             const FineTuneHooks& hooks);
 

@@ -13,18 +13,19 @@
 
 namespace tuneforge::testing {
 
-MetadataTestEnv::MetadataTestEnv(double lease_seconds)
+MetadataTestEnv::MetadataTestEnv(double lease_seconds, const MetadataTestEnv* same_files_as)
     : hub_(std::make_unique<FakeHub>()),
-      root_(std::make_unique<ScratchDir>("tuneforge-root")),
+      root_(same_files_as == nullptr ? std::make_unique<ScratchDir>("tuneforge-root") : nullptr),
+      root_path_(same_files_as == nullptr ? root_->path() : same_files_as->root()),
       outside_(std::make_unique<ScratchDir>("tuneforge-outside")) {
   database_url_ = TestPostgres::Get().NewDatabase();
   MetadataServerOptions options;
   options.listen_address = "127.0.0.1:0";
   options.database_url = database_url_;
-  options.allowed_roots = {root_->path()};
+  options.allowed_roots = {root_path_};
   options.hf_endpoint = hub_->endpoint();
   options.pool_size = 4;
-  options.artifacts_dir = root_->path() + "/artifacts";
+  options.artifacts_dir = root_path_ + "/artifacts";
   options.worker_token = kTestWorkerToken;
   options.lease_seconds = lease_seconds;
   absl::StatusOr<std::unique_ptr<MetadataServer>> server = MetadataServer::Start(options);
@@ -40,11 +41,11 @@ MetadataTestEnv::~MetadataTestEnv() {
 }
 
 std::string MetadataTestEnv::WriteFile(const std::string& relative, const std::string& content) const {
-  return root_->WriteFile(relative, content);
+  return WriteFileUnder(root_path_, relative, content);
 }
 
 std::string MetadataTestEnv::CopyDir(const std::string& source, const std::string& relative) const {
-  std::filesystem::path target = std::filesystem::path(root_->path()) / relative;
+  std::filesystem::path target = std::filesystem::path(root_path_) / relative;
   std::filesystem::create_directories(target.parent_path());
   std::filesystem::copy(source, target, std::filesystem::copy_options::recursive);
   // Reference data is read-only; copies must be writable so tests can corrupt them.

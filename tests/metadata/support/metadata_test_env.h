@@ -30,13 +30,15 @@ inline constexpr char kTestWorkerToken[] = "test-worker-token-not-secret";
 
 class MetadataTestEnv {
  public:
-  // Jobs write under root()/artifacts; a trainer's lease lasts lease_seconds without a heartbeat.
-  explicit MetadataTestEnv(double lease_seconds = 30);
+  // Jobs write under root()/artifacts; a trainer's lease lasts lease_seconds without a heartbeat. With
+  // `same_files_as`, this server shares that one's root (and so its allowed root and artifacts directory), as
+  // two servers on one shared volume do; it has a database of its own either way.
+  explicit MetadataTestEnv(double lease_seconds = 30, const MetadataTestEnv* same_files_as = nullptr);
   ~MetadataTestEnv();
 
   FakeHub& hub() { return *hub_; }
   // The directory the server accepts local paths under.
-  const std::string& root() const { return root_->path(); }
+  const std::string& root() const { return root_path_; }
   // Writes a file under root(); returns its absolute path.
   std::string WriteFile(const std::string& relative, const std::string& content) const;
   // Copies a directory (e.g. a reference model) to root()/relative; returns the new absolute path.
@@ -62,7 +64,8 @@ class MetadataTestEnv {
 
  private:
   std::unique_ptr<FakeHub> hub_;
-  std::unique_ptr<ScratchDir> root_;
+  std::unique_ptr<ScratchDir> root_;  // null when the root is another env's
+  std::string root_path_;
   std::unique_ptr<ScratchDir> outside_;
   std::string database_url_;
   std::string address_;
