@@ -15,7 +15,7 @@ work="$(mktemp -d /tmp/tuneforge-job-bench-XXXXXX)"
 chmod 755 "$work"
 home="$work/home"
 port=$((20000 + RANDOM % 20000))
-tf="$build/services/cli/tuneforge --server 127.0.0.1:$port"
+tf="$build/services/cli/tuneforge --server 127.0.0.1:$port --api-token-file $home/admin-token"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT

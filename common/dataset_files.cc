@@ -1257,12 +1257,15 @@ json PreviewValue(const json& value) {
   return value;
 }
 
-// The preview form of a row, or nothing when even that is larger than kMaxPreviewRowBytes (many columns).
+}  // namespace
+
 std::optional<json> PreviewRow(const json& row) {
   json out = PreviewValue(row);
   if (out.dump(-1, ' ', false, json::error_handler_t::replace).size() > kMaxPreviewRowBytes) return std::nullopt;
   return out;
 }
+
+namespace {
 
 // The preview rows of a file: those at `indices` (ascending) for each split, read up to the last one wanted.
 absl::Status CollectPreview(const std::string& path, const DatasetFileSummary& summary,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -132,6 +133,10 @@ constexpr size_t kDatasetPreviewRows = 5;
 // still larger than kMaxPreviewRowBytes is left out. So a preview stays small whatever the rows hold.
 constexpr size_t kPreviewCellBytes = 1000;
 constexpr size_t kMaxPreviewRowBytes = 64 << 10;
+
+// The preview form of a row (long strings cut as above), or nothing when even that is larger than
+// kMaxPreviewRowBytes (very many columns).
+std::optional<nlohmann::json> PreviewRow(const nlohmann::json& row);
 
 struct LocalDatasetInfo {
   DatasetFormat format = DatasetFormat::kJsonl;

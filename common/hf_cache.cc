@@ -322,11 +322,13 @@ class ProgressSink {
   ProgressSink(const HubDownloadOptions& options, int files_total, int64_t bytes_total)
       : options_(options), files_total_(files_total), bytes_total_(bytes_total) {}
 
-  // Adds `delta` bytes to the snapshot's count and reports when `finished` or the file's interval has passed.
+  // Adds `delta` bytes to the snapshot's count and `received` (bytes that came over the network) to the received
+  // count; reports when `finished` or the file's interval has passed.
   void Update(const std::string& file, int64_t file_done, int64_t file_total, int64_t delta, bool finished,
-              Clock::time_point* last_report) {
+              Clock::time_point* last_report, int64_t received = 0) {
     std::lock_guard<std::mutex> lock(mu_);
     bytes_done_ += delta;
+    bytes_received_ += received;
     if (finished) ++files_done_;
     if (!options_.progress) return;
     const Clock::time_point now = Clock::now();
@@ -341,6 +343,7 @@ class ProgressSink {
     p.bytes_total = bytes_total_;
     p.files_done = files_done_;
     p.files_total = files_total_;
+    p.bytes_received = bytes_received_;
     options_.progress(p);
   }
 
@@ -351,6 +354,7 @@ class ProgressSink {
   const int64_t bytes_total_;
   int64_t bytes_done_ = 0;
   int files_done_ = 0;
+  int64_t bytes_received_ = 0;
 };
 
 // What every file download of one snapshot shares.
@@ -417,7 +421,8 @@ absl::StatusOr<std::string> StreamIntoIncomplete(const SnapshotContext& ctx, con
         flushed = written;
       }
       fp->counted = written;
-      ctx.progress->Update(f.path, written, f.size, static_cast<int64_t>(bytes.size()), false, &fp->last_report);
+      ctx.progress->Update(f.path, written, f.size, static_cast<int64_t>(bytes.size()), false, &fp->last_report,
+                           static_cast<int64_t>(bytes.size()));
       return absl::OkStatus();
     };
     absl::StatusOr<uint64_t> got = ctx.client->DownloadToWriter(ctx.kind, ctx.repo_id, ctx.sha, f.path, *ctx.token,

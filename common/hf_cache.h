@@ -31,6 +31,7 @@ struct HubDownloadProgress {
   int64_t bytes_total = 0;
   int files_done = 0;
   int files_total = 0;
+  int64_t bytes_received = 0;    // bytes received from the Hub by this download so far (all files, retries included)
 };
 
 struct HubDownloadOptions {

@@ -2,7 +2,11 @@
 // safetensors checkpoint describe the same model.
 #include "common/local_model.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -176,14 +180,21 @@ absl::StatusOr<std::vector<LocalFile>> ListDirectoryFiles(const std::string& dir
     } else if (fs::is_directory(link_status)) {
       continue;
     }
-    const fs::file_status status = fs::status(target, ec);
-    if (ec) break;
-    if (!fs::is_regular_file(status)) {
+    struct stat st;
+    if (::stat(target.c_str(), &st) != 0) {
+      ec = std::error_code(errno, std::generic_category());
+      break;
+    }
+    if (!S_ISREG(st.st_mode)) {
       return absl::InvalidArgumentError(absl::StrCat("'", relative, "' is not a regular file; remove it"));
     }
-    const uintmax_t size = fs::file_size(target, ec);
-    if (ec) break;
-    files.push_back(LocalFile{relative, static_cast<int64_t>(size), ""});
+    LocalFile& file = files.emplace_back();
+    file.path = relative;
+    file.size = static_cast<int64_t>(st.st_size);
+    file.device = st.st_dev;
+    file.inode = st.st_ino;
+    file.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    file.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   }
   if (ec) {
     if (ec == std::errc::permission_denied) {
@@ -237,10 +248,13 @@ absl::StatusOr<std::string> ReadDirectoryTextFile(const std::string& directory, 
   return text.str();
 }
 
-absl::StatusOr<LocalModelInfo> InspectLocalModelDirectory(const std::string& directory) {
+namespace {
+
+// InspectLocalModelDirectory once the directory is listed.
+absl::StatusOr<LocalModelInfo> InspectListedModelDirectory(const std::string& directory, std::vector<LocalFile> files) {
   LocalModelInfo info;
   info.directory = directory;
-  ASSIGN_OR_RETURN(info.files, ListDirectoryFiles(directory));
+  info.files = std::move(files);
   if (!IsListed(info.files, kConfig)) {
     return absl::NotFoundError(
         absl::StrCat("config.json is not in '", directory, "'; a model directory needs the transformers config.json"));
@@ -276,6 +290,43 @@ absl::StatusOr<LocalModelInfo> InspectLocalModelDirectory(const std::string& dir
 
   RETURN_IF_ERROR(HashDirectoryFiles(directory, info.files));
   info.fingerprint = DirectoryFingerprint(info.files);
+  return info;
+}
+
+bool SameStamps(const std::vector<LocalFile>& a, const std::vector<LocalFile>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const LocalFile& x, const LocalFile& y) {
+    return x.path == y.path && x.size == y.size && x.device == y.device && x.inode == y.inode &&
+           x.mtime_ns == y.mtime_ns && x.ctime_ns == y.ctime_ns;
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<LocalModelInfo> InspectLocalModelDirectory(const std::string& directory) {
+  ASSIGN_OR_RETURN(std::vector<LocalFile> files, ListDirectoryFiles(directory));
+  return InspectListedModelDirectory(directory, std::move(files));
+}
+
+absl::StatusOr<LocalModelInfo> LocalModelInspector::Inspect(const std::string& directory) {
+  const int64_t started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  ASSIGN_OR_RETURN(std::vector<LocalFile> files, ListDirectoryFiles(directory));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = remembered_.find(directory);
+    if (it != remembered_.end() && SameStamps(it->second.files, files)) return it->second;
+  }
+  ASSIGN_OR_RETURN(LocalModelInfo info, InspectListedModelDirectory(directory, std::move(files)));
+  const int64_t settled_before_ns = started_ns - int64_t{kSettledSeconds} * 1000000000;
+  const bool settled = std::all_of(info.files.begin(), info.files.end(), [&](const LocalFile& f) {
+    return f.mtime_ns < settled_before_ns && f.ctime_ns < settled_before_ns;
+  });
+  if (settled) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (remembered_.size() >= capacity_ && remembered_.count(directory) == 0) remembered_.erase(remembered_.begin());
+    remembered_[directory] = info;
+  }
   return info;
 }
 

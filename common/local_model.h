@@ -4,6 +4,8 @@
 #define TUNEFORGE_COMMON_LOCAL_MODEL_H_
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,10 @@ struct LocalFile {
   std::string path;    // relative to the directory, '/'-separated
   int64_t size = 0;    // bytes
   std::string sha256;  // lowercase hex
+  // What stat(2) said when the directory was listed (of a symlink's target): with the size, what
+  // LocalModelInspector compares to tell that a file has not changed since it was hashed.
+  uint64_t device = 0, inode = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;  // since the epoch
 };
 
 struct LocalModelInfo {
@@ -50,6 +56,24 @@ absl::StatusOr<std::string> ReadDirectoryTextFile(const std::string& directory, 
 // ExpectedWeightShapes of the config; other files are listed. Content errors are INVALID_ARGUMENT naming
 // the file and tensor, missing files NOT_FOUND.
 absl::StatusOr<LocalModelInfo> InspectLocalModelDirectory(const std::string& directory);
+
+// InspectLocalModelDirectory with a memory of recent answers: while a fresh listing of a directory shows the same
+// files with the same device, inode, size, mtime and ctime as when it was inspected, the earlier answer is returned
+// without reading or hashing anything (the stat check git's index and make rely on). An inspection is remembered
+// only when every file had been unchanged for kSettledSeconds before it started, so that an edit right after it
+// cannot share the timestamps it saw (file systems store times at a granularity of up to 2 s). Thread-safe.
+class LocalModelInspector {
+ public:
+  static constexpr int kSettledSeconds = 2;
+  explicit LocalModelInspector(size_t capacity = 64) : capacity_(capacity) {}
+
+  absl::StatusOr<LocalModelInfo> Inspect(const std::string& directory);
+
+ private:
+  const size_t capacity_;  // directories remembered
+  std::mutex mu_;
+  std::map<std::string, LocalModelInfo> remembered_;  // by directory
+};
 
 }  // namespace tuneforge
 

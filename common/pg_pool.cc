@@ -367,6 +367,32 @@ absl::Status PgPool::Run(const std::function<absl::Status(pqxx::work&)>& fn) {
   }
 }
 
+absl::Status PgPool::RunReadOnly(const std::function<absl::Status(pqxx::transaction_base&)>& fn) {
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<std::unique_ptr<pqxx::connection>> acquired = Acquire();
+    if (!acquired.ok()) return acquired.status();
+    std::unique_ptr<pqxx::connection> conn = std::move(acquired).value();
+    bool broken = false;
+    absl::Status status;
+    try {
+      pqxx::nontransaction tx(*conn);
+      status = fn(tx);
+    } catch (const std::exception& e) {
+      status = MapException(e, *conn, &broken);
+    } catch (...) {
+      status = absl::InternalError("a non-standard exception escaped a database read");
+      broken = !conn->is_open();
+    }
+    Release(std::move(conn), broken);
+    if (broken && attempt == 0) {
+      spdlog::info("connection to {} broke during a read ({}); retrying on a new one", description_,
+                   std::string(status.message()));
+      continue;
+    }
+    return status;
+  }
+}
+
 absl::Status PgPool::RunOnConnection(const std::function<absl::Status(pqxx::connection&)>& fn) {
   absl::StatusOr<std::unique_ptr<pqxx::connection>> acquired = Acquire();
   if (!acquired.ok()) return acquired.status();

@@ -53,6 +53,11 @@ class PgPool {
   // All connections busy for longer than acquire_timeout -> RESOURCE_EXHAUSTED.
   absl::Status Run(const std::function<absl::Status(pqxx::work&)>& fn);
 
+  // Runs `fn` outside a transaction block: each statement commits on its own, so a read that one statement answers
+  // costs one round trip instead of three (BEGIN, the statement, COMMIT). For reads only: a connection found broken
+  // is replaced and `fn` runs once more, as in Run.
+  absl::Status RunReadOnly(const std::function<absl::Status(pqxx::transaction_base&)>& fn);
+
   // Like Run, without a transaction block (LISTEN, session advisory locks, CREATE DATABASE ...). No retry; session
   // state `fn` leaves behind (locks, LISTEN, SET) stays on the pooled connection, so undo it before returning.
   absl::Status RunOnConnection(const std::function<absl::Status(pqxx::connection&)>& fn);

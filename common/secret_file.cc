@@ -35,12 +35,18 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
   return secret;
 }
 
-absl::StatusOr<std::string> ReadOrCreateSecretFile(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0) return ReadSecretFile(path);
-  unsigned char bytes[32];
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) return absl::InternalError("no randomness for a new secret");
-  const std::string secret = absl::BytesToHexString(std::string(reinterpret_cast<char*>(bytes), sizeof(bytes)));
+absl::StatusOr<std::string> RandomHexSecret(size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+    return absl::InternalError("no randomness for a new secret");
+  }
+  return absl::BytesToHexString(raw);
+}
+
+namespace {
+
+// Writes `secret` to a new private file beside `path` and returns its name.
+absl::StatusOr<std::string> WritePrivateTemp(const std::string& path, const std::string& secret) {
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) {
@@ -49,12 +55,38 @@ absl::StatusOr<std::string> ReadOrCreateSecretFile(const std::string& path) {
   const std::string line = secret + "\n";
   const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
   ::close(fd);
-  // link() fails when another process created the file meanwhile: then theirs is the secret.
-  if (!written || (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST)) {
+  if (!written) {
     ::unlink(tmp.c_str());
+    return absl::PermissionDeniedError(absl::StrCat("cannot write secret file ", path, ": ", std::strerror(errno)));
+  }
+  return tmp;
+}
+
+}  // namespace
+
+absl::Status WriteSecretFile(const std::string& path, const std::string& secret) {
+  absl::StatusOr<std::string> tmp = WritePrivateTemp(path, secret);
+  if (!tmp.ok()) return tmp.status();
+  if (::rename(tmp->c_str(), path.c_str()) != 0) {
+    ::unlink(tmp->c_str());
+    return absl::PermissionDeniedError(absl::StrCat("cannot write secret file ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadOrCreateSecretFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) return ReadSecretFile(path);
+  absl::StatusOr<std::string> secret = RandomHexSecret(32);
+  if (!secret.ok()) return secret.status();
+  absl::StatusOr<std::string> tmp = WritePrivateTemp(path, *secret);
+  if (!tmp.ok()) return tmp.status();
+  // link() fails when another process created the file meanwhile: then theirs is the secret.
+  if (::link(tmp->c_str(), path.c_str()) != 0 && errno != EEXIST) {
+    ::unlink(tmp->c_str());
     return absl::PermissionDeniedError(absl::StrCat("cannot create secret file ", path, ": ", std::strerror(errno)));
   }
-  ::unlink(tmp.c_str());
+  ::unlink(tmp->c_str());
   return ReadSecretFile(path);
 }
 

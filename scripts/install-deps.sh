@@ -7,7 +7,7 @@ APT_PACKAGES=(
   build-essential cmake pkg-config ninja-build ccache git ca-certificates curl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpqxx-dev libabsl-dev libspdlog-dev libcurl4-openssl-dev nlohmann-json3-dev
-  libpcre2-dev libcpp-httplib-dev libssl-dev
+  libpcre2-dev libcpp-httplib-dev libssl-dev openssl
   python3-venv
   postgresql postgresql-contrib
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -21,6 +21,12 @@ const std::vector<Option>& GlobalFlags() {
       {"server", "HOST:PORT", "tuneforge-metadata to talk to (default $TUNEFORGE_SERVER, else localhost:50051)"},
       {"timeout", "DURATION", "deadline of each call: seconds, or 30s, 2m (default 60s); jobs watch waits for ever"},
       {"output", "text|json", "text: tables and key: value blocks; json: the response message as JSON (default text)"},
+      {"api-token-file", "FILE",
+       "bearer token for tuneforge-metadata (default $TUNEFORGE_API_TOKEN_FILE, else $TUNEFORGE_API_TOKEN, else "
+       "<$TUNEFORGE_HOME or ~/.tuneforge>/admin-token when it exists)"},
+      {"ca", "FILE", "PEM CA bundle: talk TLS to the server and check its certificate (default $TUNEFORGE_CA)"},
+      {"cert", "FILE", "PEM client certificate for mutual TLS, with --key (default $TUNEFORGE_CERT)"},
+      {"key", "FILE", "PEM private key of --cert (default $TUNEFORGE_KEY)"},
   };
   return *flags;
 }
@@ -124,6 +130,12 @@ CommandLine ParseCommandLine(const std::vector<Command>& commands, int argc, cha
   CommandLine line;
   const char* env_server = std::getenv("TUNEFORGE_SERVER");
   line.global.server = env_server != nullptr && *env_server != '\0' ? env_server : kDefaultServer;
+  for (const auto& [env, target] : {std::pair<const char*, std::string*>{"TUNEFORGE_API_TOKEN_FILE", &line.global.api_token_file},
+                                    {"TUNEFORGE_CA", &line.global.ca},
+                                    {"TUNEFORGE_CERT", &line.global.cert},
+                                    {"TUNEFORGE_KEY", &line.global.key}}) {
+    if (const char* value = std::getenv(env); value != nullptr) *target = value;
+  }
   std::vector<std::string> positionals;
   absl::Status first_error;
   auto fail = [&](absl::Status status) {
@@ -202,6 +214,14 @@ CommandLine ParseCommandLine(const std::vector<Command>& commands, int argc, cha
         line.global.timeout = *timeout;
       else
         fail(timeout.status());
+    } else if (name == "api-token-file") {
+      line.global.api_token_file = *value;
+    } else if (name == "ca") {
+      line.global.ca = *value;
+    } else if (name == "cert") {
+      line.global.cert = *value;
+    } else if (name == "key") {
+      line.global.key = *value;
     } else if (name == "output") {
       if (*value == "json" || *value == "text")
         line.global.json = *value == "json";
@@ -315,6 +335,7 @@ std::string TopLevelHelp(const std::vector<Command>& commands) {
       Columns(rows), "\nGlobal flags (anywhere on the line):\n", GlobalFlagsHelp(),
       "\nEnvironment:\n"
       "  TUNEFORGE_SERVER   default for --server\n"
+      "  TUNEFORGE_API_TOKEN  the bearer token itself, when no --api-token-file is given\n"
       "  HF_TOKEN           Hugging Face token for --hf sources when no --token-file is given\n"
       "\nExit codes: 0 success; 1 the server answered with an error (printed as 'error: CODE: message'),\n"
       "or a watched job ended in a state other than SUCCEEDED; 2 the command line is wrong.\n"

@@ -49,6 +49,10 @@ struct GlobalOptions {
   std::string server;  // host:port
   absl::Duration timeout = absl::Seconds(60);
   bool json = false;
+  // --api-token-file, else $TUNEFORGE_API_TOKEN_FILE; empty: $TUNEFORGE_API_TOKEN or <home>/admin-token.
+  std::string api_token_file;
+  // TLS: --ca (the server's CA), --cert and --key (mutual TLS); else $TUNEFORGE_CA, $TUNEFORGE_CERT, $TUNEFORGE_KEY.
+  std::string ca, cert, key;
 };
 
 struct Command;

@@ -23,6 +23,8 @@ std::vector<Command> ResourceCommands();
 std::vector<Command> JobCommands();
 // trainer status / prefetch (trainer_commands.cc).
 std::vector<Command> TrainerCommands();
+// tokens create / list / revoke / whoami (token_commands.cc).
+std::vector<Command> TokenCommands();
 
 // A required positional naming a record by id or name, bound to the request field `field`.
 Option RecordArg(const std::string& name, const std::string& what, const std::string& field);

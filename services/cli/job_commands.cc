@@ -47,6 +47,7 @@ absl::Status WatchJob(CommandContext& context, std::string job, absl::Duration r
   absl::Duration backoff = absl::Milliseconds(250);
   while (true) {
     grpc::ClientContext call;  // no deadline: a watch lasts as long as the job
+    context.Authenticate(&call);
     v1::WatchFineTuningJobRequest request;
     request.set_job(job);
     request.set_after_sequence(after_sequence);

@@ -18,8 +18,18 @@ int main(int argc, char** argv) {
     std::cerr << UsageHint(commands, line);
     return 2;
   }
-  CommandContext context{line.global, OpenChannel(line.global.server), &std::cout, &std::cerr};
-  const absl::Status status = line.command->run(context, *line.command, line.args);
+  absl::Status status = absl::OkStatus();
+  CommandContext context{line.global, nullptr, &std::cout, &std::cerr};
+  if (absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenChannel(line.global.server, line.global);
+      !channel.ok()) {
+    status = channel.status();
+  } else if (absl::StatusOr<std::string> token = ResolveApiToken(line.global); !token.ok()) {
+    status = token.status();
+  } else {
+    context.channel = *channel;
+    context.api_token = *token;
+    status = line.command->run(context, *line.command, line.args);
+  }
   std::cout.flush();
   if (status.ok()) return context.exit_code;
   PrintError(std::cerr, status);

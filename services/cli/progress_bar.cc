@@ -1,8 +1,10 @@
-// Progress line, ETA and final summary of a watched fine-tuning job.
+// Progress line, ETA and final summary of a watched fine-tuning job, and the progress line of a document transfer.
 #include "services/cli/progress_bar.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -138,6 +140,32 @@ void JobProgressDisplay::Note(const std::string& line) {
 void JobProgressDisplay::Finish() {
   if (terminal_ && bar_shown_) out_ << "\n" << std::flush;
   bar_shown_ = false;
+}
+
+std::string FormatTransferLine(const std::string& verb, int64_t done_bytes, int64_t total_bytes, int bar_width) {
+  const double fraction =
+      total_bytes > 0 ? std::min(1.0, std::max(0.0, static_cast<double>(done_bytes) / total_bytes)) : 0;
+  const int filled = static_cast<int>(std::floor(fraction * bar_width));
+  constexpr double kMiB = 1 << 20;
+  return absl::StrFormat("[%s%s] %.1f/%.1f MiB %s", std::string(filled, '#'), std::string(bar_width - filled, '.'),
+                         done_bytes / kMiB, total_bytes / kMiB, verb);
+}
+
+TransferProgress::TransferProgress(std::ostream& out, bool terminal, std::string verb, int64_t total_bytes)
+    : out_(out), shown_(terminal && total_bytes >= kMinShownBytes), verb_(std::move(verb)), total_bytes_(total_bytes) {}
+
+void TransferProgress::Update(int64_t done_bytes) {
+  if (!shown_) return;
+  const int64_t tenth_mib = done_bytes / ((1 << 20) / 10);
+  if (tenth_mib == last_drawn_) return;
+  last_drawn_ = tenth_mib;
+  out_ << "\r\033[K" << FormatTransferLine(verb_, done_bytes, total_bytes_, 20) << std::flush;
+  drawn_ = true;
+}
+
+void TransferProgress::Finish() {
+  if (drawn_) out_ << "\n" << std::flush;
+  drawn_ = false;
 }
 
 }  // namespace tuneforge::cli

@@ -1,5 +1,6 @@
 // The progress display of a watched fine-tuning job: a bar with step, epoch, loss, tokens/s, ETA and state,
-// redrawn in place on a terminal and printed as plain lines otherwise, and the summary at a final state.
+// redrawn in place on a terminal and printed as plain lines otherwise, and the summary at a final state. And the
+// progress of a database document sent or received in pieces.
 #ifndef TUNEFORGE_SERVICES_CLI_PROGRESS_BAR_H_
 #define TUNEFORGE_SERVICES_CLI_PROGRESS_BAR_H_
 
@@ -59,6 +60,32 @@ class JobProgressDisplay {
   bool bar_shown_ = false;
   std::string last_line_;
   EtaEstimator eta_;
+};
+
+// "[#####...............] 40.0/158.3 MiB exported"
+std::string FormatTransferLine(const std::string& verb, int64_t done_bytes, int64_t total_bytes, int bar_width);
+
+// The progress of a large document sent or received in pieces (admin export / import): one line redrawn in place,
+// on a terminal only and for documents of kMinShownBytes or more; otherwise it prints nothing, as the command prints
+// its own result.
+class TransferProgress {
+ public:
+  static constexpr int64_t kMinShownBytes = int64_t{8} << 20;
+
+  // `verb`: "exported", "imported".
+  TransferProgress(std::ostream& out, bool terminal, std::string verb, int64_t total_bytes);
+  // Redraws when the shown tenth of a MiB changes.
+  void Update(int64_t done_bytes);
+  // Ends the line; call before printing anything else.
+  void Finish();
+
+ private:
+  std::ostream& out_;
+  bool shown_;
+  std::string verb_;
+  int64_t total_bytes_;
+  int64_t last_drawn_ = -1;
+  bool drawn_ = false;
 };
 
 }  // namespace tuneforge::cli

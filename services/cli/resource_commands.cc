@@ -1,10 +1,15 @@
 // Command rows for the registered resources (models, datasets, prompts, configs, adapters) and the admin
 // database export/import. get/list/remove rows come from one template per verb.
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "services/cli/commands.h"
+#include "services/cli/progress_bar.h"
 #include "tuneforge/v1/adapters.grpc.pb.h"
 #include "tuneforge/v1/admin.grpc.pb.h"
 #include "tuneforge/v1/configs.grpc.pb.h"
@@ -310,10 +315,54 @@ std::vector<Command> AdapterCommands() {
   };
 }
 
+// Reads ExportDatabaseStream: into `file` piece by piece (written beside it and renamed at the end, so that a failed
+// export never replaces a good file), or whole into response.document for standard output.
 absl::Status RunExport(CommandContext& context, const Command&, const ParsedArgs& args) {
-  v1::ExportDatabaseResponse response;
-  RETURN_IF_ERROR(CallUnary(context, &Admin::Stub::ExportDatabase, v1::ExportDatabaseRequest(), &response));
   const std::string file = args.Get("file");
+  const std::string partial = file.empty() ? "" : absl::StrCat(file, ".partial");
+  std::ofstream out;
+  if (!file.empty()) {
+    out.open(partial, std::ios::binary | std::ios::trunc);
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write --file '", file, "'; check the directory"));
+  }
+  auto fail = [&](absl::Status status) {
+    if (!file.empty()) {
+      out.close();
+      std::error_code ignored;
+      std::filesystem::remove(partial, ignored);
+    }
+    return status;
+  };
+
+  Admin::Stub stub(context.channel);
+  std::unique_ptr<grpc::ClientContext> call = context.NewCallContext();
+  std::unique_ptr<grpc::ClientReader<v1::ExportDatabaseStreamResponse>> reader =
+      stub.ExportDatabaseStream(call.get(), v1::ExportDatabaseStreamRequest());
+  v1::ExportDatabaseResponse response;  // as the unary ExportDatabase answers, for printing
+  std::optional<TransferProgress> progress;
+  int64_t declared = 0, received = 0;
+  v1::ExportDatabaseStreamResponse piece;
+  while (reader->Read(&piece)) {
+    const v1::DatabaseChunk& chunk = piece.chunk();
+    if (!progress.has_value()) {
+      declared = chunk.document_bytes();
+      response.mutable_row_counts()->insert(chunk.row_counts().begin(), chunk.row_counts().end());
+      progress.emplace(*context.err, isatty(STDERR_FILENO) == 1, "exported", declared);
+    }
+    received += static_cast<int64_t>(chunk.data().size());
+    if (file.empty()) {
+      response.mutable_document()->append(chunk.data());
+    } else {
+      out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    }
+    progress->Update(received);
+  }
+  if (progress.has_value()) progress->Finish();
+  if (absl::Status status = context.FromRpc(reader->Finish()); !status.ok()) return fail(status);
+  if (received != declared || received == 0) {
+    return fail(absl::DataLossError(absl::StrCat("the export stream ended after ", received, " of the ", declared,
+                                                 " bytes the server announced; run the export again")));
+  }
   if (file.empty()) {
     // The document is JSON already: print it as it is, or the whole response with --output json.
     if (context.global.json)
@@ -322,25 +371,48 @@ absl::Status RunExport(CommandContext& context, const Command&, const ParsedArgs
       *context.out << response.document() << "\n";
     return absl::OkStatus();
   }
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << response.document();
   out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write --file '", file, "'; check the directory"));
-  response.clear_document();
+  if (!out) return fail(absl::UnavailableError(absl::StrCat("cannot write --file '", file, "'; check the directory")));
+  std::error_code error;
+  std::filesystem::rename(partial, file, error);
+  if (error) {
+    return fail(absl::UnavailableError(absl::StrCat("cannot write --file '", file, "': ", error.message())));
+  }
   PrintResponse(context, response, View{"", {}, {}, absl::StrCat("wrote ", file)}, "");
   return absl::OkStatus();
 }
 
+// Sends FILE through ImportDatabaseStream in 1 MiB pieces, the first declaring its size.
 absl::Status RunImport(CommandContext& context, const Command&, const ParsedArgs& args) {
+  constexpr int64_t kPieceBytes = int64_t{1} << 20;
   const std::string file = args.Get("FILE");
   std::ifstream in(file, std::ios::binary);
-  if (!in) return UsageError(absl::StrCat("cannot read FILE '", file, "'"));
-  std::stringstream document;
-  document << in.rdbuf();
-  v1::ImportDatabaseRequest request;
-  request.set_document(document.str());
-  v1::ImportDatabaseResponse response;
-  RETURN_IF_ERROR(CallUnary(context, &Admin::Stub::ImportDatabase, request, &response));
+  std::error_code error;
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(file, error));
+  if (!in || error) return UsageError(absl::StrCat("cannot read FILE '", file, "'"));
+  if (size == 0) return UsageError(absl::StrCat("FILE '", file, "' is empty; pass a document written by 'tuneforge admin export'"));
+
+  Admin::Stub stub(context.channel);
+  std::unique_ptr<grpc::ClientContext> call = context.NewCallContext();
+  v1::ImportDatabaseStreamResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::ImportDatabaseStreamRequest>> writer =
+      stub.ImportDatabaseStream(call.get(), &response);
+  TransferProgress progress(*context.err, isatty(STDERR_FILENO) == 1, "sent", size);
+  std::string buffer(static_cast<size_t>(std::min(size, kPieceBytes)), '\0');
+  for (int64_t sent = 0; sent < size;) {
+    in.read(buffer.data(), static_cast<std::streamsize>(std::min(size - sent, kPieceBytes)));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;  // the file shrank: the server says the stream ended short
+    v1::ImportDatabaseStreamRequest request;
+    if (sent == 0) request.mutable_chunk()->set_document_bytes(size);
+    request.mutable_chunk()->set_data(buffer.data(), static_cast<size_t>(n));
+    if (!writer->Write(request)) break;  // the server has ended the call; Finish() says why
+    sent += n;
+    progress.Update(sent);
+  }
+  writer->WritesDone();
+  progress.Finish();
+  RETURN_IF_ERROR(context.FromRpc(writer->Finish()));
   PrintResponse(context, response, View{"", {}, {}, "imported {}"}, file);
   return absl::OkStatus();
 }
@@ -350,7 +422,8 @@ std::vector<Command> AdminCommands() {
       Command{"admin",
               "export",
               "export every record as one JSON document",
-              "Without --file the document goes to standard output.",
+              "Without --file the document goes to standard output. It arrives in 1 MiB pieces (ExportDatabaseStream), "
+              "with a progress line on a terminal's stderr for documents of 8 MiB and more.",
               "tuneforge admin export --file backup.json",
               {},
               {{"file", "FILE", "write the document here and print the row counts", "", Binding::kNone}},
@@ -359,7 +432,8 @@ std::vector<Command> AdminCommands() {
       Command{"admin",
               "import",
               "import a document written by 'admin export' (all of it, or nothing)",
-              "The target database must not hold the same records already.",
+              "The target database must not hold the same records already. FILE goes in 1 MiB pieces "
+              "(ImportDatabaseStream), up to the server's --max-document-bytes.",
               "tuneforge admin import backup.json --server new-host:50051",
               {{"FILE", "", "a document written by 'tuneforge admin export'", "", Binding::kNone, true}},
               {},
@@ -400,6 +474,7 @@ std::vector<Command> AllCommands() {
   std::vector<Command> commands = ResourceCommands();
   for (Command& command : JobCommands()) commands.push_back(std::move(command));
   for (Command& command : TrainerCommands()) commands.push_back(std::move(command));
+  for (Command& command : TokenCommands()) commands.push_back(std::move(command));
   return commands;
 }
 

@@ -2,24 +2,66 @@
 #include "services/cli/rpc.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_tls.h"
 
 namespace tuneforge::cli {
 
-std::shared_ptr<grpc::Channel> OpenChannel(const std::string& server) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& server, const GlobalOptions& global) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentialsFromFiles({global.ca, global.cert, global.key});
+  if (!credentials.ok()) return UsageError(std::string(credentials.status().message()));
   grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(-1);  // a database export can be large
+  // Database documents come in 1 MiB pieces; a page of up to 1000 records may still pass gRPC's default of 4 MiB.
+  arguments.SetMaxReceiveMessageSize(-1);
   // A watch that lost its server retries every few seconds; gRPC's default backoff grows to two minutes.
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 3000);
-  return grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), arguments);
+  return grpc::CreateCustomChannel(server, *credentials, arguments);
+}
+
+absl::StatusOr<std::string> ResolveApiToken(const GlobalOptions& global) {
+  std::string path = global.api_token_file;
+  bool required = !path.empty();
+  if (path.empty()) {
+    if (const char* token = std::getenv("TUNEFORGE_API_TOKEN"); token != nullptr && *token != '\0') {
+      return std::string(absl::StripAsciiWhitespace(token));
+    }
+    const char* home = std::getenv("TUNEFORGE_HOME");
+    const char* user_home = std::getenv("HOME");
+    if (home != nullptr && *home != '\0') {
+      path = absl::StrCat(home, "/admin-token");
+    } else if (user_home != nullptr && *user_home != '\0') {
+      path = absl::StrCat(user_home, "/.tuneforge/admin-token");
+    } else {
+      return std::string();
+    }
+  }
+  std::ifstream in(path);
+  if (!in) {
+    if (!required) return std::string();
+    return UsageError(absl::StrCat("cannot read the API token file ", path, "; check --api-token-file"));
+  }
+  std::string token;
+  std::getline(in, token);
+  token = std::string(absl::StripAsciiWhitespace(token));
+  if (token.empty()) return UsageError(absl::StrCat("the API token file ", path, " is empty"));
+  return token;
+}
+
+void CommandContext::Authenticate(grpc::ClientContext* call) const {
+  if (!api_token.empty()) call->AddMetadata("authorization", absl::StrCat("Bearer ", api_token));
 }
 
 std::unique_ptr<grpc::ClientContext> CommandContext::NewCallContext() const {
   auto call = std::make_unique<grpc::ClientContext>();
   call->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(global.timeout));
+  Authenticate(call.get());
   return call;
 }
 

@@ -21,16 +21,25 @@ struct CommandContext {
   std::ostream* err = nullptr;
   // Set by commands whose outcome is not an error but must not exit 0 (a watched job that failed).
   int exit_code = 0;
+  // Sent as "authorization: Bearer <api_token>" when set. Never printed.
+  std::string api_token;
 
-  // A ClientContext with the --timeout deadline.
+  // Adds the bearer token, if any, to a call.
+  void Authenticate(grpc::ClientContext* call) const;
+  // A ClientContext with the --timeout deadline and the bearer token.
   std::unique_ptr<grpc::ClientContext> NewCallContext() const;
   // The command's view of a finished call. UNAVAILABLE while the channel is not connected means there is no
   // server at --server: the message says so and how to start one.
   absl::Status FromRpc(const grpc::Status& status) const;
 };
 
-// An insecure channel to `server` (tuneforge-metadata serves plaintext gRPC) with no message size limit.
-std::shared_ptr<grpc::Channel> OpenChannel(const std::string& server);
+// A channel to `server` with no message size limit: TLS when the global options name a CA or a client
+// certificate, plaintext otherwise. INVALID_ARGUMENT names a TLS file that cannot be used.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& server, const GlobalOptions& global);
+
+// The bearer token for tuneforge-metadata: the first line of --api-token-file ($TUNEFORGE_API_TOKEN_FILE), else
+// $TUNEFORGE_API_TOKEN, else <$TUNEFORGE_HOME or ~/.tuneforge>/admin-token when it exists, else none ("").
+absl::StatusOr<std::string> ResolveApiToken(const GlobalOptions& global);
 
 template <typename Stub, typename Request, typename Response>
 using UnaryMethod = grpc::Status (Stub::*)(grpc::ClientContext*, const Request&, Response*);

@@ -1,5 +1,6 @@
 // tuneforge trainer status|prefetch: the trainer's own service (tuneforge.internal.v1.Trainer), which takes the
 // worker token rather than the metadata service's plain calls.
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 
@@ -46,10 +47,13 @@ absl::Status CallTrainer(CommandContext& context, const ParsedArgs& args,
                          const Request& request, Response* response) {
   ASSIGN_OR_RETURN(std::string token, WorkerToken(args));
   const std::string address = TrainerAddress(args);
-  iv1::Trainer::Stub stub(OpenChannel(address));
-  std::unique_ptr<grpc::ClientContext> call = context.NewCallContext();
-  call->AddMetadata("authorization", "Bearer " + token);
-  const grpc::Status status = (stub.*method)(call.get(), request, response);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, OpenChannel(address, context.global));
+  iv1::Trainer::Stub stub(channel);
+  // The trainer takes its own token, not the metadata service's.
+  grpc::ClientContext call;
+  call.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(context.global.timeout));
+  call.AddMetadata("authorization", "Bearer " + token);
+  const grpc::Status status = (stub.*method)(&call, request, response);
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     return absl::UnavailableError(absl::StrCat("no tuneforge-trainer answers at ", address, " (",
                                                status.error_message(),

@@ -2,6 +2,7 @@
 #include "services/metadata/adapters_handler.h"
 
 #include "common/grpc_status.h"
+#include "services/metadata/auth.h"
 #include "services/metadata/proto_convert.h"
 
 namespace tuneforge {
@@ -26,8 +27,9 @@ void ToProto(const AdapterRecord& a, v1::Adapter* out) {
   ToProto(a.create_time, out->mutable_create_time());
 }
 
-grpc::Status AdaptersHandler::AddAdapter(grpc::ServerContext*, const v1::AddAdapterRequest* request,
+grpc::Status AdaptersHandler::AddAdapter(grpc::ServerContext* context, const v1::AddAdapterRequest* request,
                                          v1::AddAdapterResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   AddAdapterInput input;
   input.name = request->name();
   input.description = request->description();
@@ -49,16 +51,18 @@ grpc::Status AdaptersHandler::AddAdapter(grpc::ServerContext*, const v1::AddAdap
   return grpc::Status::OK;
 }
 
-grpc::Status AdaptersHandler::GetAdapter(grpc::ServerContext*, const v1::GetAdapterRequest* request,
+grpc::Status AdaptersHandler::GetAdapter(grpc::ServerContext* context, const v1::GetAdapterRequest* request,
                                          v1::GetAdapterResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<AdapterRecord> adapter = service_.GetAdapter(request->adapter());
   if (!adapter.ok()) return ToGrpcStatus(adapter.status());
   ToProto(*adapter, response->mutable_adapter());
   return grpc::Status::OK;
 }
 
-grpc::Status AdaptersHandler::ListAdapters(grpc::ServerContext*, const v1::ListAdaptersRequest* request,
+grpc::Status AdaptersHandler::ListAdapters(grpc::ServerContext* context, const v1::ListAdaptersRequest* request,
                                            v1::ListAdaptersResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   ListAdaptersInput input;
   input.page_size = request->page_size();
   input.page_token = request->page_token();
@@ -74,8 +78,9 @@ grpc::Status AdaptersHandler::ListAdapters(grpc::ServerContext*, const v1::ListA
   return grpc::Status::OK;
 }
 
-grpc::Status AdaptersHandler::RemoveAdapter(grpc::ServerContext*, const v1::RemoveAdapterRequest* request,
+grpc::Status AdaptersHandler::RemoveAdapter(grpc::ServerContext* context, const v1::RemoveAdapterRequest* request,
                                             v1::RemoveAdapterResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   absl::StatusOr<std::vector<std::string>> removed = service_.RemoveAdapter(request->adapter(), request->force());
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   for (const std::string& r : *removed) response->add_removed_dependents(r);

@@ -15,6 +15,11 @@ class AdminHandler final : public v1::Admin::Service {
                               v1::ExportDatabaseResponse* response) override;
   grpc::Status ImportDatabase(grpc::ServerContext* context, const v1::ImportDatabaseRequest* request,
                               v1::ImportDatabaseResponse* response) override;
+  grpc::Status ExportDatabaseStream(grpc::ServerContext* context, const v1::ExportDatabaseStreamRequest* request,
+                                    grpc::ServerWriter<v1::ExportDatabaseStreamResponse>* writer) override;
+  grpc::Status ImportDatabaseStream(grpc::ServerContext* context,
+                                    grpc::ServerReader<v1::ImportDatabaseStreamRequest>* reader,
+                                    v1::ImportDatabaseStreamResponse* response) override;
 
  private:
   AdminService& service_;

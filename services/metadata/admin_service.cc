@@ -449,6 +449,61 @@ const std::vector<std::string>& DatabaseDocumentTables() {
   return *names;
 }
 
+absl::Status StreamedDocument::Add(int64_t document_bytes, absl::string_view data) {
+  ++messages_;
+  if (messages_ == 1) {
+    if (document_bytes <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the first message of the stream must set chunk.document_bytes to the size of the whole document in bytes; "
+          "got ", document_bytes));
+    }
+    if (static_cast<uint64_t>(document_bytes) > max_document_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "document is ", document_bytes, " bytes; ImportDatabaseStream accepts at most ", max_document_bytes_,
+          " bytes (tuneforge-metadata --max-document-bytes); remove records you no longer need from the source "
+          "database and export it again"));
+    }
+    // Memory grows with what arrives, not with what a client declares.
+    declared_bytes_ = document_bytes;
+  } else if (document_bytes != 0 && document_bytes != declared_bytes_) {
+    return absl::InvalidArgumentError(absl::StrCat("message ", messages_, " of the stream sets chunk.document_bytes to ",
+                                                   document_bytes, " but the first message declared ", declared_bytes_,
+                                                   "; set it in the first message only"));
+  }
+  if (data.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "message ", messages_, " of the stream has no chunk.data; every message carries the next piece of the "
+        "document (1 MiB each)"));
+  }
+  const size_t total = document_.size() + data.size();
+  if (total > max_document_bytes_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the stream is past ", max_document_bytes_, " bytes at message ", messages_, "; ImportDatabaseStream accepts "
+        "documents of at most ", max_document_bytes_, " bytes (tuneforge-metadata --max-document-bytes)"));
+  }
+  if (total > static_cast<uint64_t>(declared_bytes_)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "message ", messages_, " of the stream brings the document to ", total, " bytes, past the ", declared_bytes_,
+        " bytes its first message declared (chunk.document_bytes); declare the whole document's size"));
+  }
+  document_.append(data.data(), data.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> StreamedDocument::Finish() && {
+  if (messages_ == 0) {
+    return absl::InvalidArgumentError(
+        "the stream carried no document: send it in pieces, the first message setting chunk.document_bytes");
+  }
+  if (document_.size() != static_cast<uint64_t>(declared_bytes_)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the stream ended after ", document_.size(), " of the ", declared_bytes_, " bytes its first message declared "
+        "(chunk.document_bytes): the client stopped early, or a message could not be read as an "
+        "ImportDatabaseStreamRequest; nothing was imported"));
+  }
+  return std::move(document_);
+}
+
 AdminService::AdminService(Store& store, const AllowedRoots& roots, std::string artifacts_dir,
                            size_t max_document_bytes)
     : store_(store), roots_(roots), artifacts_dir_(std::move(artifacts_dir)), max_document_bytes_(max_document_bytes) {}

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/allowed_roots.h"
 #include "services/metadata/admin_repository.h"
 #include "services/metadata/store.h"
@@ -23,6 +24,10 @@ inline constexpr size_t kMaxDatabaseDocumentBytes = size_t{256} << 20;
 constexpr size_t ImportRequestBytes(size_t max_document_bytes) { return max_document_bytes + (size_t{1} << 20); }
 inline constexpr int kAdminMaxMessageBytes = static_cast<int>(ImportRequestBytes(kMaxDatabaseDocumentBytes));
 
+// The size of the pieces ExportDatabaseStream sends, and of those ImportDatabaseStream should get: far below the
+// per-method limit (--max-request-bytes, 4 MiB by default) and clients' default receive limit (4 MiB).
+inline constexpr size_t kDatabaseChunkBytes = size_t{1} << 20;
+
 inline constexpr char kDatabaseDocumentFormat[] = "tuneforge-database";
 // The row count of ImportDatabase that says how many per-family default configs already existed and were kept.
 inline constexpr char kSkippedDefaultConfigs[] = "configs_skipped_defaults";
@@ -33,6 +38,26 @@ const std::vector<std::string>& DatabaseDocumentTables();
 struct DatabaseExport {
   std::string document;
   std::map<std::string, int64_t> row_counts;  // per table
+};
+
+// A document that arrives in pieces (ImportDatabaseStream). The first piece declares the document's size, which is
+// checked against the document limit before anything is held; the pieces must add up to exactly that size, so no
+// more than the limit is ever held and a stream cut short is never imported.
+class StreamedDocument {
+ public:
+  explicit StreamedDocument(size_t max_document_bytes) : max_document_bytes_(max_document_bytes) {}
+
+  // One message of the stream: `document_bytes` as the message declares it (0 when unset), and its piece.
+  // RESOURCE_EXHAUSTED past the document limit, INVALID_ARGUMENT for a message that breaks the stream's rules.
+  absl::Status Add(int64_t document_bytes, absl::string_view data);
+  // The whole document once the stream has ended; INVALID_ARGUMENT when it ended short of the declared size.
+  absl::StatusOr<std::string> Finish() &&;
+
+ private:
+  size_t max_document_bytes_;
+  int64_t declared_bytes_ = 0;
+  int64_t messages_ = 0;
+  std::string document_;
 };
 
 class AdminService {
@@ -48,6 +73,8 @@ class AdminService {
   // import_checks.h), then inserts every row in one transaction (or nothing). Returns the rows inserted per table,
   // and kSkippedDefaultConfigs.
   absl::StatusOr<std::map<std::string, int64_t>> ImportDatabase(const std::string& document);
+  // Collects the pieces of an ImportDatabaseStream under this service's document limit.
+  StreamedDocument NewStreamedDocument() const { return StreamedDocument(max_document_bytes_); }
 
  private:
   Store& store_;

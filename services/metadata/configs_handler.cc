@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "services/metadata/auth.h"
 #include "services/metadata/proto_convert.h"
 
 namespace tuneforge {
@@ -80,8 +81,9 @@ absl::Status ToProto(const ConfigRecord& c, v1::Config* out) {
   return absl::OkStatus();
 }
 
-grpc::Status ConfigsHandler::AddConfig(grpc::ServerContext*, const v1::AddConfigRequest* request,
+grpc::Status ConfigsHandler::AddConfig(grpc::ServerContext* context, const v1::AddConfigRequest* request,
                                        v1::AddConfigResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   AddConfigInput input;
   input.name = request->name();
   input.description = request->description();
@@ -106,15 +108,17 @@ grpc::Status ConfigsHandler::AddConfig(grpc::ServerContext*, const v1::AddConfig
   return grpc::Status::OK;
 }
 
-grpc::Status ConfigsHandler::GetConfig(grpc::ServerContext*, const v1::GetConfigRequest* request,
+grpc::Status ConfigsHandler::GetConfig(grpc::ServerContext* context, const v1::GetConfigRequest* request,
                                        v1::GetConfigResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<ConfigRecord> config = service_.GetConfig(request->config());
   if (!config.ok()) return ToGrpcStatus(config.status());
   return ToGrpcStatus(ToProto(*config, response->mutable_config()));
 }
 
-grpc::Status ConfigsHandler::ListConfigs(grpc::ServerContext*, const v1::ListConfigsRequest* request,
+grpc::Status ConfigsHandler::ListConfigs(grpc::ServerContext* context, const v1::ListConfigsRequest* request,
                                          v1::ListConfigsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   ListConfigsInput input;
   input.page_size = request->page_size();
   input.page_token = request->page_token();
@@ -133,8 +137,9 @@ grpc::Status ConfigsHandler::ListConfigs(grpc::ServerContext*, const v1::ListCon
   return grpc::Status::OK;
 }
 
-grpc::Status ConfigsHandler::RemoveConfig(grpc::ServerContext*, const v1::RemoveConfigRequest* request,
+grpc::Status ConfigsHandler::RemoveConfig(grpc::ServerContext* context, const v1::RemoveConfigRequest* request,
                                           v1::RemoveConfigResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   absl::StatusOr<std::vector<std::string>> removed = service_.RemoveConfig(request->config(), request->force());
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   for (const std::string& r : *removed) response->add_removed_dependents(r);

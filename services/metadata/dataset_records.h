@@ -57,6 +57,7 @@ struct DatasetRecord {
 struct DatasetSplitPreviewRecord {
   std::string split;
   std::vector<nlohmann::json> rows;
+  bool truncated = false;  // rows of the first kDatasetPreviewRows were left out to keep the preview small
 };
 
 }  // namespace tuneforge

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <limits>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -346,13 +347,37 @@ absl::StatusOr<DatasetPreview> DatasetService::GetDatasetPreview(const std::stri
     }
     out.revision_id = revision.id;
     const nlohmann::json preview = datasets_.Preview(tx, revision.id);
+    size_t budget = kMaxPreviewResponseBytes;
     for (const char* name : {"train", "test"}) {
       if (!split.empty() && split != name) continue;
       DatasetSplitPreviewRecord split_preview;
       split_preview.split = name;
+      size_t stored = 0;
       auto it = preview.find(name);
       if (it != preview.end() && it->is_array()) {
-        for (const nlohmann::json& row : *it) split_preview.rows.push_back(row);
+        for (const nlohmann::json& row : *it) {
+          if (stored == kDatasetPreviewRows) {
+            split_preview.truncated = true;
+            break;
+          }
+          ++stored;
+          std::optional<nlohmann::json> shown = row.is_object() ? PreviewRow(row) : std::nullopt;
+          const size_t bytes =
+              shown.has_value() ? shown->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size() : 0;
+          if (!shown.has_value() || bytes > budget) {
+            split_preview.truncated = true;
+            if (shown.has_value()) budget = 0;  // the answer is full: no later row, of this split or the next
+            continue;
+          }
+          budget -= bytes;
+          split_preview.rows.push_back(std::move(*shown));
+        }
+      }
+      // Rows too large for a preview were left out when it was stored.
+      for (const DatasetSplitRecord& s : revision.splits) {
+        if (s.name == name && static_cast<int64_t>(stored) < std::min<int64_t>(s.num_rows, kDatasetPreviewRows)) {
+          split_preview.truncated = true;
+        }
       }
       out.splits.push_back(std::move(split_preview));
     }

@@ -53,6 +53,11 @@ struct DatasetRevisionPage {
   std::string next_page_token;
 };
 
+// The rows of one GetDatasetPreview answer add up to at most this much JSON, whatever the stored preview holds (one
+// stored by an older server, or imported): with protobuf's overhead the answer stays far below the 4 MiB that
+// clients accept by default.
+inline constexpr size_t kMaxPreviewResponseBytes = 256 << 10;
+
 struct DatasetPreview {
   std::string revision_id;
   std::vector<DatasetSplitPreviewRecord> splits;  // "train" then "test"
@@ -68,7 +73,8 @@ class DatasetService {
   absl::StatusOr<DatasetPage> ListDatasets(const ListDatasetsInput& input);
   absl::StatusOr<DatasetRevisionPage> ListDatasetRevisions(const std::string& ref, int page_size,
                                                            const std::string& page_token);
-  // `revision_id` empty: the latest revision; `split` empty: both splits.
+  // `revision_id` empty: the latest revision; `split` empty: both splits. The stored rows are cut again as when they
+  // were stored (kDatasetPreviewRows, kPreviewCellBytes, kMaxPreviewRowBytes) and up to kMaxPreviewResponseBytes.
   absl::StatusOr<DatasetPreview> GetDatasetPreview(const std::string& ref, const std::string& revision_id,
                                                    const std::string& split);
   // Returns what was removed besides the dataset ("prompt 'x' (id)", ...).

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "services/metadata/auth.h"
 #include "services/metadata/proto_convert.h"
 
 namespace tuneforge {
@@ -94,8 +95,9 @@ void ToProto(const DatasetRecord& d, v1::Dataset* out) {
   ToProto(d.update_time, out->mutable_update_time());
 }
 
-grpc::Status DatasetsHandler::AddDataset(grpc::ServerContext*, const v1::AddDatasetRequest* request,
+grpc::Status DatasetsHandler::AddDataset(grpc::ServerContext* context, const v1::AddDatasetRequest* request,
                                          v1::AddDatasetResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   AddDatasetInput input;
   input.name = request->name();
   input.description = request->description();
@@ -120,16 +122,18 @@ grpc::Status DatasetsHandler::AddDataset(grpc::ServerContext*, const v1::AddData
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetsHandler::GetDataset(grpc::ServerContext*, const v1::GetDatasetRequest* request,
+grpc::Status DatasetsHandler::GetDataset(grpc::ServerContext* context, const v1::GetDatasetRequest* request,
                                          v1::GetDatasetResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<DatasetRecord> dataset = service_.GetDataset(request->dataset());
   if (!dataset.ok()) return ToGrpcStatus(dataset.status());
   ToProto(*dataset, response->mutable_dataset());
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetsHandler::ListDatasets(grpc::ServerContext*, const v1::ListDatasetsRequest* request,
+grpc::Status DatasetsHandler::ListDatasets(grpc::ServerContext* context, const v1::ListDatasetsRequest* request,
                                            v1::ListDatasetsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   ListDatasetsInput input;
   input.page_size = request->page_size();
   input.page_token = request->page_token();
@@ -144,9 +148,10 @@ grpc::Status DatasetsHandler::ListDatasets(grpc::ServerContext*, const v1::ListD
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetsHandler::ListDatasetRevisions(grpc::ServerContext*,
+grpc::Status DatasetsHandler::ListDatasetRevisions(grpc::ServerContext* context,
                                                    const v1::ListDatasetRevisionsRequest* request,
                                                    v1::ListDatasetRevisionsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<DatasetRevisionPage> page =
       service_.ListDatasetRevisions(request->dataset(), request->page_size(), request->page_token());
   if (!page.ok()) return ToGrpcStatus(page.status());
@@ -155,8 +160,9 @@ grpc::Status DatasetsHandler::ListDatasetRevisions(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetsHandler::GetDatasetPreview(grpc::ServerContext*, const v1::GetDatasetPreviewRequest* request,
+grpc::Status DatasetsHandler::GetDatasetPreview(grpc::ServerContext* context, const v1::GetDatasetPreviewRequest* request,
                                                 v1::GetDatasetPreviewResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<DatasetPreview> preview =
       service_.GetDatasetPreview(request->dataset(), request->revision_id(), request->split());
   if (!preview.ok()) return ToGrpcStatus(preview.status());
@@ -165,12 +171,14 @@ grpc::Status DatasetsHandler::GetDatasetPreview(grpc::ServerContext*, const v1::
     v1::SplitPreview* split = response->add_splits();
     split->set_split(s.split);
     for (const nlohmann::json& row : s.rows) RowToStruct(row, split->add_rows());
+    split->set_truncated(s.truncated);
   }
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetsHandler::RemoveDataset(grpc::ServerContext*, const v1::RemoveDatasetRequest* request,
+grpc::Status DatasetsHandler::RemoveDataset(grpc::ServerContext* context, const v1::RemoveDatasetRequest* request,
                                             v1::RemoveDatasetResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   absl::StatusOr<std::vector<std::string>> removed = service_.RemoveDataset(request->dataset(), request->force());
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   for (const std::string& r : *removed) response->add_removed_dependents(r);

@@ -101,8 +101,11 @@ std::vector<JobRecord> JobRepository::List(Tx& tx, const JobListFilter& f) {
   return out;
 }
 
-std::optional<JobRecord> JobRepository::Lease(Tx& tx, const std::string& worker_id, double lease_seconds) {
-  return FirstJob(tx.work().exec_prepared("job_lease", worker_id, lease_seconds));
+std::optional<JobRecord> JobRepository::Lease(Tx& tx, const std::string& worker_id, double lease_seconds,
+                                              bool* lease_expired) {
+  const pqxx::result result = tx.work().exec_prepared("job_lease", worker_id, lease_seconds);
+  if (lease_expired != nullptr) *lease_expired = !result.empty() && Bool(result[0], "lease_expired");
+  return FirstJob(result);
 }
 
 std::vector<JobRecord> JobRepository::Expired(Tx& tx) {
@@ -185,6 +188,12 @@ std::vector<JobRecord> JobRepository::Users(Tx& tx, const JobUsersFilter& f) {
 void JobRepository::DeleteUsers(Tx& tx, const JobUsersFilter& f) {
   tx.work().exec_prepared("job_delete_users", NullIfEmpty(f.model_id), NullIfEmpty(f.dataset_id),
                           NullIfEmpty(f.prompt_name), NullIfEmpty(f.config_id));
+}
+
+std::map<std::string, int64_t> JobRepository::CountByState(Tx& tx) {
+  std::map<std::string, int64_t> out;
+  for (const pqxx::row& row : tx.work().exec_prepared("job_count_by_state")) out[Str(row, "state")] = Int(row, "jobs");
+  return out;
 }
 
 absl::Status RemoveJobsUsing(Tx& tx, const JobUsersFilter& filter, bool force, const std::string& what,

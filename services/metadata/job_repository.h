@@ -2,6 +2,7 @@
 #ifndef TUNEFORGE_SERVICES_METADATA_JOB_REPOSITORY_H_
 #define TUNEFORGE_SERVICES_METADATA_JOB_REPOSITORY_H_
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,7 +42,9 @@ class JobRepository {
   std::optional<JobRecord> GetByName(Tx& tx, const std::string& name);
   std::optional<JobRecord> Lock(Tx& tx, const std::string& id);
   std::vector<JobRecord> List(Tx& tx, const JobListFilter& filter);
-  std::optional<JobRecord> Lease(Tx& tx, const std::string& worker_id, double lease_seconds);
+  // *lease_expired (when given): the job was RUNNING under a lease that expired, rather than QUEUED.
+  std::optional<JobRecord> Lease(Tx& tx, const std::string& worker_id, double lease_seconds,
+                                 bool* lease_expired = nullptr);
   // RUNNING jobs out of attempts and CANCELLING jobs whose lease expired (locked).
   std::vector<JobRecord> Expired(Tx& tx);
   // Writes state, worker, cancel flag, progress, metrics, error and adapter; lease_seconds: <0 keeps the deadline,
@@ -55,6 +58,8 @@ class JobRepository {
   // Jobs using a model, dataset, prompt or config: id, name and state only.
   std::vector<JobRecord> Users(Tx& tx, const JobUsersFilter& filter);
   void DeleteUsers(Tx& tx, const JobUsersFilter& filter);
+  // State -> number of jobs; states without jobs are absent.
+  std::map<std::string, int64_t> CountByState(Tx& tx);
 };
 
 // For Remove of a model, dataset, prompt or config (`what`, e.g. "model 'x'"): a job that is not in a final state blocks

@@ -308,8 +308,10 @@ absl::StatusOr<std::vector<JobEventRecord>> JobService::Events(const std::string
   return out;
 }
 
-absl::Status JobService::SweepExpired(Tx& tx) {
+absl::StatusOr<int> JobService::SweepExpired(Tx& tx) {
+  int ended = 0;
   for (JobRecord job : jobs_.Expired(tx)) {
+    ++ended;
     const bool cancelling = job.state == "CANCELLING";
     job.state = cancelling ? "CANCELLED" : "FAILED";
     if (!cancelling) {
@@ -322,16 +324,19 @@ absl::Status JobService::SweepExpired(Tx& tx) {
                    StateEvent(job.state, cancelling ? "cancelled (the trainer stopped reporting)" : job.error_message,
                               cancelling ? "info" : "error"));
   }
-  return absl::OkStatus();
+  return ended;
 }
 
 absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string& worker_id) {
   RETURN_IF_ERROR(CheckText(worker_id, "worker_id", 256));
   if (worker_id.empty()) return absl::InvalidArgumentError("worker_id is empty; every trainer needs an id");
   std::optional<LeasedJob> out;
+  int64_t expiries = 0;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
-    RETURN_IF_ERROR(SweepExpired(tx));
-    std::optional<JobRecord> job = jobs_.Lease(tx, worker_id, lease_seconds_);
+    ASSIGN_OR_RETURN(expiries, SweepExpired(tx));
+    bool lease_expired = false;
+    std::optional<JobRecord> job = jobs_.Lease(tx, worker_id, lease_seconds_, &lease_expired);
+    expiries += lease_expired ? 1 : 0;
     // A trainer writes where the job says: a job whose folders are not its own in the artifacts directory (a
     // database edited by hand) ends FAILED instead of being handed out.
     while (job && (job->output_dir != JobOutputDir(artifacts_root_, job->id) ||
@@ -343,7 +348,8 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
           "may run it; start the job again";
       jobs_.Update(tx, *job, 0, /*ended=*/true);
       jobs_.AddEvent(tx, job->id, StateEvent("FAILED", job->error_message, "error"));
-      job = jobs_.Lease(tx, worker_id, lease_seconds_);
+      job = jobs_.Lease(tx, worker_id, lease_seconds_, &lease_expired);
+      expiries += lease_expired ? 1 : 0;
     }
     if (!job) return absl::OkStatus();
     LeasedJob leased;
@@ -362,6 +368,17 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
     out = std::move(leased);
     return absl::OkStatus();
   }));
+  lease_expiries_ += expiries;  // counted once the transaction that ended or re-leased the jobs committed
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> JobService::CountJobsByState() {
+  std::map<std::string, int64_t> out;
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    out = jobs_.CountByState(tx);
+    return absl::OkStatus();
+  }));
+  for (const char* state : kStates) out.emplace(state, 0);  // every state, so a series drops to 0 rather than vanishing
   return out;
 }
 

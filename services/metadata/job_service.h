@@ -3,6 +3,9 @@
 #ifndef TUNEFORGE_SERVICES_METADATA_JOB_SERVICE_H_
 #define TUNEFORGE_SERVICES_METADATA_JOB_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -111,16 +114,24 @@ class JobService {
 
   double lease_seconds() const { return lease_seconds_; }
 
+  // For the metrics endpoint: jobs per state (one count in the database; every state present, 0 when none), and
+  // how many leases expired since start (a job taken back from a trainer that stopped reporting: handed to another
+  // trainer, or ended FAILED / CANCELLED when it had no attempts left or was being cancelled).
+  absl::StatusOr<std::map<std::string, int64_t>> CountJobsByState();
+  int64_t lease_expiries() const { return lease_expiries_.load(); }
+
  private:
   absl::StatusOr<JobRecord> FindJob(Tx& tx, const std::string& ref);
   // The job locked, when `attempt` of `worker_id` still owns it; FAILED_PRECONDITION otherwise.
   absl::StatusOr<JobRecord> LockOwned(Tx& tx, const std::string& job_id, int attempt, const std::string& worker_id);
-  absl::Status SweepExpired(Tx& tx);
+  // Returns how many jobs it ended.
+  absl::StatusOr<int> SweepExpired(Tx& tx);
 
   Store& store_;
   std::string artifacts_root_;
   double lease_seconds_;
   JobRepository jobs_;
+  std::atomic<int64_t> lease_expiries_{0};
 };
 
 }  // namespace tuneforge

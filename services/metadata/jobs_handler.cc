@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "services/metadata/auth.h"
 #include "services/metadata/proto_convert.h"
 
 namespace tuneforge {
@@ -101,8 +102,9 @@ void ToProto(const JobEventRecord& e, v1::JobEvent* out) {
   (void)JsonToMessage(e.metrics, out->mutable_metrics());
 }
 
-grpc::Status JobsHandler::StartFineTuningJob(grpc::ServerContext*, const v1::StartFineTuningJobRequest* request,
+grpc::Status JobsHandler::StartFineTuningJob(grpc::ServerContext* context, const v1::StartFineTuningJobRequest* request,
                                              v1::StartFineTuningJobResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   StartJobInput input;
   input.name = request->name();
   input.description = request->description();
@@ -127,16 +129,18 @@ grpc::Status JobsHandler::StartFineTuningJob(grpc::ServerContext*, const v1::Sta
   return grpc::Status::OK;
 }
 
-grpc::Status JobsHandler::GetFineTuningJob(grpc::ServerContext*, const v1::GetFineTuningJobRequest* request,
+grpc::Status JobsHandler::GetFineTuningJob(grpc::ServerContext* context, const v1::GetFineTuningJobRequest* request,
                                            v1::GetFineTuningJobResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<JobRecord> job = service_.GetJob(request->job());
   if (!job.ok()) return ToGrpcStatus(job.status());
   ToProto(*job, response->mutable_job());
   return grpc::Status::OK;
 }
 
-grpc::Status JobsHandler::ListFineTuningJobs(grpc::ServerContext*, const v1::ListFineTuningJobsRequest* request,
+grpc::Status JobsHandler::ListFineTuningJobs(grpc::ServerContext* context, const v1::ListFineTuningJobsRequest* request,
                                              v1::ListFineTuningJobsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   ListJobsInput input;
   input.page_size = request->page_size();
   input.page_token = request->page_token();
@@ -154,22 +158,25 @@ grpc::Status JobsHandler::ListFineTuningJobs(grpc::ServerContext*, const v1::Lis
   return grpc::Status::OK;
 }
 
-grpc::Status JobsHandler::CancelFineTuningJob(grpc::ServerContext*, const v1::CancelFineTuningJobRequest* request,
+grpc::Status JobsHandler::CancelFineTuningJob(grpc::ServerContext* context, const v1::CancelFineTuningJobRequest* request,
                                               v1::CancelFineTuningJobResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   absl::StatusOr<JobRecord> job = service_.CancelJob(request->job());
   if (!job.ok()) return ToGrpcStatus(job.status());
   ToProto(*job, response->mutable_job());
   return grpc::Status::OK;
 }
 
-grpc::Status JobsHandler::RemoveFineTuningJob(grpc::ServerContext*, const v1::RemoveFineTuningJobRequest* request,
+grpc::Status JobsHandler::RemoveFineTuningJob(grpc::ServerContext* context, const v1::RemoveFineTuningJobRequest* request,
                                               v1::RemoveFineTuningJobResponse*) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   return ToGrpcStatus(service_.RemoveJob(request->job()));
 }
 
 grpc::Status JobsHandler::WatchFineTuningJob(grpc::ServerContext* context,
                                              const v1::WatchFineTuningJobRequest* request,
                                              grpc::ServerWriter<v1::WatchFineTuningJobResponse>* writer) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   if (request->after_sequence() < 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("after_sequence must be 0 or more"));
   }
@@ -205,8 +212,9 @@ grpc::Status JobsHandler::WatchFineTuningJob(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status JobsHandler::ListCheckpoints(grpc::ServerContext*, const v1::ListCheckpointsRequest* request,
+grpc::Status JobsHandler::ListCheckpoints(grpc::ServerContext* context, const v1::ListCheckpointsRequest* request,
                                           v1::ListCheckpointsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<std::vector<CheckpointRecord>> checkpoints = service_.ListCheckpoints(request->job());
   if (!checkpoints.ok()) return ToGrpcStatus(checkpoints.status());
   for (const CheckpointRecord& c : *checkpoints) {

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(config->log_level));
-  tuneforge::EscapeControlCharactersInLogs();
+  tuneforge::EscapeControlCharactersInLogs(config->log_format);
 
   // Signals are taken by a waiting thread, so that shutdown runs outside a signal handler.
   sigset_t signals;
@@ -65,8 +65,12 @@ int main(int argc, char** argv) {
   options.artifacts_dir = config->artifacts_dir;
   options.worker_token = *worker_token;
   options.lease_seconds = config->lease_seconds;
+  options.auth = config->auth;
+  options.admin_token_file = config->admin_token_file;
+  options.tls = {config->tls_cert, config->tls_key, config->tls_client_ca};
   options.max_request_bytes = static_cast<size_t>(config->max_request_bytes);
   options.max_document_bytes = static_cast<size_t>(config->max_document_bytes);
+  options.metrics_port = config->metrics_port;
   absl::StatusOr<std::unique_ptr<tuneforge::MetadataServer>> server = tuneforge::MetadataServer::Start(options);
   if (!server.ok()) return Fail(server.status());
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -31,12 +32,23 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"pool-size", {"TUNEFORGE_POOL_SIZE", "database connections (default 8)"}},
       {"artifacts-dir", {"TUNEFORGE_ARTIFACTS_DIR", "where jobs write adapters and checkpoints, shared with the trainers (default <home>/artifacts)"}},
       {"worker-token-file", {"TUNEFORGE_WORKER_TOKEN_FILE", "file holding the token trainers must present (default <home>/worker-token, created when missing)"}},
+      {"auth", {"TUNEFORGE_AUTH", "on: public calls need a bearer token (default); off: calls without one act as admin, allowed only when --listen is a loopback address"}},
+      {"admin-token-file", {"TUNEFORGE_ADMIN_TOKEN_FILE", "where the first start with --auth=on writes an admin token (default <home>/admin-token, mode 600)"}},
+      {"tls-cert", {"TUNEFORGE_TLS_CERT", "PEM certificate chain: serve TLS (with --tls-key)"}},
+      {"tls-key", {"TUNEFORGE_TLS_KEY", "PEM private key of --tls-cert"}},
+      {"tls-client-ca", {"TUNEFORGE_TLS_CLIENT_CA", "PEM CA bundle: clients must present a certificate it signed (mutual TLS)"}},
       {"lease-seconds", {"TUNEFORGE_LEASE_SECONDS", "how long a trainer keeps a job without a heartbeat (default 30)"}},
       {"log-level", {"TUNEFORGE_LOG_LEVEL", "debug, info, warn or error (default info)"}},
-      {"max-request-bytes", {"TUNEFORGE_MAX_REQUEST_BYTES", "largest request of every method but Admin/ImportDatabase, in bytes (default 4194304)"}},
-      {"max-document-bytes", {"TUNEFORGE_MAX_DOCUMENT_BYTES", "largest database document Admin/ImportDatabase accepts and ExportDatabase returns, in bytes (default 268435456)"}},
+      {"log-format", {"TUNEFORGE_LOG_FORMAT", "text, or json: one JSON object per line (time, level, logger, message) (default text)"}},
+      {"metrics-port", {"TUNEFORGE_METRICS_PORT", "serve Prometheus metrics at http://<listen>:<port>/metrics (default: off; 0 picks a free port)"}},
+      {"max-request-bytes", {"TUNEFORGE_MAX_REQUEST_BYTES", "largest request of every method but Admin/ImportDatabase, and largest message of a streamed request, in bytes (default 4194304)"}},
+      {"max-document-bytes", {"TUNEFORGE_MAX_DOCUMENT_BYTES", "largest database document Admin/ImportDatabase(Stream) accepts and ExportDatabase(Stream) returns, in bytes (default 268435456)"}},
   };
   return *flags;
+}
+
+bool IsLoopbackAddress(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || absl::StartsWith(host, "127.");
 }
 
 absl::StatusOr<int> ParseInt(const std::string& name, const std::string& value, int lo, int hi) {
@@ -121,11 +133,35 @@ absl::StatusOr<MetadataConfig> ParseMetadataConfig(int argc, char** argv) {
   config.artifacts_dir = values.count("artifacts-dir") ? values["artifacts-dir"] : config.home + "/artifacts";
   config.worker_token_file =
       values.count("worker-token-file") ? values["worker-token-file"] : config.home + "/worker-token";
+  config.admin_token_file =
+      values.count("admin-token-file") ? values["admin-token-file"] : config.home + "/admin-token";
   for (const auto& [flag, path] : {std::pair<const char*, const std::string*>{"artifacts-dir", &config.artifacts_dir},
-                                   {"worker-token-file", &config.worker_token_file}}) {
+                                   {"worker-token-file", &config.worker_token_file},
+                                   {"admin-token-file", &config.admin_token_file}}) {
     if (path->empty() || (*path)[0] != '/') {
       return absl::InvalidArgumentError(absl::StrCat("--", flag, "='", *path, "' must be an absolute path"));
     }
+  }
+  if (values.count("auth")) {
+    const std::string& auth = values["auth"];
+    if (auth != "on" && auth != "off") {
+      return absl::InvalidArgumentError(absl::StrCat("--auth='", auth, "' is not on or off"));
+    }
+    config.auth = auth == "on";
+  }
+  if (!config.auth && !IsLoopbackAddress(config.listen)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--auth=off is only for a single user on loopback, and --listen is ", config.listen,
+        ": use --auth=on (callers then need a token), or --listen 127.0.0.1"));
+  }
+  config.tls_cert = values["tls-cert"];
+  config.tls_key = values["tls-key"];
+  config.tls_client_ca = values["tls-client-ca"];
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together: give both to serve TLS, or neither");
+  }
+  if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first");
   }
   if (values.count("lease-seconds")) {
     auto lease = ParseInt("lease-seconds", values["lease-seconds"], 3, 3600);
@@ -139,6 +175,20 @@ absl::StatusOr<MetadataConfig> ParseMetadataConfig(int argc, char** argv) {
     auto parsed = ParseInt(flag, values[flag], lo, hi);
     if (!parsed.ok()) return parsed.status();
     *target = *parsed;
+  }
+  if (values.count("metrics-port")) {
+    auto port = ParseInt("metrics-port", values["metrics-port"], 0, 65535);
+    if (!port.ok()) return port.status();
+    config.metrics_port = *port;
+    if (config.metrics_port != 0 && config.metrics_port == config.port) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--metrics-port=", config.metrics_port, " is also the gRPC --port; choose another"));
+    }
+  }
+  if (values.count("log-format")) {
+    absl::StatusOr<LogFormat> format = ParseLogFormat(values["log-format"]);
+    if (!format.ok()) return format.status();
+    config.log_format = *format;
   }
   if (values.count("log-level")) {
     config.log_level = values["log-level"];

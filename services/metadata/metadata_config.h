@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/log_escaping.h"
 
 namespace tuneforge {
 
@@ -20,6 +21,11 @@ struct MetadataConfig {
   int pool_size = 8;                     // --pool-size / TUNEFORGE_POOL_SIZE: 1-256 connections
   std::string artifacts_dir;             // --artifacts-dir / TUNEFORGE_ARTIFACTS_DIR; default <home>/artifacts
   std::string worker_token_file;         // --worker-token-file / TUNEFORGE_WORKER_TOKEN_FILE; default <home>/worker-token
+  bool auth = true;                      // --auth / TUNEFORGE_AUTH: on or off (off only on loopback)
+  std::string admin_token_file;          // --admin-token-file / TUNEFORGE_ADMIN_TOKEN_FILE; default <home>/admin-token
+  std::string tls_cert;                  // --tls-cert / TUNEFORGE_TLS_CERT: PEM chain; empty serves plaintext
+  std::string tls_key;                   // --tls-key / TUNEFORGE_TLS_KEY: PEM key of tls_cert
+  std::string tls_client_ca;             // --tls-client-ca / TUNEFORGE_TLS_CLIENT_CA: PEM CAs; requires client certs
   int lease_seconds = 30;                // --lease-seconds / TUNEFORGE_LEASE_SECONDS: 3-3600
   std::string log_level = "info";        // --log-level / TUNEFORGE_LOG_LEVEL: debug, info, warn, error
   // --max-request-bytes / TUNEFORGE_MAX_REQUEST_BYTES: largest request of every method but ImportDatabase
@@ -28,6 +34,10 @@ struct MetadataConfig {
   // --max-document-bytes / TUNEFORGE_MAX_DOCUMENT_BYTES: largest database document of ImportDatabase and
   // ExportDatabase (1 MiB - 2046 MiB; default 256 MiB).
   int max_document_bytes = 256 << 20;
+  // --metrics-port / TUNEFORGE_METRICS_PORT: Prometheus /metrics over HTTP on the --listen address; -1 (unset): off;
+  // 0 picks a free port.
+  int metrics_port = -1;
+  LogFormat log_format = LogFormat::kText;  // --log-format / TUNEFORGE_LOG_FORMAT: text or json (one object a line)
   bool help = false;
 };
 

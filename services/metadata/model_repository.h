@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "services/metadata/model_records.h"
@@ -49,7 +50,7 @@ class ModelRepository {
 };
 
 // Row mapping shared with other repositories that return model revisions (columns prefixed "r_").
-std::vector<FileRecord> FilesFromJson(const std::string& json_text);
+std::vector<FileRecord> FilesFromJson(std::string_view json_text);
 std::string FilesToJson(const std::vector<FileRecord>& files);
 
 }  // namespace tuneforge

@@ -82,7 +82,7 @@ absl::StatusOr<ModelRevisionRecord> ModelService::ResolveHuggingFace(const AddMo
 }
 
 absl::StatusOr<ModelRevisionRecord> ModelService::ResolveLocal(const std::string& canonical_dir, std::string* family) {
-  ASSIGN_OR_RETURN(LocalModelInfo info, InspectLocalModelDirectory(canonical_dir));
+  ASSIGN_OR_RETURN(LocalModelInfo info, local_models_.Inspect(canonical_dir));
   ModelRevisionRecord revision;
   for (const LocalFile& f : info.files) revision.files.push_back({f.path, f.size, f.sha256});
   revision.fingerprint = info.fingerprint;
@@ -118,7 +118,25 @@ absl::StatusOr<AddModelResult> ModelService::AddModel(const AddModelInput& input
         "source is required: set huggingface {repo_id, revision} or local {path}");
   }
 
+  // A model added again unchanged (scripts add theirs before every job) is answered by two reads without a
+  // transaction block. Anything else takes the locked path below, which looks again.
   AddModelResult result;
+  bool unchanged = false;
+  RETURN_IF_ERROR(store_.Read([&](Tx& tx) -> absl::Status {
+    std::optional<ModelRecord> existing = models_.GetByName(tx, wanted.name);
+    if (!existing.has_value() || existing->source_type != wanted.source_type || existing->source != wanted.source) {
+      return absl::OkStatus();
+    }
+    std::optional<ModelRevisionRecord> same = models_.FindRevision(tx, existing->id, revision.fingerprint);
+    if (!same.has_value()) return absl::OkStatus();
+    result.model = std::move(*existing);
+    result.revision = std::move(*same);
+    result.outcome = AddOutcome::kExisting;
+    unchanged = true;
+    return absl::OkStatus();
+  }));
+  if (unchanged) return result;
+
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     std::optional<ModelRecord> existing = models_.GetByName(tx, wanted.name);
     if (existing.has_value()) {
@@ -164,7 +182,7 @@ absl::StatusOr<ModelRecord> ModelService::FindModel(Tx& tx, const std::string& r
 absl::StatusOr<ModelRecord> ModelService::GetModel(const std::string& ref) {
   RETURN_IF_ERROR(CheckReference(ref, "model"));
   ModelRecord model;
-  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+  RETURN_IF_ERROR(store_.Read([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(model, FindModel(tx, ref, "model"));
     return absl::OkStatus();
   }));
@@ -188,7 +206,7 @@ absl::StatusOr<ModelPage> ModelService::ListModels(const ListModelsInput& input)
   filter.source_type = input.source_type;
   filter.limit = page.limit + 1;  // one more tells whether another page exists
   ModelPage out;
-  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+  RETURN_IF_ERROR(store_.Read([&](Tx& tx) -> absl::Status {
     out.models = models_.List(tx, filter);
     return absl::OkStatus();
   }));

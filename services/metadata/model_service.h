@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "common/allowed_roots.h"
 #include "common/hf_hub_client.h"
+#include "common/local_model.h"
 #include "services/metadata/adapter_repository.h"
 #include "services/metadata/model_records.h"
 #include "services/metadata/model_repository.h"
@@ -83,6 +84,7 @@ class ModelService {
   const AllowedRoots& roots_;
   const HubClient& hub_;
   std::string default_hf_token_;
+  LocalModelInspector local_models_;  // remembers unchanged directories, so adding one again hashes nothing
   ModelRepository models_;
   AdapterRepository adapters_;
 };

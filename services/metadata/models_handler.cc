@@ -1,44 +1,49 @@
 // tuneforge.v1.Models over ModelService.
 #include "services/metadata/models_handler.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "services/metadata/auth.h"
 #include "services/metadata/proto_convert.h"
 
 namespace tuneforge {
 
-void ToProto(const ModelRevisionRecord& r, v1::ModelRevision* out) {
-  out->set_id(r.id);
-  out->set_model_id(r.model_id);
+// The records are taken by value so that callers done with them can move their strings into the message.
+void ToProto(ModelRevisionRecord r, v1::ModelRevision* out) {
+  out->set_id(std::move(r.id));
+  out->set_model_id(std::move(r.model_id));
   out->set_revision_number(r.revision_number);
-  out->set_requested_revision(r.requested_revision);
-  out->set_commit_sha(r.commit_sha);
-  out->set_fingerprint(r.fingerprint);
-  out->set_family(r.family);
-  out->set_architecture(r.architecture);
-  ToProto(r.files, out->mutable_files());
-  for (int64_t id : r.bos_token_ids) out->add_bos_token_ids(id);
-  for (int64_t id : r.eos_token_ids) out->add_eos_token_ids(id);
+  out->set_requested_revision(std::move(r.requested_revision));
+  out->set_commit_sha(std::move(r.commit_sha));
+  out->set_fingerprint(std::move(r.fingerprint));
+  out->set_family(std::move(r.family));
+  out->set_architecture(std::move(r.architecture));
+  ToProto(std::move(r.files), out->mutable_files());
+  out->mutable_bos_token_ids()->Add(r.bos_token_ids.begin(), r.bos_token_ids.end());
+  out->mutable_eos_token_ids()->Add(r.eos_token_ids.begin(), r.eos_token_ids.end());
   out->set_parameter_count(r.parameter_count);
-  out->set_config_json(r.config_json);
+  out->set_config_json(std::move(r.config_json));
   ToProto(r.create_time, out->mutable_create_time());
 }
 
-void ToProto(const ModelRecord& m, v1::Model* out) {
-  out->set_id(m.id);
-  out->set_name(m.name);
-  out->set_description(m.description);
+void ToProto(ModelRecord m, v1::Model* out) {
+  out->set_id(std::move(m.id));
+  out->set_name(std::move(m.name));
+  out->set_description(std::move(m.description));
   out->set_source_type(SourceTypeToProto(m.source_type));
-  out->set_source(m.source);
-  out->set_family(m.family);
+  out->set_source(std::move(m.source));
+  out->set_family(std::move(m.family));
   out->set_revision_count(m.revision_count);
-  if (m.latest_revision.has_value()) ToProto(*m.latest_revision, out->mutable_latest_revision());
+  if (m.latest_revision.has_value()) ToProto(*std::move(m.latest_revision), out->mutable_latest_revision());
   ToProto(m.create_time, out->mutable_create_time());
   ToProto(m.update_time, out->mutable_update_time());
 }
 
-grpc::Status ModelsHandler::AddModel(grpc::ServerContext*, const v1::AddModelRequest* request,
+grpc::Status ModelsHandler::AddModel(grpc::ServerContext* context, const v1::AddModelRequest* request,
                                      v1::AddModelResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   AddModelInput input;
   input.name = request->name();
   input.description = request->description();
@@ -53,22 +58,24 @@ grpc::Status ModelsHandler::AddModel(grpc::ServerContext*, const v1::AddModelReq
   }
   absl::StatusOr<AddModelResult> result = service_.AddModel(input);
   if (!result.ok()) return ToGrpcStatus(result.status());
-  ToProto(result->model, response->mutable_model());
-  ToProto(result->revision, response->mutable_revision());
+  ToProto(std::move(result->model), response->mutable_model());
+  ToProto(std::move(result->revision), response->mutable_revision());
   response->set_outcome(ToProto(result->outcome));
   return grpc::Status::OK;
 }
 
-grpc::Status ModelsHandler::GetModel(grpc::ServerContext*, const v1::GetModelRequest* request,
+grpc::Status ModelsHandler::GetModel(grpc::ServerContext* context, const v1::GetModelRequest* request,
                                      v1::GetModelResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<ModelRecord> model = service_.GetModel(request->model());
   if (!model.ok()) return ToGrpcStatus(model.status());
-  ToProto(*model, response->mutable_model());
+  ToProto(*std::move(model), response->mutable_model());
   return grpc::Status::OK;
 }
 
-grpc::Status ModelsHandler::ListModels(grpc::ServerContext*, const v1::ListModelsRequest* request,
+grpc::Status ModelsHandler::ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   ListModelsInput input;
   input.page_size = request->page_size();
   input.page_token = request->page_token();
@@ -79,31 +86,35 @@ grpc::Status ModelsHandler::ListModels(grpc::ServerContext*, const v1::ListModel
   input.source_type = *source_type;
   absl::StatusOr<ModelPage> page = service_.ListModels(input);
   if (!page.ok()) return ToGrpcStatus(page.status());
-  for (const ModelRecord& m : page->models) ToProto(m, response->add_models());
+  response->mutable_models()->Reserve(static_cast<int>(page->models.size()));
+  for (ModelRecord& m : page->models) ToProto(std::move(m), response->add_models());
   response->set_next_page_token(page->next_page_token);
   return grpc::Status::OK;
 }
 
-grpc::Status ModelsHandler::ListModelRevisions(grpc::ServerContext*, const v1::ListModelRevisionsRequest* request,
+grpc::Status ModelsHandler::ListModelRevisions(grpc::ServerContext* context, const v1::ListModelRevisionsRequest* request,
                                                v1::ListModelRevisionsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<ModelRevisionPage> page =
       service_.ListModelRevisions(request->model(), request->page_size(), request->page_token());
   if (!page.ok()) return ToGrpcStatus(page.status());
-  for (const ModelRevisionRecord& r : page->revisions) ToProto(r, response->add_revisions());
+  for (ModelRevisionRecord& r : page->revisions) ToProto(std::move(r), response->add_revisions());
   response->set_next_page_token(page->next_page_token);
   return grpc::Status::OK;
 }
 
-grpc::Status ModelsHandler::RemoveModel(grpc::ServerContext*, const v1::RemoveModelRequest* request,
+grpc::Status ModelsHandler::RemoveModel(grpc::ServerContext* context, const v1::RemoveModelRequest* request,
                                         v1::RemoveModelResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   absl::StatusOr<std::vector<std::string>> removed = service_.RemoveModel(request->model(), request->force());
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   for (const std::string& r : *removed) response->add_removed_dependents(r);
   return grpc::Status::OK;
 }
 
-grpc::Status ModelsHandler::ExportModel(grpc::ServerContext*, const v1::ExportModelRequest* request,
+grpc::Status ModelsHandler::ExportModel(grpc::ServerContext* context, const v1::ExportModelRequest* request,
                                         v1::ExportModelResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   ExportModelInput input;
   input.model = request->model();
   input.revision_id = request->revision_id();

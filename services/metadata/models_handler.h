@@ -24,8 +24,8 @@ class ModelsHandler final : public v1::Models::Service {
 };
 
 // Conversions shared with other handlers.
-void ToProto(const ModelRevisionRecord& record, v1::ModelRevision* out);
-void ToProto(const ModelRecord& record, v1::Model* out);
+void ToProto(ModelRevisionRecord record, v1::ModelRevision* out);
+void ToProto(ModelRecord record, v1::Model* out);
 
 }  // namespace tuneforge
 

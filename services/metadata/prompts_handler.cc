@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "services/metadata/auth.h"
 #include "services/metadata/proto_convert.h"
 
 namespace tuneforge {
@@ -23,8 +24,9 @@ void ToProto(const PromptRecord& p, v1::Prompt* out) {
   ToProto(p.create_time, out->mutable_create_time());
 }
 
-grpc::Status PromptsHandler::AddPrompt(grpc::ServerContext*, const v1::AddPromptRequest* request,
+grpc::Status PromptsHandler::AddPrompt(grpc::ServerContext* context, const v1::AddPromptRequest* request,
                                        v1::AddPromptResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   AddPromptInput input;
   input.name = request->name();
   input.description = request->description();
@@ -45,16 +47,18 @@ grpc::Status PromptsHandler::AddPrompt(grpc::ServerContext*, const v1::AddPrompt
   return grpc::Status::OK;
 }
 
-grpc::Status PromptsHandler::GetPrompt(grpc::ServerContext*, const v1::GetPromptRequest* request,
+grpc::Status PromptsHandler::GetPrompt(grpc::ServerContext* context, const v1::GetPromptRequest* request,
                                        v1::GetPromptResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   absl::StatusOr<PromptRecord> prompt = service_.GetPrompt(request->prompt());
   if (!prompt.ok()) return ToGrpcStatus(prompt.status());
   ToProto(*prompt, response->mutable_prompt());
   return grpc::Status::OK;
 }
 
-grpc::Status PromptsHandler::ListPrompts(grpc::ServerContext*, const v1::ListPromptsRequest* request,
+grpc::Status PromptsHandler::ListPrompts(grpc::ServerContext* context, const v1::ListPromptsRequest* request,
                                          v1::ListPromptsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
   ListPromptsInput input;
   input.page_size = request->page_size();
   input.page_token = request->page_token();
@@ -67,8 +71,9 @@ grpc::Status PromptsHandler::ListPrompts(grpc::ServerContext*, const v1::ListPro
   return grpc::Status::OK;
 }
 
-grpc::Status PromptsHandler::RemovePrompt(grpc::ServerContext*, const v1::RemovePromptRequest* request,
+grpc::Status PromptsHandler::RemovePrompt(grpc::ServerContext* context, const v1::RemovePromptRequest* request,
                                           v1::RemovePromptResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
   absl::StatusOr<std::vector<std::string>> removed = service_.RemovePrompt(request->prompt(), request->force());
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   for (const std::string& r : *removed) response->add_removed_dependents(r);

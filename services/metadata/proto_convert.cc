@@ -1,6 +1,8 @@
 // Conversions used by every handler.
 #include "services/metadata/proto_convert.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace tuneforge {
@@ -45,6 +47,16 @@ void ToProto(const std::vector<FileRecord>& files, google::protobuf::RepeatedPtr
     file->set_path(f.path);
     file->set_size(f.size);
     file->set_sha256(f.sha256);
+  }
+}
+
+void ToProto(std::vector<FileRecord>&& files, google::protobuf::RepeatedPtrField<v1::RepoFile>* out) {
+  out->Reserve(out->size() + static_cast<int>(files.size()));
+  for (FileRecord& f : files) {
+    v1::RepoFile* file = out->Add();
+    file->set_path(std::move(f.path));
+    file->set_size(f.size);
+    file->set_sha256(std::move(f.sha256));
   }
 }
 

@@ -20,6 +20,8 @@ v1::SourceType SourceTypeToProto(const std::string& source_type);
 absl::StatusOr<std::string> SourceTypeFromProto(int value, const std::string& field);
 v1::AddOutcome ToProto(AddOutcome outcome);
 void ToProto(const std::vector<FileRecord>& files, google::protobuf::RepeatedPtrField<v1::RepoFile>* out);
+// The same, moving the strings (lists map every listed revision's files).
+void ToProto(std::vector<FileRecord>&& files, google::protobuf::RepeatedPtrField<v1::RepoFile>* out);
 
 }  // namespace tuneforge
 

@@ -63,6 +63,8 @@ class RequestLimitInterceptor : public grpc::experimental::Interceptor {
       : method_(info->method() != nullptr ? info->method() : ""),
         // Only our own services: their requests are generated protobuf messages (grpc.health serves raw bytes).
         ours_(absl::StartsWith(method_, "/tuneforge.")),
+        streamed_(info->type() == grpc::experimental::ServerRpcInfo::Type::CLIENT_STREAMING ||
+                  info->type() == grpc::experimental::ServerRpcInfo::Type::BIDI_STREAMING),
         limit_(method_ == kLargeRequestMethod ? limits.max_large_request_bytes : limits.max_request_bytes) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -72,7 +74,13 @@ class RequestLimitInterceptor : public grpc::experimental::Interceptor {
     }
     if (ours_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       TakeInvalidUtf8Field();  // what the handler's own parsing left must not describe the next request
-      if (too_large_bytes_ > 0) {
+      if (too_large_bytes_ > 0 && streamed_) {
+        methods->ModifySendStatus(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("a message of the stream is ", too_large_bytes_, " bytes; ", method_,
+                         " accepts messages of at most ", limit_,
+                         " bytes (tuneforge-metadata --max-request-bytes); send smaller pieces (1 MiB)")));
+      } else if (too_large_bytes_ > 0) {
         methods->ModifySendStatus(grpc::Status(
             grpc::StatusCode::RESOURCE_EXHAUSTED,
             absl::StrCat("the request is ", too_large_bytes_, " bytes; ", method_, " accepts at most ", limit_,
@@ -88,6 +96,8 @@ class RequestLimitInterceptor : public grpc::experimental::Interceptor {
  private:
   void OnRequest(void* request) {
     if (request == nullptr) {  // gRPC could not parse it
+      // In a stream this is also how the stream ends; the handler gets a short stream either way and says so.
+      if (streamed_) return;
       unparsable_ = true;
       invalid_utf8_field_ = TakeInvalidUtf8Field();
       return;
@@ -118,6 +128,7 @@ class RequestLimitInterceptor : public grpc::experimental::Interceptor {
 
   const std::string method_;
   const bool ours_;
+  const bool streamed_;  // requests come as a stream: the limit holds for each message
   const size_t limit_;
   size_t too_large_bytes_ = 0;
   bool unparsable_ = false;

@@ -6,6 +6,10 @@
 // RESOURCE_EXHAUSTED naming the method, the limit and the flag). gRPC has read and parsed the whole message before
 // any server code runs, so a large request still costs its size (bounded by --max-document-bytes) for that moment.
 //
+// A streamed request (ImportDatabaseStream) is held to the small limit message by message: an oversized message is
+// dropped in the same way, and the handler, seeing a message without content, ends the call, which then answers
+// RESOURCE_EXHAUSTED as above. So streaming needs no raised limit.
+//
 // A request gRPC cannot parse (malformed protobuf, a string field that is not UTF-8, messages nested deeper than
 // protobuf's limit of 100) reaches no handler: gRPC answers INTERNAL with an empty message. The interceptor turns
 // that into INVALID_ARGUMENT saying what is wrong, naming the field for invalid UTF-8 (from protobuf's own parse
@@ -19,7 +23,8 @@
 
 namespace tuneforge {
 
-// The largest request of every method but Admin/ImportDatabase (--max-request-bytes).
+// The largest request of every method but Admin/ImportDatabase, and the largest message of a streamed request
+// (--max-request-bytes).
 inline constexpr size_t kDefaultMaxRequestBytes = size_t{4} << 20;
 // The only method allowed requests above the small limit, up to the document limit (--max-document-bytes).
 inline constexpr char kLargeRequestMethod[] = "/tuneforge.v1.Admin/ImportDatabase";

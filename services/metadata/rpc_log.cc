@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "spdlog/spdlog.h"
 
@@ -35,8 +36,11 @@ const char* CodeName(grpc::StatusCode code) {
 
 class RpcLogInterceptor : public grpc::experimental::Interceptor {
  public:
-  explicit RpcLogInterceptor(grpc::experimental::ServerRpcInfo* info)
-      : method_(info->method() != nullptr ? info->method() : "?"), start_(std::chrono::steady_clock::now()) {}
+  RpcLogInterceptor(grpc::experimental::ServerRpcInfo* info, CounterFamily* requests, HistogramFamily* durations)
+      : method_(info->method() != nullptr ? info->method() : "?"),
+        start_(std::chrono::steady_clock::now()),
+        requests_(requests),
+        durations_(durations) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
@@ -49,6 +53,11 @@ class RpcLogInterceptor : public grpc::experimental::Interceptor {
         spdlog::warn("rpc {} code={} ms={:.1f} message=\"{}\"", method_, CodeName(status.error_code()), ms,
                      status.error_message());
       }
+      if (requests_ != nullptr) {
+        const std::vector<std::string> labels = {method_, CodeName(status.error_code())};
+        requests_->WithLabels(labels).Increment();
+        durations_->WithLabels(labels).Observe(ms / 1000);
+      }
     }
     methods->Proceed();
   }
@@ -56,13 +65,24 @@ class RpcLogInterceptor : public grpc::experimental::Interceptor {
  private:
   std::string method_;
   std::chrono::steady_clock::time_point start_;
+  CounterFamily* requests_;
+  HistogramFamily* durations_;
 };
 
 }  // namespace
 
+RpcLogInterceptorFactory::RpcLogInterceptorFactory(MetricsRegistry* metrics) {
+  if (metrics == nullptr) return;
+  requests_ = &metrics->AddCounter("tuneforge_rpc_requests_total", "RPCs answered, by method and status code.",
+                                   {"method", "code"});
+  durations_ = &metrics->AddHistogram("tuneforge_rpc_duration_seconds",
+                                      "Time from an RPC's start to its status, by method and status code.",
+                                      DurationBuckets(), {"method", "code"});
+}
+
 grpc::experimental::Interceptor* RpcLogInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new RpcLogInterceptor(info);
+  return new RpcLogInterceptor(info, requests_, durations_);
 }
 
 }  // namespace tuneforge

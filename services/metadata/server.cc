@@ -11,9 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/allowed_roots.h"
 #include "common/hf_hub_client.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 #include "grpc/health/v1/health.pb.h"
 #include "services/metadata/adapters_handler.h"
+#include "services/metadata/auth.h"
 #include "services/metadata/admin_handler.h"
 #include "services/metadata/configs_handler.h"
 #include "services/metadata/datasets_handler.h"
@@ -25,11 +27,13 @@
 #include "services/metadata/request_limits.h"
 #include "services/metadata/rpc_log.h"
 #include "services/metadata/store.h"
+#include "services/metadata/tokens_handler.h"
 #include "spdlog/spdlog.h"
 
 namespace tuneforge {
 
 struct MetadataServer::Parts {
+  std::unique_ptr<MetricsRegistry> metrics;  // first: outlives the gRPC server, whose interceptors count into it
   std::unique_ptr<Store> store;
   std::optional<AllowedRoots> roots;
   std::unique_ptr<HubClient> hub;
@@ -49,8 +53,11 @@ struct MetadataServer::Parts {
   std::unique_ptr<JobEventHub> job_event_hub;
   std::unique_ptr<WorkerQueueHandler> worker_queue_handler;
   std::unique_ptr<JobsHandler> jobs_handler;
+  std::unique_ptr<TokenService> token_service;
+  std::unique_ptr<TokensHandler> tokens_handler;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
+  std::unique_ptr<MetricsHttpServer> metrics_server;  // last: stops before the services its samplers read
 };
 
 MetadataServer::MetadataServer(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -86,10 +93,51 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   parts->admin_handler = std::make_unique<AdminHandler>(*parts->admin_service);
   parts->job_service = std::make_unique<JobService>(*parts->store, options.artifacts_dir, options.lease_seconds);
   parts->job_event_hub = std::make_unique<JobEventHub>(options.database_url);
-  parts->worker_queue_handler = std::make_unique<WorkerQueueHandler>(*parts->job_service, options.worker_token);
+  parts->worker_queue_handler = std::make_unique<WorkerQueueHandler>(*parts->job_service);
   WorkerQueueHandler* queue = parts->worker_queue_handler.get();
   parts->jobs_handler =
       std::make_unique<JobsHandler>(*parts->job_service, *parts->job_event_hub, [queue] { queue->JobQueued(); });
+
+  parts->token_service = std::make_unique<TokenService>(*parts->store);
+  if (!options.worker_token.empty()) {
+    parts->token_service->SetFixedSecret("worker-token-file", Role::kTrainer, options.worker_token);
+  }
+  parts->tokens_handler = std::make_unique<TokensHandler>(*parts->token_service);
+  if (options.auth && !options.admin_token_file.empty()) {
+    ASSIGN_OR_RETURN(bool wrote, parts->token_service->BootstrapAdmin(options.admin_token_file));
+    if (wrote) spdlog::info("wrote the first admin token to {} (mode 600)", options.admin_token_file);
+  }
+  if (!options.auth) spdlog::warn("--auth=off: calls without a token act as admin; listen on loopback only");
+
+  if (options.metrics_port >= 0) {
+    parts->metrics = std::make_unique<MetricsRegistry>();
+    JobService* jobs = parts->job_service.get();
+    parts->metrics->AddSampledGauge("tuneforge_jobs", "Fine-tuning jobs by state.", {"state"},
+                                    [jobs]() -> absl::StatusOr<std::vector<MetricSample>> {
+                                      ASSIGN_OR_RETURN(auto counts, jobs->CountJobsByState());
+                                      std::vector<MetricSample> out;
+                                      for (const auto& [state, n] : counts) {
+                                        out.push_back({{state}, static_cast<double>(n)});
+                                      }
+                                      return out;
+                                    });
+    parts->metrics->AddSampledGauge("tuneforge_job_queue_depth", "Fine-tuning jobs waiting for a trainer (QUEUED).",
+                                    {}, [jobs]() -> absl::StatusOr<std::vector<MetricSample>> {
+                                      ASSIGN_OR_RETURN(auto counts, jobs->CountJobsByState());
+                                      return std::vector<MetricSample>{{{}, static_cast<double>(counts["QUEUED"])}};
+                                    });
+    parts->metrics->AddSampledCounter(
+        "tuneforge_job_lease_expiries_total",
+        "Job leases that expired because the trainer stopped reporting (the job was handed to another trainer, or "
+        "ended when it had no attempts left or was being cancelled).",
+        {}, [jobs]() -> absl::StatusOr<std::vector<MetricSample>> {
+          return std::vector<MetricSample>{{{}, static_cast<double>(jobs->lease_expiries())}};
+        });
+    ASSIGN_OR_RETURN(parts->metrics_server, MetricsHttpServer::Start(ListenHost(options.listen_address),
+                                                                     options.metrics_port, *parts->metrics));
+    spdlog::info("metrics at http://{}:{}/metrics", ListenHost(options.listen_address),
+                 parts->metrics_server->port());
+  }
 
   // Keeps grpc.health.v1 in the binary so that reflection can describe the health service.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -97,7 +145,9 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &parts->port);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   ServerCredentialsFromFiles(options.tls, "--tls-"));
+  builder.AddListeningPort(options.listen_address, credentials, &parts->port);
   // gRPC has one receive limit per server: ImportDatabase's, which carries a whole database document. The
   // request-limit interceptor holds every other method to max_request_bytes.
   builder.SetMaxReceiveMessageSize(static_cast<int>(ImportRequestBytes(options.max_document_bytes)));
@@ -109,10 +159,12 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   builder.RegisterService(parts->admin_handler.get());
   builder.RegisterService(parts->jobs_handler.get());
   builder.RegisterService(parts->worker_queue_handler.get());
+  builder.RegisterService(parts->tokens_handler.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<RequestLimitInterceptorFactory>(
       RequestLimits{options.max_request_bytes, ImportRequestBytes(options.max_document_bytes)}));
-  interceptors.push_back(std::make_unique<RpcLogInterceptorFactory>());
+  interceptors.push_back(std::make_unique<AuthInterceptorFactory>(*parts->token_service, options.auth));
+  interceptors.push_back(std::make_unique<RpcLogInterceptorFactory>(parts->metrics.get()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   parts->server = builder.BuildAndStart();
   if (parts->server == nullptr || parts->port == 0) {
@@ -125,6 +177,10 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
 }
 
 int MetadataServer::port() const { return parts_->port; }
+
+int MetadataServer::metrics_port() const {
+  return parts_->metrics_server != nullptr ? parts_->metrics_server->port() : 0;
+}
 
 void MetadataServer::Shutdown() {
   if (parts_ != nullptr && parts_->server != nullptr) {

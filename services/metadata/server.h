@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_tls.h"
 
 namespace tuneforge {
 
@@ -24,13 +25,24 @@ struct MetadataServerOptions {
   int pool_size = 8;
   // Jobs write adapters and checkpoints under <artifacts_dir>/jobs/<id>/ (a directory the trainers share).
   std::string artifacts_dir;
-  // Trainers present it on every WorkerQueue call; empty refuses them all. Never logged.
+  // A secret trainers may present on WorkerQueue calls (the worker-token file), taken as a token with the trainer
+  // role; empty: only trainer tokens made with CreateToken. Never logged.
   std::string worker_token;
+  // Public calls need a bearer token when true; when false a call without one acts as admin (a single user on
+  // loopback). Tokens that are sent are checked either way.
+  bool auth = false;
+  // TLS for the port: PEM files (cert and key, and client_ca for mutual TLS); empty serves plaintext.
+  ServerTlsFiles tls;
+  // With auth: where the first start (no usable admin token in the database) writes a new admin token.
+  std::string admin_token_file;
   double lease_seconds = 30;
   // The largest request of every method but ImportDatabase, in bytes.
   size_t max_request_bytes = size_t{4} << 20;
   // The largest database document ImportDatabase accepts and ExportDatabase returns, in bytes.
   size_t max_document_bytes = size_t{256} << 20;
+  // Prometheus metrics over HTTP at /metrics on this port, bound to the listen address's host; -1 serves none, 0
+  // picks a free port (see MetadataServer::metrics_port()).
+  int metrics_port = -1;
 };
 
 class MetadataServer {
@@ -39,6 +51,8 @@ class MetadataServer {
   ~MetadataServer();
 
   int port() const;
+  // The port serving /metrics; 0 when metrics are off.
+  int metrics_port() const;
   // Stops accepting RPCs and waits for those in flight (up to a 5 s grace period).
   void Shutdown();
   // Blocks until Shutdown() is called from another thread.

@@ -52,6 +52,19 @@ absl::Status Store::InTransaction(const std::function<absl::Status(Tx&)>& fn) {
   return DatabaseFailureForClients(status);
 }
 
+absl::Status Store::Read(const std::function<absl::Status(Tx&)>& fn) {
+  absl::Status rules = absl::OkStatus();
+  bool answered = false;
+  const absl::Status status = pool_->RunReadOnly([&](pqxx::transaction_base& statements) {
+    Tx tx(statements);
+    rules = fn(tx);
+    answered = true;
+    return rules;
+  });
+  if (status.ok() || (answered && status == rules)) return status;
+  return DatabaseFailureForClients(status);
+}
+
 absl::Status DatabaseFailureForClients(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:

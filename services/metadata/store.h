@@ -24,6 +24,11 @@ class Store {
   // Runs fn in one transaction; commits only when fn returns OK.
   absl::Status InTransaction(const std::function<absl::Status(Tx&)>& fn);
 
+  // Runs fn's statements outside a transaction block, each on its own snapshot: for reads that one statement
+  // answers, or whose statements need not agree, without the BEGIN and COMMIT round trips. Writes in fn would
+  // commit at once; don't.
+  absl::Status Read(const std::function<absl::Status(Tx&)>& fn);
+
  private:
   explicit Store(std::unique_ptr<PgPool> pool);
   std::unique_ptr<PgPool> pool_;

@@ -1,12 +1,11 @@
 // WorkerQueue: long-poll leases, fenced heartbeats, completion and failure.
 #include "services/metadata/worker_queue_handler.h"
 
-#include <openssl/crypto.h>
-
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "services/metadata/auth.h"
 #include "services/metadata/jobs_handler.h"
 #include "services/metadata/proto_convert.h"
 
@@ -50,27 +49,6 @@ void LeaseToProto(const LeasedJob& l, iv1::JobLease* out) {
 
 }  // namespace
 
-grpc::Status WorkerQueueHandler::Authorize(grpc::ServerContext* context) const {
-  if (worker_token_.empty()) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        "this server takes no trainers: start tuneforge-metadata with --worker-token-file");
-  }
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "missing authorization metadata; trainers send \"Bearer <worker token>\" "
-                        "(tuneforge-trainer --worker-token-file)");
-  }
-  const std::string expected = "Bearer " + worker_token_;
-  const std::string got(it->second.data(), it->second.size());
-  if (got.size() != expected.size() || CRYPTO_memcmp(got.data(), expected.data(), got.size()) != 0) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        "the worker token does not match the server's; give both the same --worker-token-file");
-  }
-  return grpc::Status::OK;
-}
-
 void WorkerQueueHandler::JobQueued() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -81,7 +59,7 @@ void WorkerQueueHandler::JobQueued() {
 
 grpc::Status WorkerQueueHandler::LeaseJob(grpc::ServerContext* context, const iv1::LeaseJobRequest* request,
                                           iv1::LeaseJobResponse* response) {
-  if (grpc::Status auth = Authorize(context); !auth.ok()) return auth;
+  if (grpc::Status denied = Authorize(context, Role::kTrainer); !denied.ok()) return denied;
   if (request->wait_seconds() < 0 || request->wait_seconds() > 60) {
     return ToGrpcStatus(absl::InvalidArgumentError("wait_seconds must be between 0 and 60"));
   }
@@ -108,7 +86,7 @@ grpc::Status WorkerQueueHandler::LeaseJob(grpc::ServerContext* context, const iv
 
 grpc::Status WorkerQueueHandler::Heartbeat(grpc::ServerContext* context, const iv1::HeartbeatRequest* request,
                                            iv1::HeartbeatResponse* response) {
-  if (grpc::Status auth = Authorize(context); !auth.ok()) return auth;
+  if (grpc::Status denied = Authorize(context, Role::kTrainer); !denied.ok()) return denied;
   HeartbeatInput input;
   input.job_id = request->job_id();
   input.attempt = request->attempt();
@@ -135,7 +113,7 @@ grpc::Status WorkerQueueHandler::Heartbeat(grpc::ServerContext* context, const i
 
 grpc::Status WorkerQueueHandler::CompleteJob(grpc::ServerContext* context, const iv1::CompleteJobRequest* request,
                                              iv1::CompleteJobResponse* response) {
-  if (grpc::Status auth = Authorize(context); !auth.ok()) return auth;
+  if (grpc::Status denied = Authorize(context, Role::kTrainer); !denied.ok()) return denied;
   absl::StatusOr<std::string> adapter =
       service_.CompleteJob(request->job_id(), request->attempt(), request->worker_id(), request->adapter_dir(),
                            MessageToJson(request->progress()), MessageToJson(request->metrics()));
@@ -146,7 +124,7 @@ grpc::Status WorkerQueueHandler::CompleteJob(grpc::ServerContext* context, const
 
 grpc::Status WorkerQueueHandler::FailJob(grpc::ServerContext* context, const iv1::FailJobRequest* request,
                                          iv1::FailJobResponse* response) {
-  if (grpc::Status auth = Authorize(context); !auth.ok()) return auth;
+  if (grpc::Status denied = Authorize(context, Role::kTrainer); !denied.ok()) return denied;
   FailJobInput input;
   input.job_id = request->job_id();
   input.attempt = request->attempt();

@@ -1,5 +1,5 @@
-// tuneforge.internal.v1.WorkerQueue over JobService: the calls trainers make, each checked against the shared
-// worker token ("authorization: Bearer <token>").
+// tuneforge.internal.v1.WorkerQueue over JobService: the calls trainers make, each needing the trainer role (the
+// worker-token file's secret or a trainer token, sent as "authorization: Bearer <token>").
 #ifndef TUNEFORGE_SERVICES_METADATA_WORKER_QUEUE_HANDLER_H_
 #define TUNEFORGE_SERVICES_METADATA_WORKER_QUEUE_HANDLER_H_
 
@@ -14,9 +14,7 @@ namespace tuneforge {
 
 class WorkerQueueHandler final : public internal::v1::WorkerQueue::Service {
  public:
-  // An empty token refuses every call (the server was started without --worker-token-file).
-  WorkerQueueHandler(JobService& service, std::string worker_token)
-      : service_(service), worker_token_(std::move(worker_token)) {}
+  explicit WorkerQueueHandler(JobService& service) : service_(service) {}
 
   grpc::Status LeaseJob(grpc::ServerContext*, const internal::v1::LeaseJobRequest*,
                         internal::v1::LeaseJobResponse*) override;
@@ -31,10 +29,7 @@ class WorkerQueueHandler final : public internal::v1::WorkerQueue::Service {
   void JobQueued();
 
  private:
-  grpc::Status Authorize(grpc::ServerContext* context) const;
-
   JobService& service_;
-  std::string worker_token_;
   std::mutex mu_;
   std::condition_variable queued_;
   uint64_t queued_count_ = 0;

@@ -15,10 +15,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_tls.h"
 #include "common/hf_hub_client.h"
 #include "common/log_escaping.h"
+#include "common/metrics.h"
 #include "common/secret_file.h"
 #include "services/trainer/model/device.h"
+#include "services/trainer/worker/trainer_metrics.h"
 #include "services/trainer/worker/trainer_service.h"
 #include "services/trainer/worker/worker.h"
 #include "spdlog/spdlog.h"
@@ -36,6 +39,13 @@ const std::map<std::string, Flag>& Flags() {
       {"worker-id", {"TUNEFORGE_WORKER_ID", "this trainer's name in job records (default <hostname>-<pid>)"}},
       {"home", {"TUNEFORGE_HOME", "state directory holding the default worker-token file (default ~/.tuneforge)"}},
       {"worker-token-file", {"TUNEFORGE_WORKER_TOKEN_FILE", "the token shared with tuneforge-metadata (default <home>/worker-token)"}},
+      {"token-file", {"TUNEFORGE_TOKEN_FILE", "a trainer token of this trainer's own (tuneforge tokens create --role trainer), used instead of the worker-token file"}},
+      {"ca", {"TUNEFORGE_CA", "PEM CA bundle: reach tuneforge-metadata over TLS, checking its certificate against it"}},
+      {"cert", {"TUNEFORGE_CERT", "PEM client certificate for mutual TLS with tuneforge-metadata (with --key)"}},
+      {"key", {"TUNEFORGE_KEY", "PEM private key of --cert"}},
+      {"tls-cert", {"TUNEFORGE_TRAINER_TLS_CERT", "PEM certificate chain: serve this trainer's own port over TLS (with --tls-key)"}},
+      {"tls-key", {"TUNEFORGE_TRAINER_TLS_KEY", "PEM private key of --tls-cert"}},
+      {"tls-client-ca", {"TUNEFORGE_TRAINER_TLS_CLIENT_CA", "PEM CA bundle: callers of this trainer's port must present a certificate it signed"}},
       {"listen", {"TUNEFORGE_TRAINER_LISTEN", "address of this trainer's own gRPC service (default 127.0.0.1)"}},
       {"port", {"TUNEFORGE_TRAINER_PORT", "its port (default 50061; 0 picks a free one)"}},
       {"threads", {"TUNEFORGE_THREADS", "CPU threads for training (default: all cores)"}},
@@ -43,6 +53,8 @@ const std::map<std::string, Flag>& Flags() {
       {"cache-dir", {"HF_HUB_CACHE", "Hugging Face cache (default $HF_HOME/hub or ~/.cache/huggingface/hub)"}},
       {"artifacts-dir", {"TUNEFORGE_ARTIFACTS_DIR", "the artifacts directory shared with tuneforge-metadata; jobs write only under it (default <home>/artifacts)"}},
       {"log-level", {"TUNEFORGE_LOG_LEVEL", "debug, info, warn or error (default info)"}},
+      {"log-format", {"TUNEFORGE_LOG_FORMAT", "text, or json: one JSON object per line (time, level, logger, message) (default text)"}},
+      {"metrics-port", {"TUNEFORGE_TRAINER_METRICS_PORT", "serve Prometheus metrics at http://<listen>:<port>/metrics (default: off; 0 picks a free port)"}},
   };
   return *flags;
 }
@@ -100,7 +112,10 @@ int main(int argc, char** argv) {
   }
   const std::string level = values.count("log-level") ? values["log-level"] : "info";
   spdlog::set_level(spdlog::level::from_str(level));
-  tuneforge::EscapeControlCharactersInLogs();
+  absl::StatusOr<tuneforge::LogFormat> log_format =
+      tuneforge::ParseLogFormat(values.count("log-format") ? values["log-format"] : "text");
+  if (!log_format.ok()) return Fail(std::string(log_format.status().message()));
+  tuneforge::EscapeControlCharactersInLogs(*log_format);
 
   std::string home = values["home"];
   if (home.empty()) {
@@ -113,13 +128,23 @@ int main(int argc, char** argv) {
   char host[256] = "trainer";
   gethostname(host, sizeof(host) - 1);
   options.worker_id = values.count("worker-id") ? values["worker-id"] : absl::StrCat(host, "-", getpid());
-  const std::string token_file = values.count("worker-token-file") ? values["worker-token-file"] : home + "/worker-token";
+  const std::string token_file = values.count("token-file")          ? values["token-file"]
+                                 : values.count("worker-token-file") ? values["worker-token-file"]
+                                                                     : home + "/worker-token";
   absl::StatusOr<std::string> token = tuneforge::ReadSecretFile(token_file);
   if (!token.ok()) {
     return Fail(absl::StrCat(token.status().message(),
-                             "; start tuneforge-metadata first (it creates the file) or pass --worker-token-file"));
+                             "; start tuneforge-metadata first (it creates the worker-token file), pass "
+                             "--worker-token-file, or --token-file with a trainer token"));
   }
   options.worker_token = *token;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> channel_credentials =
+      tuneforge::ChannelCredentialsFromFiles({values["ca"], values["cert"], values["key"]});
+  if (!channel_credentials.ok()) return Fail(std::string(channel_credentials.status().message()));
+  options.credentials = *channel_credentials;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials = tuneforge::ServerCredentialsFromFiles(
+      {values["tls-cert"], values["tls-key"], values["tls-client-ca"]}, "--tls-");
+  if (!server_credentials.ok()) return Fail(std::string(server_credentials.status().message()));
   int threads = 0;
   if (values.count("threads") && (!absl::SimpleAtoi(values["threads"], &threads) || threads < 1 || threads > 1024)) {
     return Fail(absl::StrCat("--threads='", values["threads"], "' is not a number from 1 to 1024"));
@@ -140,6 +165,23 @@ int main(int argc, char** argv) {
   }
   options.runner.threads = threads;
 
+  // Prometheus metrics on --metrics-port, beside the trainer's own service.
+  tuneforge::MetricsRegistry metrics_registry;
+  tuneforge::TrainerMetrics trainer_metrics(metrics_registry);
+  std::unique_ptr<tuneforge::MetricsHttpServer> metrics_server;
+  if (values.count("metrics-port")) {
+    int metrics_port = -1;
+    if (!absl::SimpleAtoi(values["metrics-port"], &metrics_port) || metrics_port < 0 || metrics_port > 65535) {
+      return Fail(absl::StrCat("--metrics-port='", values["metrics-port"], "' is not a number from 0 to 65535"));
+    }
+    const std::string metrics_host = values.count("listen") ? values["listen"] : "127.0.0.1";
+    auto started = tuneforge::MetricsHttpServer::Start(metrics_host, metrics_port, metrics_registry);
+    if (!started.ok()) return Fail(std::string(started.status().message()));
+    metrics_server = std::move(*started);
+    options.runner.metrics = &trainer_metrics;
+    spdlog::info("metrics at http://{}:{}/metrics", metrics_host, metrics_server->port());
+  }
+
   auto device_request = tuneforge::ParseDeviceRequest("auto");
   std::string device = "cpu";
   if (device_request.ok()) {
@@ -153,7 +195,7 @@ int main(int argc, char** argv) {
   int port = 0;
   const std::string address = absl::StrCat(values.count("listen") ? values["listen"] : "127.0.0.1", ":",
                                            values.count("port") ? values["port"] : "50061");
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, *server_credentials, &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) return Fail(absl::StrCat("cannot listen on ", address, "; choose another --port"));

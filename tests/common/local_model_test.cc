@@ -5,12 +5,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/sha256.h"
@@ -420,6 +425,51 @@ TEST(InspectLocalModelDirectoryTest, FingerprintFollowsContentNotLocation) {
   ASSERT_THAT(renamed, IsOk());
   EXPECT_NE(with_tokenizer->fingerprint, renamed->fingerprint);
   EXPECT_NE(with_tokenizer->fingerprint, first->fingerprint);
+}
+
+TEST(LocalModelInspectorTest, AnswersAsInspectingAgainWouldAndNoticesSameSizeEdits) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
+  ScratchDir dir;
+  CopyModel("mistral", dir);
+  const std::string notes = dir.WriteFile("notes.txt", "aaaa");
+  LocalModelInspector inspector;
+
+  // Files written moments ago are read again on every call: an edit in the same clock tick keeps their timestamps.
+  auto fresh = inspector.Inspect(dir.path());
+  dir.WriteFile("notes.txt", "bbbb");
+  auto edited = inspector.Inspect(dir.path());
+  ASSERT_THAT(fresh, IsOk());
+  ASSERT_THAT(edited, IsOk());
+  EXPECT_NE(edited->fingerprint, fresh->fingerprint);
+
+  // Settled files: the answer is remembered, and what changes a file (content of the same size with its mtime put
+  // back, another file renamed over it) still shows.
+  std::this_thread::sleep_for(std::chrono::seconds(LocalModelInspector::kSettledSeconds) + std::chrono::milliseconds(300));
+  auto first = inspector.Inspect(dir.path());
+  auto again = inspector.Inspect(dir.path());
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->fingerprint, first->fingerprint);
+  EXPECT_EQ(again->config_json, first->config_json);
+  EXPECT_EQ(again->arch.family, "mistral");
+  EXPECT_EQ(first->fingerprint, InspectLocalModelDirectory(dir.path())->fingerprint);
+
+  struct stat before;
+  ASSERT_EQ(::stat(notes.c_str(), &before), 0);
+  dir.WriteFile("notes.txt", "cccc");
+  const struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, notes.c_str(), times, 0), 0);
+  auto same_size = inspector.Inspect(dir.path());
+  ASSERT_THAT(same_size, IsOk());
+  EXPECT_NE(same_size->fingerprint, first->fingerprint);
+  EXPECT_EQ(same_size->fingerprint, InspectLocalModelDirectory(dir.path())->fingerprint);
+
+  dir.WriteFile("other.txt", "dddd");
+  fs::rename(dir.path() + "/other.txt", notes);
+  auto replaced = inspector.Inspect(dir.path());
+  ASSERT_THAT(replaced, IsOk());
+  EXPECT_EQ(replaced->fingerprint, InspectLocalModelDirectory(dir.path())->fingerprint);
+  EXPECT_NE(replaced->fingerprint, same_size->fingerprint);
 }
 
 TEST(DirectoryFingerprintTest, IsTheDocumentedManifestHash) {

@@ -296,6 +296,43 @@ TEST(PgPoolTest, RunOnConnectionWorksOutsideTransactions) {
               StatusIs(absl::StatusCode::kPermissionDenied, "no"));
 }
 
+TEST(PgPoolTest, RunReadOnlyRunsEachStatementOnItsOwnAndRetriesOnANewConnection) {
+  const std::string url = TestPostgres::Get().NewDatabase();
+  std::unique_ptr<PgPool> pool = NewPool(url, 1);
+  ASSERT_NE(pool, nullptr);
+  int64_t first = 0, second = 0;
+  ASSERT_THAT(pool->RunReadOnly([&](pqxx::transaction_base& tx) {
+    first = tx.exec1("SELECT txid_current()")[0].as<int64_t>();
+    second = tx.exec1("SELECT txid_current()")[0].as<int64_t>();
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_NE(first, second);  // no transaction block around them
+  EXPECT_THAT(pool->RunReadOnly([](pqxx::transaction_base&) { return absl::NotFoundError("no"); }),
+              StatusIs(absl::StatusCode::kNotFound, "no"));
+  EXPECT_THAT(pool->RunReadOnly([](pqxx::transaction_base& tx) {
+    tx.exec("SELEKT 1");
+    return absl::OkStatus();
+  }),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("SQLSTATE 42601")));
+
+  // The server ends the session in the middle of the read: it runs again on a new connection.
+  int attempts = 0;
+  std::string answer;
+  ASSERT_THAT(pool->RunReadOnly([&](pqxx::transaction_base& tx) {
+    if (++attempts == 1) {
+      const std::string pid = tx.exec1("SELECT pg_backend_pid()")[0].c_str();
+      pqxx::connection other(url);
+      pqxx::nontransaction(other).exec("SELECT pg_terminate_backend(" + pid + ", 5000)");
+    }
+    answer = tx.exec1("SELECT 'answered'")[0].c_str();
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(answer, "answered");
+}
+
 // Stops the shared server: keep these last-but-independent (StartServer restores it).
 TEST(PgPoolTest, DatabaseGoingAwayIsUnavailableAndThePoolRecoversWhenItIsBack) {
   std::atomic<int> connects{0};

@@ -26,8 +26,13 @@ check() {  # check NAME EXPECTED_SUBSTRING ACTUAL
     failures=$((failures + 1)); echo "FAIL $1: expected to find '$2' in:"; echo "$3" | head -20
   fi
 }
-call() { "$buf" curl --protocol grpc --http2-prior-knowledge "http://127.0.0.1:$port/$1" -d "$2" 2>&1; }
+# With the admin token the service's first start writes (auth is on by default).
+call() {
+  "$buf" curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $(cat "$home/admin-token" 2>/dev/null)" \
+    "http://127.0.0.1:$port/$1" -d "$2" 2>&1
+}
 
+home="$work/home"
 mkdir -p "$work/home/data"
 python3 "$src/scripts/make_demo_data.py" "$work/home/data" >/dev/null
 # The Hub endpoint is a closed port: Hub calls fail fast, which is enough to see what gets logged.
@@ -47,6 +52,13 @@ for s in tuneforge.v1.Models tuneforge.v1.Datasets tuneforge.v1.Prompts tuneforg
 done
 check "reflection lists methods" "tuneforge.v1.Models/AddModel" \
   "$("$buf" curl --protocol grpc --http2-prior-knowledge --list-methods "http://127.0.0.1:$port" 2>&1)"
+
+# Auth is on by default: no token is UNAUTHENTICATED, and the message says what to send.
+anonymous="$("$buf" curl --protocol grpc --http2-prior-knowledge "http://127.0.0.1:$port/tuneforge.v1.Models/ListModels" -d '{}' 2>&1)"
+check "a call without a token is UNAUTHENTICATED" '"code": "unauthenticated"' "$anonymous"
+check "it says what to send" "Bearer" "$anonymous"
+check "the first start wrote the admin token, mode 600" "600" "$(stat -c %a "$home/admin-token" 2>&1)"
+check "the admin token works" '"roleAdmin"' "$(call tuneforge.v1.Tokens/GetCaller '{}' | tr -d ' ' | sed 's/"role":"ROLE_ADMIN"/"roleAdmin"/')"
 
 added="$(call tuneforge.v1.Models/AddModel "{\"name\": \"demo-llama\", \"local\": {\"path\": \"$work/home/data/demo-llama\"}}")"
 check "AddModel creates the model" '"outcome": "ADD_OUTCOME_CREATED"' "$added"

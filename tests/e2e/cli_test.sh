@@ -43,6 +43,8 @@ py() { python3 -c 'import json, sys; d = json.loads(sys.argv[2]); print(eval(sys
 
 port="$(free_port)"
 export TUNEFORGE_SERVER="127.0.0.1:$port"
+# The CLI reads the admin token the service's first start writes to <home>/admin-token.
+export TUNEFORGE_HOME="$work/home"
 data="$work/home/data"
 mkdir -p "$data"
 python3 "$src/scripts/make_demo_data.py" "$data" >/dev/null
@@ -84,6 +86,10 @@ help_cases=(
   "jobs checkpoints|JOB"
   "trainer status|--trainer --token-file"
   "trainer prefetch|REPO --trainer --token-file --dataset"
+  "tokens create|NAME --role --description --ttl"
+  "tokens list|--all"
+  "tokens revoke|NAME"
+  "tokens whoami|"
 )
 tf --help
 check_rc "tuneforge --help" 0
@@ -284,6 +290,30 @@ else
   pass "Hub tokens appear in neither the output nor the server log"
 fi
 
+# --- tokens: the admin token from <home>/admin-token is used by default; a viewer token can list, not add.
+tf tokens whoami
+check "whoami: the bootstrap admin token" "token_name: admin" "$out"
+tf tokens create ci-viewer --role viewer --ttl 1h
+check_rc "tokens create" 0
+check "the secret is printed alone" "tft_" "$out"
+check "stderr says it is shown once" "shown only now" "$err"
+printf '%s\n' "$out" >"$work/viewer.token"
+chmod 600 "$work/viewer.token"
+tf --api-token-file "$work/viewer.token" models list
+check_rc "a viewer lists" 0
+tf --api-token-file "$work/viewer.token" models remove demo-llama
+check_rc "a viewer cannot remove: exit 1" 1
+check "PERMISSION_DENIED names the role" "PERMISSION_DENIED: tuneforge.v1.Models/RemoveModel needs the operator role" "$err"
+tf tokens list
+check "tokens list shows it without the secret" "ci-viewer" "$out"
+check_not "tokens list never shows a secret" "$(cat "$work/viewer.token")" "$out"
+tf tokens revoke ci-viewer
+check_rc "tokens revoke" 0
+tf --api-token-file "$work/viewer.token" models list
+check "a revoked token is UNAUTHENTICATED" "UNAUTHENTICATED" "$err"
+TUNEFORGE_HOME="$work/elsewhere" tf models list
+check "no token at all is UNAUTHENTICATED and says what to send" "Bearer" "$err"
+
 # Jobs on the real server: the FineTuningJobs service may not be there yet.
 tf jobs list
 if [ "$rc" -eq 1 ] && [[ "$err" == *"UNIMPLEMENTED"* ]]; then
@@ -308,6 +338,26 @@ check_rc "admin export --file" 0
 check "admin export prints row counts" "models: 2" "$out"
 check "the exported document is a tuneforge database" "tuneforge-database" \
   "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["format"])' "$work/export.json" 2>&1)"
+check_not "admin export --file leaves no partial file" "partial" "$(ls "$work")"
+tf admin export
+check "admin export without --file prints the document" '"format": "tuneforge-database"' "$out"
+tf admin export --output json
+check "admin export --output json has the row counts" "2" "$(py 'd["row_counts"]["models"]')"
+check "admin export --output json has the document" "tuneforge-database" "$(py 'json.loads(d["document"])["format"]')"
+tf admin export --file "$work/no-such-dir/export.json"
+check_rc "admin export into a missing directory" 1
+check "it names the file" "cannot write --file" "$err"
+# The import streams the file; into the database it came from, every record conflicts and nothing is written.
+tf admin import "$work/export.json"
+check_rc "admin import into the exporting database" 1
+check "it is ALREADY_EXISTS and writes nothing" "nothing was imported" "$err"
+printf '{"format": oops}' >"$work/bad.json"
+tf admin import "$work/bad.json"
+check_rc "admin import of a malformed document" 1
+check "it says where the JSON breaks" "document is not JSON: error at byte 12" "$err"
+: >"$work/empty.json"
+tf admin import "$work/empty.json"
+check_rc "admin import of an empty file is a usage error" 2
 
 tf models remove rel-llama
 check_rc "models remove" 0

@@ -15,7 +15,16 @@ chmod 755 "$work"
 home="$work/home"
 port=$((20000 + RANDOM % 20000))
 source "$src/tests/e2e/lib.sh"
-call() { "$buf" curl --protocol grpc --http2-prior-knowledge "http://127.0.0.1:$port/$1" -d "$2" 2>&1; }
+# With the admin token the service's first start writes (auth is on by default).
+call() {
+  "$buf" curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $(cat "$home/admin-token" 2>/dev/null)" \
+    "http://127.0.0.1:$port/$1" -d "$2" 2>&1
+}
+watch_job() {  # watch_job JOB SECONDS: the job's events as WatchFineTuningJob streams them
+  timeout "$2" "$buf" curl --protocol grpc --http2-prior-knowledge \
+    -H "authorization: Bearer $(cat "$home/admin-token" 2>/dev/null)" \
+    "http://127.0.0.1:$port/tuneforge.v1.FineTuningJobs/WatchFineTuningJob" -d "{\"job\": \"$1\"}" 2>&1
+}
 job_field() { call tuneforge.v1.FineTuningJobs/GetFineTuningJob "{\"job\": \"$1\"}" | field "$2"; }
 
 server_ready() { call grpc.health.v1.Health/Check '{}' | grep -q SERVING; }
@@ -66,13 +75,15 @@ check "an unknown model is NOT_FOUND" '"code": "not_found"' \
   "$(call tuneforge.v1.FineTuningJobs/StartFineTuningJob '{"model": "nope", "dataset": "demo-instructions", "prompt": "qa"}')"
 check "a bad setting names it" 'training.num_epochs' "$(start_job bad ', "num_epochs": 0')"
 check "the worker queue refuses calls without the token" '"code": "unauthenticated"' \
+  "$("$buf" curl --protocol grpc --http2-prior-knowledge "http://127.0.0.1:$port/tuneforge.internal.v1.WorkerQueue/LeaseJob" \
+     -d '{"worker_id": "intruder"}' 2>&1)"
+check "the admin token is not a trainer's" '"code": "permission_denied"' \
   "$(call tuneforge.internal.v1.WorkerQueue/LeaseJob '{"worker_id": "intruder"}')"
 
 # 1. A job runs to SUCCEEDED on one of the trainers, with a falling loss and a registered adapter.
 started="$(start_job good ', "num_epochs": 8, "save_steps": 20')"
 check "StartFineTuningJob queues the job" '"state": "JOB_STATE_QUEUED"' "$started"
-watch="$(timeout 300 "$buf" curl --protocol grpc --http2-prior-knowledge \
-  "http://127.0.0.1:$port/tuneforge.v1.FineTuningJobs/WatchFineTuningJob" -d '{"job": "good"}' 2>&1)"
+watch="$(watch_job good 300)"
 check "Watch streams until SUCCEEDED" '"state": "JOB_STATE_SUCCEEDED"' "$watch"
 check "Watch streams progress events" '"kind": "JOB_EVENT_KIND_PROGRESS"' "$watch"
 check "Watch streams checkpoint events" '"kind": "JOB_EVENT_KIND_CHECKPOINT"' "$watch"
@@ -137,8 +148,7 @@ state="$(wait_state killed 'SUCCEEDED|FAILED|CANCELLED' 180)"
 check "the killed job completes on the other trainer" "JOB_STATE_SUCCEEDED" "$state"
 check "it took a second attempt" "2" "$(job_field killed "['job']['attempts']")"
 check "with all the steps" "1500" "$(job_field killed "['job']['progress']['step']")"
-events="$(timeout 60 "$buf" curl --protocol grpc --http2-prior-knowledge \
-  "http://127.0.0.1:$port/tuneforge.v1.FineTuningJobs/WatchFineTuningJob" -d '{"job": "killed"}' 2>&1)"
+events="$(watch_job killed 60)"
 check "the second attempt resumed from a checkpoint" "resumed from checkpoint-" "$events"
 start_trainer t3
 
@@ -159,8 +169,7 @@ state="$(wait_state handed-back 'SUCCEEDED|FAILED|CANCELLED' 180)"
 check "the handed-back job completes on another trainer" "JOB_STATE_SUCCEEDED" "$state"
 check "with all the steps" "1500" "$(job_field handed-back "['job']['progress']['step']")"
 check "the first attempt handed it back to the queue" "shut down; another trainer resumes the job" \
-  "$(timeout 60 "$buf" curl --protocol grpc --http2-prior-knowledge \
-     "http://127.0.0.1:$port/tuneforge.v1.FineTuningJobs/WatchFineTuningJob" -d '{"job": "handed-back"}' 2>&1)"
+  "$(watch_job handed-back 60)"
 start_trainer t4
 
 # 4. Restart the metadata service mid-job: the trainer waits for it and the job completes.

@@ -4,6 +4,8 @@
 # server_ready (true once the service answers); it may append helper PIDs to `helpers`.
 failures=0
 passes=0
+# The CLI finds the admin token the service's first start writes to <home>/admin-token.
+export TUNEFORGE_HOME="$home"
 server=""
 declare -A trainers=()
 declare -a helpers=()

@@ -1,20 +1,26 @@
 // End-to-end tests of tuneforge.v1.Admin: export one database, import the document into another (a second
-// MetadataTestEnv), and every way an import must refuse a document without writing anything.
+// MetadataTestEnv), whole or streamed in pieces, and every way an import must refuse a document without writing
+// anything.
 #include <gmock/gmock.h>
+#include <google/protobuf/wrappers.pb.h>
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
 #include <filesystem>
+#include <future>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/grpc_status.h"
 #include "nlohmann/json.hpp"
 #include "common/allowed_roots.h"
 #include "services/metadata/admin_service.h"
+#include "services/metadata/request_limits.h"
 #include "services/metadata/store.h"
 #include "tests/metadata/support/metadata_test_env.h"
 #include "tests/support/status_matchers.h"
@@ -187,12 +193,14 @@ TEST_F(AdminTest, ExportWritesEveryTableFromTheDatabase) {
 }
 
 TEST_F(AdminTest, EveryTableOfTheSchemaIsExported) {
-  // A table added by a later migration must be added to the document too, or exports silently lose it.
+  // A table added by a later migration must be added to the document too, or exports silently lose it. API tokens
+  // alone stay out: credentials belong to the server that issued them, and a restore gets its own bootstrap token.
   pqxx::connection conn(source_.database_url());
   pqxx::work work(conn);
   std::set<std::string> schema_tables;
   for (const auto& row : work.exec("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-                                   "AND table_type = 'BASE TABLE' AND table_name <> 'tuneforge_schema_migrations'")) {
+                                   "AND table_type = 'BASE TABLE' AND table_name NOT IN "
+                                   "('tuneforge_schema_migrations', 'api_tokens')")) {
     schema_tables.insert(row[0].as<std::string>());
   }
   EXPECT_EQ(schema_tables, std::set<std::string>(DatabaseDocumentTables().begin(), DatabaseDocumentTables().end()));
@@ -604,6 +612,268 @@ TEST(AdminServiceTest, DocumentsOverTheLimitAreResourceExhausted) {
               StatusIs(absl::StatusCode::kResourceExhausted,
                        AllOf(HasSubstr("over the 1000 bytes that ImportDatabase accepts"),
                              HasSubstr("--max-document-bytes"))));
+}
+
+// ExportDatabaseStream read to its end.
+struct StreamedExport {
+  std::vector<v1::DatabaseChunk> chunks;
+  absl::Status status;
+
+  std::string Document() const {
+    std::string document;
+    for (const v1::DatabaseChunk& chunk : chunks) document += chunk.data();
+    return document;
+  }
+};
+
+StreamedExport ExportStream(const MetadataTestEnv& env) {
+  auto context = Context();
+  std::unique_ptr<grpc::ClientReader<v1::ExportDatabaseStreamResponse>> reader =
+      env.admin()->ExportDatabaseStream(context.get(), v1::ExportDatabaseStreamRequest());
+  StreamedExport out;
+  v1::ExportDatabaseStreamResponse piece;
+  while (reader->Read(&piece)) {
+    EXPECT_LT(piece.ByteSizeLong(), kDefaultMaxRequestBytes);
+    out.chunks.push_back(piece.chunk());
+  }
+  out.status = FromGrpcStatus(reader->Finish());
+  return out;
+}
+
+// Sends `chunks` through ImportDatabaseStream, stopping when the server has ended the call.
+absl::Status ImportStream(const MetadataTestEnv& env, const std::vector<v1::DatabaseChunk>& chunks,
+                          v1::ImportDatabaseStreamResponse* response = nullptr) {
+  auto context = Context();
+  v1::ImportDatabaseStreamResponse ignored;
+  std::unique_ptr<grpc::ClientWriter<v1::ImportDatabaseStreamRequest>> writer =
+      env.admin()->ImportDatabaseStream(context.get(), response ? response : &ignored);
+  for (const v1::DatabaseChunk& chunk : chunks) {
+    v1::ImportDatabaseStreamRequest request;
+    *request.mutable_chunk() = chunk;
+    if (!writer->Write(request)) break;
+  }
+  writer->WritesDone();
+  return FromGrpcStatus(writer->Finish());
+}
+
+v1::DatabaseChunk Chunk(int64_t document_bytes, const std::string& data) {
+  v1::DatabaseChunk chunk;
+  chunk.set_document_bytes(document_bytes);
+  chunk.set_data(data);
+  return chunk;
+}
+
+// `document` in pieces of `piece_bytes`, the first declaring `declared_bytes` (the document's size when -1).
+std::vector<v1::DatabaseChunk> Pieces(const std::string& document, size_t piece_bytes, int64_t declared_bytes = -1) {
+  std::vector<v1::DatabaseChunk> chunks;
+  for (size_t offset = 0; offset < document.size(); offset += piece_bytes) {
+    const int64_t declared = declared_bytes >= 0 ? declared_bytes : static_cast<int64_t>(document.size());
+    chunks.push_back(Chunk(offset == 0 ? declared : 0, document.substr(offset, piece_bytes)));
+  }
+  return chunks;
+}
+
+json UserConfigsById(const json& document) {
+  std::map<std::string, json> by_id;
+  for (const json& row : document["tables"]["configs"]) {
+    if (!row["is_default"].get<bool>()) by_id[row["id"].get<std::string>()] = row;
+  }
+  json out = json::array();
+  for (auto& [id, row] : by_id) out.push_back(std::move(row));
+  return out;
+}
+
+TEST_F(AdminTest, StreamsCarryADocumentLargerThanAClientReceivesByDefault) {
+  // 1200 configs with 4000-byte descriptions (the longest allowed) make a document of about 5.3 MB.
+  std::string description = "\"quoted\"\nline \xc3\xa9t\xc3\xa9 " + std::string(kSqlText) + " ";
+  description += std::string(4000 - description.size(), 'd');
+  constexpr int kConfigs = 1200, kThreads = 4;
+  std::vector<std::future<absl::Status>> adding;
+  for (int t = 0; t < kThreads; ++t) {
+    adding.push_back(std::async(std::launch::async, [&, t]() -> absl::Status {
+      for (int i = t; i < kConfigs; i += kThreads) {
+        v1::AddConfigRequest config;
+        config.set_name("wide-" + std::to_string(i));
+        config.set_type(v1::CONFIG_TYPE_LORA);
+        config.set_description(description);
+        (*config.mutable_content()->mutable_fields())["r"].set_number_value(8);
+        // Content of its own: a config with the same content as another is that one.
+        (*config.mutable_content()->mutable_fields())["lora_alpha"].set_number_value(i + 1);
+        v1::AddConfigResponse added;
+        absl::Status status = FromGrpcStatus(source_.configs()->AddConfig(Context().get(), config, &added));
+        if (!status.ok()) return status;
+      }
+      return absl::OkStatus();
+    }));
+  }
+  for (std::future<absl::Status>& done : adding) ASSERT_THAT(done.get(), IsOk());
+
+  // The test's channel keeps gRPC's default receive limit of 4 MiB: the whole document in one message cannot arrive.
+  v1::ExportDatabaseResponse whole;
+  EXPECT_THAT(Export(source_, &whole), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("larger than max")));
+
+  const StreamedExport exported = ExportStream(source_);
+  ASSERT_THAT(exported.status, IsOk());
+  const std::string document = exported.Document();
+  EXPECT_GT(document.size(), size_t{5} << 20);
+  ASSERT_GE(exported.chunks.size(), 6u);
+  EXPECT_EQ(exported.chunks[0].document_bytes(), static_cast<int64_t>(document.size()));
+  EXPECT_EQ(exported.chunks[0].row_counts().at("configs"), kDefaultConfigs + kConfigs);
+  EXPECT_EQ(exported.chunks[0].row_counts().at("models"), 0);
+  for (size_t i = 0; i < exported.chunks.size(); ++i) {
+    const v1::DatabaseChunk& chunk = exported.chunks[i];
+    EXPECT_FALSE(chunk.data().empty()) << i;
+    EXPECT_LE(chunk.data().size(), kDatabaseChunkBytes) << i;
+    if (i == 0) continue;
+    EXPECT_EQ(chunk.document_bytes(), 0) << i;
+    EXPECT_TRUE(chunk.row_counts().empty()) << i;
+  }
+  const json doc = json::parse(document);
+  EXPECT_EQ(doc["format"], "tuneforge-database");
+  EXPECT_EQ(doc["tables"]["configs"].size(), static_cast<size_t>(kDefaultConfigs + kConfigs));
+
+  // The chunks go to another server as they came, through the same default-limit channel.
+  v1::ImportDatabaseStreamResponse imported;
+  ASSERT_THAT(ImportStream(target_, exported.chunks, &imported), IsOk());
+  EXPECT_EQ(imported.row_counts().at("configs"), kConfigs);
+  EXPECT_EQ(imported.row_counts().at("configs_skipped_defaults"), kDefaultConfigs);
+  EXPECT_EQ(imported.row_counts().at("models"), 0);
+  EXPECT_EQ(CountRows(target_.database_url()), CountRows(source_.database_url()));
+
+  const StreamedExport again = ExportStream(target_);
+  ASSERT_THAT(again.status, IsOk());
+  const json copy = json::parse(again.Document());
+  const json configs = UserConfigsById(doc);
+  ASSERT_EQ(configs.size(), static_cast<size_t>(kConfigs));
+  EXPECT_EQ(configs[0]["description"], description);
+  EXPECT_EQ(UserConfigsById(copy), configs);
+  EXPECT_EQ(copy["row_counts"], doc["row_counts"]);
+}
+
+TEST(AdminStreamLimitTest, AStreamPastTheDocumentLimitIsResourceExhaustedAndImportsNothing) {
+  MetadataTestEnv small(30, nullptr, 64 << 10);
+  const std::map<std::string, int64_t> before = CountRows(small.database_url());
+  // A document declared larger than the limit is refused at its first message.
+  EXPECT_THAT(ImportStream(small, {Chunk(1 << 20, std::string(1000, ' '))}),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("document is 1048576 bytes"), HasSubstr("at most 65536 bytes"),
+                             HasSubstr("--max-document-bytes"))));
+  // Pieces that go past it are refused when they get there (the fifth piece of 16 KiB), not buffered on.
+  EXPECT_THAT(ImportStream(small, Pieces(std::string(size_t{1} << 20, ' '), 16 << 10, 64 << 10)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("the stream is past 65536 bytes at message 5"),
+                             HasSubstr("--max-document-bytes"))));
+  EXPECT_EQ(CountRows(small.database_url()), before);
+}
+
+TEST_F(AdminTest, AStreamMessageOverThePerMethodLimitIsResourceExhausted) {
+  const std::map<std::string, int64_t> before = CountRows(target_.database_url());
+  const std::string big(kDefaultMaxRequestBytes + 1000, ' ');
+  const std::string kRefused = "/tuneforge.v1.Admin/ImportDatabaseStream accepts messages of at most 4194304 bytes";
+  // As the first message, and after a first message that was fine.
+  EXPECT_THAT(ImportStream(target_, {Chunk(static_cast<int64_t>(big.size()), big)}),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("a message of the stream is 419"), HasSubstr(kRefused),
+                             HasSubstr("--max-request-bytes"))));
+  EXPECT_THAT(ImportStream(target_, {Chunk(static_cast<int64_t>(big.size()) + 5, "{\"a\":"), Chunk(0, big)}),
+              StatusIs(absl::StatusCode::kResourceExhausted, AllOf(HasSubstr(kRefused), HasSubstr("--max-request-bytes"))));
+  EXPECT_EQ(CountRows(target_.database_url()), before);
+}
+
+TEST_F(AdminTest, AMalformedDocumentSentInPiecesIsInvalidArgumentAndImportsNothing) {
+  const StreamedExport exported = ExportStream(source_);  // the default configs only
+  ASSERT_THAT(exported.status, IsOk());
+  const std::string document = exported.Document();
+  const int64_t size = static_cast<int64_t>(document.size());
+  const std::map<std::string, int64_t> before = CountRows(target_.database_url());
+
+  std::string broken = document;
+  const size_t tables = broken.find("\"tables\":");
+  ASSERT_NE(tables, std::string::npos);
+  broken[tables + 8] = '=';
+  EXPECT_THAT(ImportStream(target_, Pieces(broken, 100)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("document is not JSON"), HasSubstr("at byte " + std::to_string(tables + 9)))));
+  json bad_row = json::parse(document);
+  bad_row["tables"]["configs"][0]["type"] = "bogus";
+  EXPECT_THAT(ImportStream(target_, Pieces(bad_row.dump(), 100)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("document.tables.configs[0].type")));
+
+  // The stream's own rules.
+  EXPECT_THAT(ImportStream(target_, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the stream carried no document")));
+  EXPECT_THAT(ImportStream(target_, Pieces(document, 1000, 0)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("the first message of the stream must set chunk.document_bytes")));
+  EXPECT_THAT(ImportStream(target_, Pieces(document.substr(0, document.size() - 10), 1000, size)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(absl::StrCat("the stream ended after ", size - 10, " of the ", size, " bytes"))));
+  EXPECT_THAT(ImportStream(target_, Pieces(document, 1000, size - 10)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(absl::StrCat("past the ", size - 10, " bytes its first message declared")))));
+  std::vector<v1::DatabaseChunk> chunks = Pieces(document, 1000);
+  chunks[1].set_document_bytes(5);
+  EXPECT_THAT(ImportStream(target_, chunks),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("message 2 of the stream sets chunk.document_bytes to 5")));
+  chunks = Pieces(document, 1000);
+  chunks.insert(chunks.begin() + 1, Chunk(0, ""));
+  EXPECT_THAT(ImportStream(target_, chunks),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("message 2 of the stream has no chunk.data")));
+
+  // A message gRPC cannot read as an ImportDatabaseStreamRequest ends the stream for the server: it is short.
+  {
+    auto context = Context();
+    v1::ImportDatabaseStreamResponse response;
+    const grpc::internal::RpcMethod method("/tuneforge.v1.Admin/ImportDatabaseStream",
+                                           grpc::internal::RpcMethod::CLIENT_STREAMING);
+    std::unique_ptr<grpc::ClientWriter<google::protobuf::BytesValue>> writer(
+        grpc::internal::ClientWriterFactory<google::protobuf::BytesValue>::Create(source_.channel().get(), method,
+                                                                                  context.get(), &response));
+    // Field 1 (chunk) holding bytes that are no DatabaseChunk, after a first message that is fine.
+    v1::ImportDatabaseStreamRequest first;
+    *first.mutable_chunk() = Chunk(size, document.substr(0, 100));
+    google::protobuf::BytesValue valid, garbage;
+    valid.set_value(first.chunk().SerializeAsString());
+    garbage.set_value(std::string("\xff\xff\xff\xff\x0f garbage", 13));
+    writer->Write(valid);
+    writer->Write(garbage);
+    writer->WritesDone();
+    EXPECT_THAT(FromGrpcStatus(writer->Finish()),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr(absl::StrCat("the stream ended after 100 of the ", size, " bytes")),
+                               HasSubstr("could not be read"))));
+  }
+  EXPECT_EQ(CountRows(target_.database_url()), before) << "a refused import wrote rows";
+
+  // The document as exported, in pieces of any size, imports.
+  v1::ImportDatabaseStreamResponse imported;
+  ASSERT_THAT(ImportStream(target_, Pieces(document, 777), &imported), IsOk());
+  EXPECT_EQ(imported.row_counts().at("configs_skipped_defaults"), kDefaultConfigs);
+}
+
+TEST(StreamedDocumentTest, HoldsNoMoreThanTheLimitAndNeedsTheDeclaredSize) {
+  StreamedDocument whole(10);
+  ASSERT_THAT(whole.Add(7, "abc"), IsOk());
+  ASSERT_THAT(whole.Add(0, "de"), IsOk());
+  ASSERT_THAT(whole.Add(7, "f"), IsOk());
+  ASSERT_THAT(whole.Add(0, "g"), IsOk());
+  absl::StatusOr<std::string> document = std::move(whole).Finish();
+  ASSERT_THAT(document, IsOk());
+  EXPECT_EQ(*document, "abcdefg");
+
+  StreamedDocument over(10);
+  EXPECT_THAT(over.Add(11, "a"), StatusIs(absl::StatusCode::kResourceExhausted,
+                                          AllOf(HasSubstr("document is 11 bytes"), HasSubstr("at most 10 bytes"))));
+  StreamedDocument past(10);
+  ASSERT_THAT(past.Add(10, "0123456789"), IsOk());
+  EXPECT_THAT(past.Add(0, "a"), StatusIs(absl::StatusCode::kResourceExhausted,
+                                         AllOf(HasSubstr("the stream is past 10 bytes at message 2"),
+                                               HasSubstr("--max-document-bytes"))));
+  StreamedDocument none(10);
+  EXPECT_THAT(std::move(none).Finish(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no document")));
+  StreamedDocument negative(10);
+  EXPECT_THAT(negative.Add(-1, "a"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got -1")));
 }
 
 }  // namespace

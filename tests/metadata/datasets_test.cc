@@ -1,5 +1,6 @@
 // Datasets end to end: the real server over loopback gRPC, a real PostgreSQL, local files and the fake Hub.
 #include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include <pqxx/pqxx>
@@ -15,6 +16,7 @@
 #include "common/dataset_files.h"
 #include "common/sha256.h"
 #include "nlohmann/json.hpp"
+#include "services/metadata/dataset_service.h"
 #include "services/metadata/request_checks.h"
 #include "tests/metadata/support/metadata_test_env.h"
 
@@ -170,6 +172,7 @@ TEST_F(DatasetsTest, PreviewReturnsTheStoredFirstRowsOfEachSplit) {
   for (int s = 0; s < 2; ++s) {
     const std::vector<size_t>& indices = s == 0 ? expected.train : expected.test;
     ASSERT_EQ(preview.splits(s).rows_size(), 5);
+    EXPECT_FALSE(preview.splits(s).truncated());
     for (int k = 0; k < 5; ++k) {
       const auto& fields = preview.splits(s).rows(k).fields();
       const int i = static_cast<int>(indices[k]);
@@ -207,6 +210,91 @@ TEST_F(DatasetsTest, PreviewReturnsTheStoredFirstRowsOfEachSplit) {
   status = Preview("qa", other.revision().id(), "", &bad);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("is not a revision of dataset 'qa'"));
+}
+
+// The JSON size of a preview's rows, as the server counts them against kMaxPreviewResponseBytes.
+size_t RowsJsonBytes(const v1::GetDatasetPreviewResponse& preview) {
+  size_t bytes = 0;
+  for (const v1::SplitPreview& split : preview.splits()) {
+    for (const google::protobuf::Struct& row : split.rows()) {
+      std::string text;
+      EXPECT_TRUE(google::protobuf::util::MessageToJsonString(row, &text).ok());
+      bytes += text.size();
+    }
+  }
+  return bytes;
+}
+
+TEST_F(DatasetsTest, PreviewOfWideRowsStaysUnderItsCapAndSaysItWasCut) {
+  // 12 rows of 60 columns of 5000 bytes: each value is cut to 1000 bytes and "…", so a row takes about 61 KB (under
+  // the 64 KiB a preview row may take) and 5 rows would be 300 KB, past the 256 KiB an answer holds.
+  std::string rows;
+  for (int i = 0; i < 12; ++i) {
+    nlohmann::ordered_json row;
+    for (int c = 0; c < 60; ++c) row["c" + std::to_string(c)] = std::string(5000, static_cast<char>('a' + c % 26));
+    rows += row.dump() + "\n";
+  }
+  v1::AddDatasetRequest request = Local("wide", env_.WriteFile("wide.jsonl", rows));
+  request.mutable_local()->set_test_size(0.25);
+  MustAdd(request);
+
+  v1::GetDatasetPreviewResponse preview;
+  grpc::Status status = Preview("wide", "", "", &preview);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_LT(preview.ByteSizeLong(), kMaxPreviewResponseBytes + (16 << 10));
+  EXPECT_LE(RowsJsonBytes(preview), kMaxPreviewResponseBytes);
+  ASSERT_EQ(preview.splits_size(), 2);
+  EXPECT_EQ(preview.splits(0).rows_size(), 4);  // the fifth would go past the cap
+  EXPECT_TRUE(preview.splits(0).truncated());
+  EXPECT_EQ(preview.splits(1).rows_size(), 0);  // the train rows filled the answer
+  EXPECT_TRUE(preview.splits(1).truncated());
+  const google::protobuf::Value& cell = preview.splits(0).rows(0).fields().at("c0");
+  EXPECT_EQ(cell.string_value(), std::string(kPreviewCellBytes, 'a') + "\xE2\x80\xA6");
+
+  // One split alone gets the whole cap.
+  v1::GetDatasetPreviewResponse test_only;
+  ASSERT_TRUE(Preview("wide", "", "test", &test_only).ok());
+  ASSERT_EQ(test_only.splits_size(), 1);
+  EXPECT_EQ(test_only.splits(0).rows_size(), 3);
+  EXPECT_FALSE(test_only.splits(0).truncated());
+}
+
+TEST_F(DatasetsTest, AStoredPreviewWithHugeValuesIsCutWhenServed) {
+  // As an older server stored it, or an imported document holds it: values of 5 MB and 3 MB, a row of 70000 columns,
+  // 8 rows for a preview of 5.
+  v1::AddDatasetResponse added = MustAdd(Local("stored", env_.WriteFile("stored.jsonl", Jsonl(0, 20)),
+                                               env_.WriteFile("stored-test.jsonl", Jsonl(20, 2))));
+  nlohmann::json train = nlohmann::json::array();
+  train.push_back({{"text", std::string(size_t{5} << 20, 'x')}, {"n", 0}});
+  nlohmann::json many = nlohmann::json::object();
+  for (int c = 0; c < 70000; ++c) many["k" + std::to_string(c)] = 1;
+  train.push_back(many);
+  for (int i = 2; i < 8; ++i) train.push_back({{"text", "row " + std::to_string(i)}, {"n", i}});
+  nlohmann::json test = nlohmann::json::array();
+  for (int i = 0; i < 2; ++i) test.push_back({{"text", std::string(size_t{3} << 20, 'y')}});
+  {
+    pqxx::connection conn(env_.database_url());
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE dataset_revisions SET preview = $1::jsonb WHERE id = $2::uuid",
+                   nlohmann::json{{"train", train}, {"test", test}}.dump(), added.revision().id());
+    tx.commit();
+  }
+
+  v1::GetDatasetPreviewResponse preview;
+  grpc::Status status = Preview("stored", "", "", &preview);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_LT(preview.ByteSizeLong(), size_t{64} << 10);
+  ASSERT_EQ(preview.splits_size(), 2);
+  const v1::SplitPreview& shown = preview.splits(0);
+  EXPECT_TRUE(shown.truncated());
+  ASSERT_EQ(shown.rows_size(), 4);  // rows 0, 2, 3, 4 of the first five: row 1 is too large even when cut
+  EXPECT_EQ(shown.rows(0).fields().at("text").string_value(), std::string(kPreviewCellBytes, 'x') + "\xE2\x80\xA6");
+  EXPECT_EQ(shown.rows(1).fields().at("n").number_value(), 2);
+  EXPECT_EQ(shown.rows(3).fields().at("n").number_value(), 4);
+  // Both rows of a test split of two: nothing left out, only values cut.
+  EXPECT_EQ(preview.splits(1).rows_size(), 2);
+  EXPECT_FALSE(preview.splits(1).truncated());
+  EXPECT_EQ(preview.splits(1).rows(1).fields().at("text").string_value().size(), kPreviewCellBytes + 3);
 }
 
 TEST_F(DatasetsTest, TestFileGivesTheTestSplitAndPreviewKeepsFileOrder) {

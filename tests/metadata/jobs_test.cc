@@ -224,7 +224,7 @@ TEST_F(JobsTest, WorkerCallsNeedTheToken) {
   grpc::Status s = env_.queue()->LeaseJob(WorkerContext("").get(), r, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   s = env_.queue()->LeaseJob(WorkerContext("wrong-token").get(), r, &response);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(s.error_message(), ::testing::Not(HasSubstr(::tuneforge::testing::kTestWorkerToken)));
 }
 

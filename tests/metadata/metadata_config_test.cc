@@ -13,6 +13,7 @@
 namespace tuneforge {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::tuneforge::testing::IsOk;
@@ -23,7 +24,8 @@ class MetadataConfigTest : public ::testing::Test {
   void SetUp() override {
     for (const char* v : {"TUNEFORGE_LISTEN", "TUNEFORGE_PORT", "TUNEFORGE_DATABASE_URL", "TUNEFORGE_HOME",
                           "TUNEFORGE_ALLOWED_ROOTS", "HF_ENDPOINT", "TUNEFORGE_POOL_SIZE", "TUNEFORGE_LOG_LEVEL",
-                          "HF_TOKEN"}) {
+                          "HF_TOKEN", "TUNEFORGE_AUTH", "TUNEFORGE_ADMIN_TOKEN_FILE", "TUNEFORGE_TLS_CERT",
+                          "TUNEFORGE_TLS_KEY", "TUNEFORGE_TLS_CLIENT_CA"}) {
       unsetenv(v);
     }
     setenv("HOME", "/home/someone", 1);
@@ -87,6 +89,60 @@ TEST_F(MetadataConfigTest, HelpListsEveryFlagWithItsVariable) {
                            "--port [TUNEFORGE_PORT]", "--listen [TUNEFORGE_LISTEN]", "HF_TOKEN"}) {
     EXPECT_THAT(usage, HasSubstr(text));
   }
+}
+
+TEST_F(MetadataConfigTest, MetricsPortAndLogFormatAreOffAndTextUnlessSet) {
+  unsetenv("TUNEFORGE_METRICS_PORT");
+  unsetenv("TUNEFORGE_LOG_FORMAT");
+  auto defaults = Parse({});
+  ASSERT_THAT(defaults, IsOk());
+  EXPECT_EQ(defaults->metrics_port, -1);
+  EXPECT_EQ(defaults->log_format, LogFormat::kText);
+  setenv("TUNEFORGE_METRICS_PORT", "9464", 1);
+  setenv("TUNEFORGE_LOG_FORMAT", "json", 1);
+  auto from_env = Parse({});
+  ASSERT_THAT(from_env, IsOk());
+  EXPECT_EQ(from_env->metrics_port, 9464);
+  EXPECT_EQ(from_env->log_format, LogFormat::kJson);
+  auto flags = Parse({"--metrics-port=0", "--log-format", "text"});
+  ASSERT_THAT(flags, IsOk());
+  EXPECT_EQ(flags->metrics_port, 0);
+  EXPECT_EQ(flags->log_format, LogFormat::kText);
+  EXPECT_THAT(Parse({"--metrics-port=70000"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--metrics-port='70000' is not a number from 0")));
+  EXPECT_THAT(Parse({"--port=9000", "--metrics-port=9000"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--metrics-port=9000 is also the gRPC --port")));
+  EXPECT_THAT(Parse({"--log-format=xml"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--log-format='xml' is not one of text, json")));
+  unsetenv("TUNEFORGE_METRICS_PORT");
+  unsetenv("TUNEFORGE_LOG_FORMAT");
+  EXPECT_THAT(MetadataUsage(), HasSubstr("--metrics-port [TUNEFORGE_METRICS_PORT]"));
+  EXPECT_THAT(MetadataUsage(), HasSubstr("--log-format [TUNEFORGE_LOG_FORMAT]"));
+}
+
+TEST_F(MetadataConfigTest, AuthIsOnByDefaultAndOffOnlyOnLoopback) {
+  auto config = Parse({});
+  ASSERT_THAT(config.status(), IsOk());
+  EXPECT_TRUE(config->auth);
+  EXPECT_EQ(config->admin_token_file, "/home/someone/.tuneforge/admin-token");
+  config = Parse({"--auth=off"});
+  ASSERT_THAT(config.status(), IsOk());
+  EXPECT_FALSE(config->auth);
+  EXPECT_THAT(Parse({"--auth", "off", "--listen", "::1"}).status(), IsOk());
+  EXPECT_THAT(Parse({"--auth=off", "--listen=0.0.0.0"}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, AllOf(HasSubstr("--auth=off"), HasSubstr("0.0.0.0"))));
+  EXPECT_THAT(Parse({"--listen=0.0.0.0"}).status(), IsOk());
+  EXPECT_THAT(Parse({"--auth=maybe"}).status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--auth")));
+}
+
+TEST_F(MetadataConfigTest, TlsFlagsComeInPairs) {
+  EXPECT_THAT(Parse({"--tls-cert=/c.pem"}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls-cert and --tls-key")));
+  EXPECT_THAT(Parse({"--tls-client-ca=/ca.pem"}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls-client-ca needs")));
+  auto config = Parse({"--tls-cert=/c.pem", "--tls-key=/k.pem", "--tls-client-ca=/ca.pem"});
+  ASSERT_THAT(config.status(), IsOk());
+  EXPECT_EQ(config->tls_client_ca, "/ca.pem");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 
 #include "tests/metadata/support/metadata_test_env.h"
+#include "services/metadata/model_repository.h"
 #include "services/metadata/request_checks.h"
 #include "tests/support/test_postgres.h"
 
@@ -41,6 +42,35 @@ int64_t ParameterCountOf(const std::string& safetensors_path) {
 
 std::string MakePageTokenForTest(const std::string& kind, const std::string& key) {
   return MakePageToken(kind, key);
+}
+
+// Revisions' file lists are read from PostgreSQL's jsonb text without a JSON library on the common path: what comes
+// back must be what was stored, whatever the paths hold.
+TEST(FilesFromJsonTest, ReadsBackWhatPostgresStored) {
+  const std::vector<FileRecord> files = {{"config.json", 640, std::string(64, 'a')},
+                                         {"sub/we\"ird\\ name\t\u00fc\u4e2d.bin", 0, ""},
+                                         {"", -1, "x"}};
+  pqxx::connection conn(TestPostgres::Get().NewDatabase());
+  pqxx::nontransaction tx(conn);
+  const std::string printed = tx.exec_params1("SELECT $1::jsonb::text", FilesToJson(files))[0].as<std::string>();
+  const std::vector<FileRecord> read = FilesFromJson(printed);
+  ASSERT_EQ(read.size(), files.size()) << printed;
+  for (size_t i = 0; i < files.size(); ++i) {
+    EXPECT_EQ(read[i].path, files[i].path);
+    EXPECT_EQ(read[i].size, files[i].size);
+    EXPECT_EQ(read[i].sha256, files[i].sha256);
+  }
+  // Shapes the fast reader leaves to nlohmann (other keys, nesting, other number forms) read the same.
+  const std::vector<FileRecord> other =
+      FilesFromJson(R"([{"path": "a", "extra": [1, {"b": "}"}], "size": 2.0e0, "sha256": "s"}, {}])");
+  ASSERT_EQ(other.size(), 2u);
+  EXPECT_EQ(other[0].path, "a");
+  EXPECT_EQ(other[0].size, 2);
+  EXPECT_EQ(other[0].sha256, "s");
+  EXPECT_EQ(other[1].path, "");
+  EXPECT_TRUE(FilesFromJson("").empty());
+  EXPECT_TRUE(FilesFromJson("[]").empty());
+  EXPECT_ANY_THROW(FilesFromJson("[{\"path\": \"a"));
 }
 
 class ModelsTest : public ::testing::Test {

@@ -756,6 +756,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
 
   // Training.
   using Clock = std::chrono::steady_clock;
+  ResetPeakDeviceMemory(device);  // progress reports the peak of training, not of loading
   auto window_start = Clock::now();
   int64_t window_tokens = 0;
   double window_loss = 0;
@@ -858,6 +859,9 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
         p.grad_norm = grad_norm;
         p.tokens_per_second = seconds > 0 ? static_cast<double>(window_tokens) / seconds : 0.0;
         p.eval_loss = eval_loss;
+        p.step_seconds = seconds / static_cast<double>(window_steps);
+        p.report_steps = window_steps;
+        p.peak_device_memory_bytes = PeakDeviceMemoryBytes(device);
         if (hooks.on_progress) hooks.on_progress(p);
         window_start = Clock::now();
         window_tokens = 0;

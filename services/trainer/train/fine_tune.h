@@ -86,6 +86,11 @@ struct FineTuneProgress {
   double grad_norm = 0;               // of the last step, before clipping
   double tokens_per_second = 0;       // over the steps since the previous report
   std::optional<double> eval_loss;    // set on the report that ends an evaluated epoch
+  double step_seconds = 0;            // mean wall time of the steps since the previous report (eval included)
+  int64_t report_steps = 0;           // how many steps that mean covers
+  // Peak bytes held by libtorch's allocator on the GPU since training began (torch.cuda.max_memory_allocated);
+  // none on the CPU.
+  std::optional<int64_t> peak_device_memory_bytes;
 };
 
 struct CheckpointInfo {

@@ -10,6 +10,7 @@
 #include "common/dataset_files.h"
 #include "common/hf_cache.h"
 #include "common/status_macros.h"
+#include "services/trainer/worker/trainer_metrics.h"
 
 namespace tuneforge {
 
@@ -34,7 +35,12 @@ absl::StatusOr<std::string> HubSnapshotDir(RepoKind kind, const std::string& rep
   download.cache_dir = options.cache_dir;
   download.cancelled = hooks.cancelled;
   int last_decile = -1;
+  int64_t counted_bytes = 0;
   download.progress = [&](const HubDownloadProgress& p) {
+    if (options.metrics != nullptr && p.bytes_received > counted_bytes) {
+      options.metrics->AddDownloadedBytes(p.bytes_received - counted_bytes);
+      counted_bytes = p.bytes_received;
+    }
     if (p.bytes_total <= 0 || !hooks.on_event) return;
     const int decile = static_cast<int>(10 * p.bytes_done / p.bytes_total);
     if (decile == last_decile) return;

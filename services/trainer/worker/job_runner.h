@@ -13,6 +13,8 @@
 
 namespace tuneforge {
 
+class TrainerMetrics;
+
 struct JobRunnerOptions {
   const HubClient* hub = nullptr;
   std::string hf_token;   // for Hub downloads; never logged
@@ -20,6 +22,8 @@ struct JobRunnerOptions {
   int threads = 0;        // torch threads; 0: libtorch's default
   // Shared with tuneforge-metadata: a job writes only under <artifacts_dir>/jobs/<job id>/.
   std::string artifacts_dir;
+  // Counts Hub download bytes here and, in the worker, progress and job ends; null: no metrics.
+  TrainerMetrics* metrics = nullptr;
 };
 
 // Runs the leased job to its adapter. `hooks` carry progress, events (downloads included), checkpoints and the

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/trainer/worker/trainer_metrics.h"
 #include "spdlog/spdlog.h"
 
 namespace tuneforge {
@@ -36,6 +37,15 @@ void ToProto(const FineTuneProgress& p, iv1::HeartbeatRequest* out) {
   metrics->set_tokens_per_second(p.tokens_per_second);
 }
 
+// How a run ended, as tuneforge_trainer_jobs_total{outcome} counts it.
+std::string JobOutcome(const absl::Status& result, bool lease_lost, bool cancel_requested, bool stopping) {
+  if (lease_lost) return "lease_lost";
+  if (result.ok()) return "succeeded";
+  if (result.code() != absl::StatusCode::kCancelled) return "failed";
+  if (cancel_requested) return "cancelled";
+  return stopping ? "interrupted" : "failed";
+}
+
 }  // namespace
 
 Worker::Worker(WorkerOptions options) : options_(std::move(options)) {
@@ -43,7 +53,10 @@ Worker::Worker(WorkerOptions options) : options_(std::move(options)) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   queue_ = iv1::WorkerQueue::NewStub(
-      grpc::CreateCustomChannel(options_.metadata_address, grpc::InsecureChannelCredentials(), args));
+      grpc::CreateCustomChannel(options_.metadata_address,
+                                options_.credentials != nullptr ? options_.credentials
+                                                                : grpc::InsecureChannelCredentials(),
+                                args));
 }
 
 std::unique_ptr<grpc::ClientContext> Worker::Context(std::chrono::seconds timeout) const {
@@ -166,6 +179,7 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
 
   FineTuneHooks hooks;
   hooks.on_progress = [&](const FineTuneProgress& p) {
+    if (options_.runner.metrics != nullptr) options_.runner.metrics->RecordProgress(p);
     std::lock_guard<std::mutex> lock(mu);
     ToProto(p, &pending);
     pending.set_progress_updated(true);
@@ -279,6 +293,9 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
     spdlog::info("job {}: {} ({}: {})", lease.job_id(),
                  status.ok() ? tuneforge::v1::JobState_Name(response.state()) : "could not report the failure",
                  request.code(), request.message());
+  }
+  if (options_.runner.metrics != nullptr) {
+    options_.runner.metrics->RecordJobEnd(JobOutcome(result.status(), lease_lost, cancel_requested, stop));
   }
   std::lock_guard<std::mutex> lock(mu_);
   status_ = WorkerStatus{};

@@ -20,7 +20,9 @@ namespace tuneforge {
 struct WorkerOptions {
   std::string metadata_address;  // host:port of tuneforge-metadata
   std::string worker_id;
-  std::string worker_token;  // never logged
+  std::string worker_token;  // the worker-token file's secret or a trainer token; never logged
+  // How to reach metadata_address: TLS credentials, or plaintext when unset.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   JobRunnerOptions runner;
   std::chrono::milliseconds heartbeat_interval{1000};
   int lease_wait_seconds = 10;

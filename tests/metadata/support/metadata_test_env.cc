@@ -13,11 +13,24 @@
 
 namespace tuneforge::testing {
 
-MetadataTestEnv::MetadataTestEnv(double lease_seconds, const MetadataTestEnv* same_files_as)
+MetadataTestEnv::MetadataTestEnv(double lease_seconds, const MetadataTestEnv* same_files_as, size_t max_document_bytes)
     : hub_(std::make_unique<FakeHub>()),
       root_(same_files_as == nullptr ? std::make_unique<ScratchDir>("tuneforge-root") : nullptr),
       root_path_(same_files_as == nullptr ? root_->path() : same_files_as->root()),
       outside_(std::make_unique<ScratchDir>("tuneforge-outside")) {
+  Start(lease_seconds, max_document_bytes, nullptr);
+}
+
+MetadataTestEnv::MetadataTestEnv(const std::function<void(MetadataServerOptions&)>& customize)
+    : hub_(std::make_unique<FakeHub>()),
+      root_(std::make_unique<ScratchDir>("tuneforge-root")),
+      root_path_(root_->path()),
+      outside_(std::make_unique<ScratchDir>("tuneforge-outside")) {
+  Start(30, 0, customize);
+}
+
+void MetadataTestEnv::Start(double lease_seconds, size_t max_document_bytes,
+                            const std::function<void(MetadataServerOptions&)>& customize) {
   database_url_ = TestPostgres::Get().NewDatabase();
   MetadataServerOptions options;
   options.listen_address = "127.0.0.1:0";
@@ -28,12 +41,17 @@ MetadataTestEnv::MetadataTestEnv(double lease_seconds, const MetadataTestEnv* sa
   options.artifacts_dir = root_path_ + "/artifacts";
   options.worker_token = kTestWorkerToken;
   options.lease_seconds = lease_seconds;
+  options.metrics_port = 0;  // every test server serves /metrics, on a free port
+  if (max_document_bytes > 0) options.max_document_bytes = max_document_bytes;
+  if (customize) customize(options);
   absl::StatusOr<std::unique_ptr<MetadataServer>> server = MetadataServer::Start(options);
   if (!server.ok()) throw std::runtime_error(absl::StrCat("metadata server did not start: ", server.status().ToString()));
   server_ = std::move(*server);
   address_ = absl::StrCat("127.0.0.1:", server_->port());
   channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
 }
+
+int MetadataTestEnv::metrics_port() const { return server_->metrics_port(); }
 
 MetadataTestEnv::~MetadataTestEnv() {
   channel_.reset();

@@ -5,6 +5,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,6 +23,7 @@
 
 namespace tuneforge {
 class MetadataServer;
+struct MetadataServerOptions;
 }
 
 namespace tuneforge::testing {
@@ -32,8 +35,13 @@ class MetadataTestEnv {
  public:
   // Jobs write under root()/artifacts; a trainer's lease lasts lease_seconds without a heartbeat. With
   // `same_files_as`, this server shares that one's root (and so its allowed root and artifacts directory), as
-  // two servers on one shared volume do; it has a database of its own either way.
-  explicit MetadataTestEnv(double lease_seconds = 30, const MetadataTestEnv* same_files_as = nullptr);
+  // two servers on one shared volume do; it has a database of its own either way. `max_document_bytes` other than 0
+  // replaces the server's document limit (--max-document-bytes).
+  explicit MetadataTestEnv(double lease_seconds = 30, const MetadataTestEnv* same_files_as = nullptr,
+                           size_t max_document_bytes = 0);
+  // A server started with the test options changed by `customize` (auth, TLS, ...). With TLS, channel() is
+  // plaintext and fails: make a channel of your own.
+  explicit MetadataTestEnv(const std::function<void(MetadataServerOptions&)>& customize);
   ~MetadataTestEnv();
 
   FakeHub& hub() { return *hub_; }
@@ -47,6 +55,8 @@ class MetadataTestEnv {
   const std::string& outside() const { return outside_->path(); }
   const std::string& database_url() const { return database_url_; }
   const std::string& address() const { return address_; }
+  // The server's Prometheus endpoint: http://127.0.0.1:<metrics_port()>/metrics.
+  int metrics_port() const;
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   std::unique_ptr<v1::Models::Stub> models() const { return v1::Models::NewStub(channel_); }
@@ -63,6 +73,9 @@ class MetadataTestEnv {
   v1::Model AddReferenceModel(const std::string& reference_case, const std::string& name);
 
  private:
+  void Start(double lease_seconds, size_t max_document_bytes,
+             const std::function<void(MetadataServerOptions&)>& customize);
+
   std::unique_ptr<FakeHub> hub_;
   std::unique_ptr<ScratchDir> root_;  // null when the root is another env's
   std::string root_path_;
