@@ -14,21 +14,20 @@
 #include <pqxx/pqxx>
 
 #include "absl/strings/escaping.h"
+#include "tests/metadata/support/job_fixtures.h"
 #include "tests/metadata/support/metadata_test_env.h"
 
 namespace tuneforge {
 namespace {
 
 using ::testing::HasSubstr;
+using ::tuneforge::testing::AddLocalDataset;
+using ::tuneforge::testing::AddQaPrompt;
 using ::tuneforge::testing::Context;
+using ::tuneforge::testing::LeaseJob;
 using ::tuneforge::testing::MetadataTestEnv;
+using ::tuneforge::testing::WorkerContext;
 namespace iv1 = ::tuneforge::internal::v1;
-
-std::unique_ptr<grpc::ClientContext> WorkerContext(const std::string& token = ::tuneforge::testing::kTestWorkerToken) {
-  auto context = Context();
-  if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
-  return context;
-}
 
 nlohmann::json ToJson(const google::protobuf::Message& m) {
   std::string text;
@@ -54,18 +53,8 @@ class JobsTest : public ::testing::Test {
   void SetUp() override {
     TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
     env_.AddReferenceModel("llama", "tiny-llama");
-    v1::AddDatasetRequest dataset;
-    dataset.set_name("qa");
-    dataset.mutable_local()->set_train_path(env_.WriteFile("qa.jsonl", QaRows(20)));
-    v1::AddDatasetResponse added;
-    ASSERT_TRUE(env_.datasets()->AddDataset(Context().get(), dataset, &added).ok());
-    v1::AddPromptRequest prompt;
-    prompt.set_name("qa-prompt");
-    prompt.set_dataset("qa");
-    prompt.mutable_template_()->set_input_template("Q: {question}\nA: ");
-    prompt.mutable_template_()->set_completion_template("{answer}");
-    v1::AddPromptResponse prompt_added;
-    ASSERT_TRUE(env_.prompts()->AddPrompt(Context().get(), prompt, &prompt_added).ok());
+    ASSERT_TRUE(AddLocalDataset(env_, "qa", env_.WriteFile("qa.jsonl", QaRows(20))));
+    ASSERT_TRUE(AddQaPrompt(env_, "qa-prompt", "qa"));
   }
 
   v1::StartFineTuningJobRequest Request(const std::string& name) {
@@ -99,13 +88,7 @@ class JobsTest : public ::testing::Test {
   }
 
   iv1::LeaseJobResponse Lease(const std::string& worker, int wait_seconds = 0) {
-    iv1::LeaseJobRequest r;
-    r.set_worker_id(worker);
-    r.set_wait_seconds(wait_seconds);
-    iv1::LeaseJobResponse response;
-    grpc::Status s = env_.queue()->LeaseJob(WorkerContext().get(), r, &response);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return response;
+    return LeaseJob(env_, worker, wait_seconds);
   }
 
   grpc::Status Beat(const iv1::JobLease& lease, const std::string& worker, iv1::HeartbeatResponse* response,

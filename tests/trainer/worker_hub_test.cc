@@ -1,12 +1,9 @@
 // A trainer worker against the real metadata service and the fake Hub: a job whose model and dataset live on the
 // Hub downloads them into the Hugging Face cache (a transfer cut mid-file resumes with Range, no corrupt blob is
 // left), trains, and registers its adapter; the Hub token reaches the Hub and no job record.
-#include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
-#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -24,86 +21,32 @@
 #include "services/trainer/worker/job_runner.h"
 #include "services/trainer/worker/trainer_service.h"
 #include "services/trainer/worker/worker.h"
+#include "tests/metadata/support/job_fixtures.h"
 #include "tests/metadata/support/metadata_test_env.h"
+#include "tests/trainer/support/worker_run.h"
 
 namespace tuneforge {
 namespace {
 
 using ::testing::HasSubstr;
+using ::tuneforge::testing::AddDataset;
+using ::tuneforge::testing::AddHubDataset;
+using ::tuneforge::testing::AddHubModel;
+using ::tuneforge::testing::AddLocalModel;
+using ::tuneforge::testing::AddQaPrompt;
+using ::tuneforge::testing::CommitDemoToHub;
 using ::tuneforge::testing::Context;
+using ::tuneforge::testing::FakeHubClientOptions;
 using ::tuneforge::testing::MetadataTestEnv;
+using ::tuneforge::testing::RunUntilEnd;
 using ::tuneforge::testing::ScratchDir;
+using ::tuneforge::testing::ShortQaJob;
+using ::tuneforge::testing::StartJob;
+using ::tuneforge::testing::TestWorkerOptions;
+using ::tuneforge::testing::WorkerContext;
+using ::tuneforge::testing::WriteDemoData;
 
 constexpr char kHubToken[] = "hf_test-token-for-the-fake-hub";
-
-v1::FineTuningJob WaitForEnd(MetadataTestEnv& env, const std::string& name) {
-  v1::FineTuningJob job;
-  for (int i = 0; i < 1200; ++i) {
-    v1::GetFineTuningJobRequest r;
-    r.set_job(name);
-    v1::GetFineTuningJobResponse response;
-    if (env.jobs()->GetFineTuningJob(Context().get(), r, &response).ok()) {
-      job = response.job();
-      if (job.state() == v1::JOB_STATE_SUCCEEDED || job.state() == v1::JOB_STATE_FAILED ||
-          job.state() == v1::JOB_STATE_CANCELLED) {
-        break;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return job;
-}
-
-// The quick start's demo model (with tokenizer) and dataset, generated into `dir`.
-bool WriteDemo(const std::string& dir) {
-  return std::system(("python3 " + std::string(TUNEFORGE_SOURCE_DIR) + "/scripts/make_demo_data.py " + dir +
-                      " >/dev/null")
-                         .c_str()) == 0;
-}
-
-void AddQaPrompt(MetadataTestEnv& env, const std::string& dataset) {
-  v1::AddPromptRequest prompt;
-  prompt.set_name("qa");
-  prompt.set_dataset(dataset);
-  prompt.mutable_template_()->set_input_template("Q: {question}\nA: ");
-  prompt.mutable_template_()->set_completion_template("{answer}");
-  v1::AddPromptResponse added;
-  grpc::Status s = env.prompts()->AddPrompt(Context().get(), prompt, &added);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-}
-
-void AddLocalModel(MetadataTestEnv& env, const std::string& name, const std::string& dir) {
-  v1::AddModelRequest model;
-  model.set_name(name);
-  model.mutable_local()->set_path(dir);
-  v1::AddModelResponse added;
-  grpc::Status s = env.models()->AddModel(Context().get(), model, &added);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-}
-
-WorkerOptions TestWorkerOptions(MetadataTestEnv& env, const HubClient& hub) {
-  WorkerOptions options;
-  options.metadata_address = env.address();
-  options.worker_id = "test-trainer";
-  options.worker_token = ::tuneforge::testing::kTestWorkerToken;
-  options.runner.hub = &hub;
-  options.runner.threads = 1;
-  options.runner.artifacts_dir = env.root() + "/artifacts";
-  options.lease_wait_seconds = 1;
-  return options;
-}
-
-// Runs a worker until job `name` ends; returns the job as it ended.
-v1::FineTuningJob RunUntilEnd(MetadataTestEnv& env, const WorkerOptions& options, const std::string& name) {
-  Worker worker(options);
-  std::atomic<bool> stop{false};
-  std::thread runner([&] { worker.Run(stop); });
-  const v1::FineTuningJob job = WaitForEnd(env, name);
-  stop = true;
-  worker.Interrupt();
-  runner.join();
-  return job;
-}
 
 TEST(WorkerHubTest, ALeaseThatPointsOutsideTheJobsFolderIsRefusedBeforeAnythingIsWritten) {
   ScratchDir artifacts("tuneforge-artifacts");
@@ -143,52 +86,27 @@ TEST(WorkerHubTest, ALeaseThatPointsOutsideTheJobsFolderIsRefusedBeforeAnythingI
 TEST(WorkerHubTest, HubModelAndDatasetAreDownloadedResumedAndTrained) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
-  ASSERT_TRUE(WriteDemo(demo.path()));
+  ASSERT_TRUE(WriteDemoData(demo.path()));
   env.hub().AllowToken(kHubToken);
-  const std::string model_sha = env.hub().AddCommitFromDir(RepoKind::kModel, "org/demo-llama", demo.path() + "/demo-llama");
-  env.hub().AddCommitFromDir(RepoKind::kDataset, "org/demo-instructions", demo.path() + "/demo-instructions");
+  const std::string model_sha = CommitDemoToHub(env, demo.path());
   env.hub().SetPrivate("org/demo-llama", true);
 
-  v1::AddModelRequest model;
-  model.set_name("hub-llama");
-  model.mutable_huggingface()->set_repo_id("org/demo-llama");
-  model.mutable_huggingface()->set_token(kHubToken);
-  v1::AddModelResponse model_added;
-  grpc::Status s = env.models()->AddModel(Context().get(), model, &model_added);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  v1::AddDatasetRequest dataset;
-  dataset.set_name("hub-instructions");
-  dataset.mutable_huggingface()->set_repo_id("org/demo-instructions");
-  v1::AddDatasetResponse dataset_added;
-  s = env.datasets()->AddDataset(Context().get(), dataset, &dataset_added);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  AddQaPrompt(env, "hub-instructions");
+  ASSERT_TRUE(AddHubModel(env, "hub-llama", "org/demo-llama", kHubToken));
+  ASSERT_TRUE(AddHubDataset(env, "hub-instructions", "org/demo-instructions"));
+  ASSERT_TRUE(AddQaPrompt(env, "qa", "hub-instructions"));
 
-  v1::StartFineTuningJobRequest start;
-  start.set_name("from-hub");
-  start.set_model("hub-llama");
-  start.set_dataset("hub-instructions");
-  start.set_prompt("qa");
-  auto& training = *start.mutable_training()->mutable_fields();
-  training["max_steps"].set_number_value(6);
-  training["per_device_batch_size"].set_number_value(4);
-  training["max_seq_len"].set_number_value(64);
-  training["dtype"].set_string_value("fp32");
-  training["learning_rate"].set_number_value(0.005);
-  v1::StartFineTuningJobResponse started;
-  s = env.jobs()->StartFineTuningJob(Context().get(), start, &started);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  v1::StartFineTuningJobRequest start = ShortQaJob("from-hub", "hub-llama", "hub-instructions", /*max_steps=*/6);
+  (*start.mutable_training()->mutable_fields())["learning_rate"].set_number_value(0.005);
+  ASSERT_TRUE(StartJob(env, start));
 
   // The first file transfer is cut after 100 bytes (every file of the repo is larger).
   env.hub().DropNextBodies(1, 100);
   ScratchDir cache("tuneforge-cache");
-  HubClientOptions hub_options;
-  hub_options.endpoint = env.hub().endpoint();
+  HubClientOptions hub_options = FakeHubClientOptions(env);
   hub_options.initial_backoff = std::chrono::milliseconds(10);
   HubClient hub(hub_options);
-  WorkerOptions options = TestWorkerOptions(env, hub);
+  WorkerOptions options = TestWorkerOptions(env, hub, cache.path());
   options.runner.hf_token = kHubToken;
-  options.runner.cache_dir = cache.path();
   const v1::FineTuningJob job = RunUntilEnd(env, options, "from-hub");
 
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error().code() << ": " << job.error().message();
@@ -251,33 +169,22 @@ double EvalLoss(const CausalLM& model, const std::string& model_dir, const std::
 TEST(WorkerHubTest, TheRegisteredAdapterReproducesTheTrainedModel) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
-  ASSERT_TRUE(WriteDemo(demo.path()));
+  ASSERT_TRUE(WriteDemoData(demo.path()));
   const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
   const std::string data_dir = env.CopyDir(demo.path() + "/demo-instructions", "demo-instructions");
-  AddLocalModel(env, "demo-llama", model_dir);
+  ASSERT_TRUE(AddLocalModel(env, "demo-llama", model_dir));
   v1::AddDatasetRequest dataset;
   dataset.set_name("demo-instructions");
   dataset.mutable_local()->set_train_path(data_dir + "/train.jsonl");
   dataset.mutable_local()->set_test_path(data_dir + "/test.jsonl");
-  v1::AddDatasetResponse dataset_added;
-  ASSERT_TRUE(env.datasets()->AddDataset(Context().get(), dataset, &dataset_added).ok());
-  AddQaPrompt(env, "demo-instructions");
-  v1::StartFineTuningJobRequest start;
-  start.set_name("local");
-  start.set_model("demo-llama");
-  start.set_dataset("demo-instructions");
-  start.set_prompt("qa");
+  ASSERT_TRUE(AddDataset(env, dataset));
+  ASSERT_TRUE(AddQaPrompt(env, "qa", "demo-instructions"));
+  v1::StartFineTuningJobRequest start = ShortQaJob("local", "demo-llama", "demo-instructions", /*max_steps=*/10);
   auto& lora = *start.mutable_lora()->mutable_fields();
   lora["r"].set_number_value(8);
   lora["lora_dropout"].set_number_value(0);
-  auto& training = *start.mutable_training()->mutable_fields();
-  training["max_steps"].set_number_value(10);
-  training["per_device_batch_size"].set_number_value(4);
-  training["max_seq_len"].set_number_value(64);
-  training["dtype"].set_string_value("fp32");
-  training["learning_rate"].set_number_value(0.005);
-  v1::StartFineTuningJobResponse started;
-  ASSERT_TRUE(env.jobs()->StartFineTuningJob(Context().get(), start, &started).ok());
+  (*start.mutable_training()->mutable_fields())["learning_rate"].set_number_value(0.005);
+  ASSERT_TRUE(StartJob(env, start));
 
   HubClient hub;
   const v1::FineTuningJob job = RunUntilEnd(env, TestWorkerOptions(env, hub), "local");
@@ -308,28 +215,26 @@ TEST(WorkerHubTest, TheRegisteredAdapterReproducesTheTrainedModel) {
 TEST(WorkerHubTest, ABadRowFailsTheJobWithTheRowAndColumnAndNoRetry) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
-  ASSERT_TRUE(WriteDemo(demo.path()));
+  ASSERT_TRUE(WriteDemoData(demo.path()));
   const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
   std::string rows;
   for (int i = 0; i < 10; ++i) rows += "{\"question\": \"q" + std::to_string(i) + "\", \"answer\": \"a\"}\n";
   rows += "{\"question\": \"q10\", \"answer\": null}\n";
   const std::string train = env.WriteFile("bad/train.jsonl", rows);
-  AddLocalModel(env, "demo-llama", model_dir);
+  ASSERT_TRUE(AddLocalModel(env, "demo-llama", model_dir));
   v1::AddDatasetRequest dataset;
   dataset.set_name("bad");
   dataset.mutable_local()->set_train_path(train);
   dataset.mutable_local()->set_test_size(0.1);
-  v1::AddDatasetResponse dataset_added;
-  ASSERT_TRUE(env.datasets()->AddDataset(Context().get(), dataset, &dataset_added).ok());
-  AddQaPrompt(env, "bad");
+  ASSERT_TRUE(AddDataset(env, dataset));
+  ASSERT_TRUE(AddQaPrompt(env, "qa", "bad"));
   v1::StartFineTuningJobRequest start;
   start.set_name("bad-job");
   start.set_model("demo-llama");
   start.set_dataset("bad");
   start.set_prompt("qa");
   (*start.mutable_training()->mutable_fields())["dtype"].set_string_value("fp32");
-  v1::StartFineTuningJobResponse started;
-  ASSERT_TRUE(env.jobs()->StartFineTuningJob(Context().get(), start, &started).ok());
+  ASSERT_TRUE(StartJob(env, start));
 
   HubClient hub;
   const v1::FineTuningJob job = RunUntilEnd(env, TestWorkerOptions(env, hub), "bad-job");
@@ -344,15 +249,12 @@ TEST(WorkerHubTest, ABadRowFailsTheJobWithTheRowAndColumnAndNoRetry) {
 TEST(WorkerHubTest, TrainerServicePrefetchesIntoTheCacheAndReportsStatus) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");
-  ASSERT_TRUE(WriteDemo(demo.path()));
+  ASSERT_TRUE(WriteDemoData(demo.path()));
   const std::string sha = env.hub().AddCommitFromDir(RepoKind::kModel, "org/demo-llama", demo.path() + "/demo-llama");
   ScratchDir cache("tuneforge-cache");
-  HubClientOptions hub_options;
-  hub_options.endpoint = env.hub().endpoint();
-  HubClient hub(hub_options);
-  WorkerOptions options = TestWorkerOptions(env, hub);
+  HubClient hub(FakeHubClientOptions(env));
+  WorkerOptions options = TestWorkerOptions(env, hub, cache.path());
   options.worker_id = "ops-trainer";
-  options.runner.cache_dir = cache.path();
   Worker worker(options);
   TrainerService service(worker, options, "cpu", 1);
   grpc::ServerBuilder builder;
@@ -363,28 +265,23 @@ TEST(WorkerHubTest, TrainerServicePrefetchesIntoTheCacheAndReportsStatus) {
   ASSERT_NE(port, 0);
   auto stub = internal::v1::Trainer::NewStub(
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
-  auto authorized = [] {
-    auto context = Context();
-    context->AddMetadata("authorization", std::string("Bearer ") + ::tuneforge::testing::kTestWorkerToken);
-    return context;
-  };
   internal::v1::PrefetchRequest prefetch;
   prefetch.set_repo_id("org/demo-llama");
   internal::v1::PrefetchResponse fetched;
   EXPECT_EQ(stub->Prefetch(Context().get(), prefetch, &fetched).error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  grpc::Status s = stub->Prefetch(authorized().get(), prefetch, &fetched);
+  grpc::Status s = stub->Prefetch(WorkerContext().get(), prefetch, &fetched);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(fetched.commit_sha(), sha);
   EXPECT_EQ(fetched.files(), 4);
   EXPECT_GT(fetched.bytes_downloaded(), 0);
   EXPECT_TRUE(std::filesystem::exists(fetched.snapshot_dir() + "/model.safetensors"));
-  s = stub->Prefetch(authorized().get(), prefetch, &fetched);
+  s = stub->Prefetch(WorkerContext().get(), prefetch, &fetched);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(fetched.bytes_downloaded(), 0);  // all cached
   prefetch.set_repo_type("space");
-  EXPECT_EQ(stub->Prefetch(authorized().get(), prefetch, &fetched).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(stub->Prefetch(WorkerContext().get(), prefetch, &fetched).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   internal::v1::GetTrainerStatusResponse status;
-  ASSERT_TRUE(stub->GetTrainerStatus(authorized().get(), {}, &status).ok());
+  ASSERT_TRUE(stub->GetTrainerStatus(WorkerContext().get(), {}, &status).ok());
   EXPECT_EQ(status.worker_id(), "ops-trainer");
   EXPECT_EQ(status.state(), "idle");
   EXPECT_EQ(status.cache_dir(), cache.path());
