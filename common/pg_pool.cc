@@ -322,12 +322,20 @@ void PgPool::Release(std::unique_ptr<pqxx::connection> conn, bool broken) {
   conn.reset();  // a broken one is closed outside the lock
 }
 
-absl::Status PgPool::MapException(const std::exception& e, pqxx::connection& conn, bool* broken) const {
-  absl::Status status = StatusFromDatabaseException(e, password_);
-  *broken = dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr || !conn.is_open() ||
-            status.code() == absl::StatusCode::kUnavailable;
-  if (*broken && status.code() != absl::StatusCode::kUnavailable) return Unavailable(status.message());
-  return status;
+absl::Status PgPool::Guard(pqxx::connection& conn, bool* broken, const char* what,
+                           const std::function<absl::Status()>& body) const {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    absl::Status status = StatusFromDatabaseException(e, password_);
+    *broken = dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr || !conn.is_open() ||
+              status.code() == absl::StatusCode::kUnavailable;
+    if (*broken && status.code() != absl::StatusCode::kUnavailable) return Unavailable(status.message());
+    return status;
+  } catch (...) {
+    *broken = !conn.is_open();
+    return absl::InternalError(absl::StrCat("a non-standard exception escaped a database ", what));
+  }
 }
 
 absl::Status PgPool::Run(const std::function<absl::Status(pqxx::work&)>& fn) {
@@ -337,12 +345,11 @@ absl::Status PgPool::Run(const std::function<absl::Status(pqxx::work&)>& fn) {
     std::unique_ptr<pqxx::connection> conn = std::move(acquired).value();
     bool started = false;
     bool broken = false;
-    absl::Status status;
-    try {
+    const absl::Status status = Guard(*conn, &broken, "transaction", [&] {
       pqxx::work tx(*conn);
       started = true;
-      status = fn(tx);
-      if (status.ok()) {
+      absl::Status result = fn(tx);
+      if (result.ok()) {
         tx.commit();
       } else {
         try {
@@ -351,12 +358,8 @@ absl::Status PgPool::Run(const std::function<absl::Status(pqxx::work&)>& fn) {
           broken = !conn->is_open();
         }
       }
-    } catch (const std::exception& e) {
-      status = MapException(e, *conn, &broken);
-    } catch (...) {
-      status = absl::InternalError("a non-standard exception escaped a database transaction");
-      broken = !conn->is_open();
-    }
+      return result;
+    });
     Release(std::move(conn), broken);
     if (broken && !started && attempt == 0) {
       spdlog::info("connection to {} was broken before use ({}); retrying on a new one", description_,
@@ -373,16 +376,10 @@ absl::Status PgPool::RunReadOnly(const std::function<absl::Status(pqxx::transact
     if (!acquired.ok()) return acquired.status();
     std::unique_ptr<pqxx::connection> conn = std::move(acquired).value();
     bool broken = false;
-    absl::Status status;
-    try {
+    const absl::Status status = Guard(*conn, &broken, "read", [&] {
       pqxx::nontransaction tx(*conn);
-      status = fn(tx);
-    } catch (const std::exception& e) {
-      status = MapException(e, *conn, &broken);
-    } catch (...) {
-      status = absl::InternalError("a non-standard exception escaped a database read");
-      broken = !conn->is_open();
-    }
+      return fn(tx);
+    });
     Release(std::move(conn), broken);
     if (broken && attempt == 0) {
       spdlog::info("connection to {} broke during a read ({}); retrying on a new one", description_,
@@ -398,16 +395,11 @@ absl::Status PgPool::RunOnConnection(const std::function<absl::Status(pqxx::conn
   if (!acquired.ok()) return acquired.status();
   std::unique_ptr<pqxx::connection> conn = std::move(acquired).value();
   bool broken = false;
-  absl::Status status;
-  try {
-    status = fn(*conn);
+  const absl::Status status = Guard(*conn, &broken, "call", [&] {
+    absl::Status result = fn(*conn);
     broken = !conn->is_open();
-  } catch (const std::exception& e) {
-    status = MapException(e, *conn, &broken);
-  } catch (...) {
-    status = absl::InternalError("a non-standard exception escaped a database call");
-    broken = !conn->is_open();
-  }
+    return result;
+  });
   Release(std::move(conn), broken);
   return status;
 }

@@ -71,7 +71,10 @@ class PgPool {
   // A connection for exclusive use: an idle one that still looks alive, else a new one while under `size`.
   absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire();
   void Release(std::unique_ptr<pqxx::connection> conn, bool broken);
-  absl::Status MapException(const std::exception& e, pqxx::connection& conn, bool* broken) const;
+  // Runs `body` on `conn`, turning what libpqxx throws into a status (sets *broken when the connection is lost;
+  // `what` names the kind of call in the message about a non-standard exception).
+  absl::Status Guard(pqxx::connection& conn, bool* broken, const char* what,
+                     const std::function<absl::Status()>& body) const;
 
   PgPoolOptions options_;
   std::string password_;  // only to redact it from messages
