@@ -23,7 +23,7 @@ const std::vector<Option>& GlobalFlags() {
       {"output", "text|json", "text: tables and key: value blocks; json: the response message as JSON (default text)"},
       {"api-token-file", "FILE",
        "bearer token for tuneforge-metadata (default $TUNEFORGE_API_TOKEN_FILE, else $TUNEFORGE_API_TOKEN, else "
-       "<$TUNEFORGE_HOME or ~/.tuneforge>/admin-token when it exists)"},
+       "<$TUNEFORGE_HOME or ~/.tuneforge>/admin-token when it exists and --server is on this machine)"},
       {"ca", "FILE", "PEM CA bundle: talk TLS to the server and check its certificate (default $TUNEFORGE_CA)"},
       {"cert", "FILE", "PEM client certificate for mutual TLS, with --key (default $TUNEFORGE_CERT)"},
       {"key", "FILE", "PEM private key of --cert (default $TUNEFORGE_KEY)"},

@@ -25,6 +25,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& se
   return grpc::CreateCustomChannel(server, *credentials, arguments);
 }
 
+bool IsLocalServer(const std::string& server) {
+  if (absl::StartsWith(server, "unix:")) return true;
+  std::string host = server.substr(0, server.rfind(':'));
+  if (absl::StartsWith(host, "dns:///")) host = host.substr(7);
+  return host == "localhost" || host == "[::1]" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
 absl::StatusOr<std::string> ResolveApiToken(const GlobalOptions& global) {
   std::string path = global.api_token_file;
   bool required = !path.empty();
@@ -32,6 +39,8 @@ absl::StatusOr<std::string> ResolveApiToken(const GlobalOptions& global) {
     if (const char* token = std::getenv("TUNEFORGE_API_TOKEN"); token != nullptr && *token != '\0') {
       return std::string(absl::StripAsciiWhitespace(token));
     }
+    // The local admin token goes only to a server on this machine; any other needs a token named explicitly.
+    if (!IsLocalServer(global.server)) return std::string();
     const char* home = std::getenv("TUNEFORGE_HOME");
     const char* user_home = std::getenv("HOME");
     if (home != nullptr && *home != '\0') {

@@ -38,8 +38,12 @@ struct CommandContext {
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& server, const GlobalOptions& global);
 
 // The bearer token for tuneforge-metadata: the first line of --api-token-file ($TUNEFORGE_API_TOKEN_FILE), else
-// $TUNEFORGE_API_TOKEN, else <$TUNEFORGE_HOME or ~/.tuneforge>/admin-token when it exists, else none ("").
+// $TUNEFORGE_API_TOKEN, else <$TUNEFORGE_HOME or ~/.tuneforge>/admin-token when it exists and the server is on this
+// machine (loopback or a unix socket), else none ("").
 absl::StatusOr<std::string> ResolveApiToken(const GlobalOptions& global);
+
+// Whether `server` (host:port, unix:PATH or dns:///host:port) is on this machine.
+bool IsLocalServer(const std::string& server);
 
 template <typename Stub, typename Request, typename Response>
 using UnaryMethod = grpc::Status (Stub::*)(grpc::ClientContext*, const Request&, Response*);

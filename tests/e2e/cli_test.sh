@@ -313,6 +313,10 @@ tf --api-token-file "$work/viewer.token" models list
 check "a revoked token is UNAUTHENTICATED" "UNAUTHENTICATED" "$err"
 TUNEFORGE_HOME="$work/elsewhere" tf models list
 check "no token at all is UNAUTHENTICATED and says what to send" "Bearer" "$err"
+tf --server "ipv4:127.0.0.1:$port" models list
+check "the local admin token goes to no server the CLI cannot tell is on this machine" "UNAUTHENTICATED" "$err"
+tf --server "ipv4:127.0.0.1:$port" --api-token-file "$work/home/admin-token" models list
+check_rc "a token file named explicitly goes to any server" 0
 
 # Jobs on the real server: the FineTuningJobs service may not be there yet.
 tf jobs list
