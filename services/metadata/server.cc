@@ -20,6 +20,7 @@
 #include "services/metadata/configs_handler.h"
 #include "services/metadata/datasets_handler.h"
 #include "services/metadata/job_event_hub.h"
+#include "services/metadata/job_metrics.h"
 #include "services/metadata/jobs_handler.h"
 #include "services/metadata/worker_queue_handler.h"
 #include "services/metadata/models_handler.h"
@@ -111,28 +112,7 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
 
   if (options.metrics_port >= 0) {
     parts->metrics = std::make_unique<MetricsRegistry>();
-    JobService* jobs = parts->job_service.get();
-    parts->metrics->AddSampledGauge("tuneforge_jobs", "Fine-tuning jobs by state.", {"state"},
-                                    [jobs]() -> absl::StatusOr<std::vector<MetricSample>> {
-                                      ASSIGN_OR_RETURN(auto counts, jobs->CountJobsByState());
-                                      std::vector<MetricSample> out;
-                                      for (const auto& [state, n] : counts) {
-                                        out.push_back({{state}, static_cast<double>(n)});
-                                      }
-                                      return out;
-                                    });
-    parts->metrics->AddSampledGauge("tuneforge_job_queue_depth", "Fine-tuning jobs waiting for a trainer (QUEUED).",
-                                    {}, [jobs]() -> absl::StatusOr<std::vector<MetricSample>> {
-                                      ASSIGN_OR_RETURN(auto counts, jobs->CountJobsByState());
-                                      return std::vector<MetricSample>{{{}, static_cast<double>(counts["QUEUED"])}};
-                                    });
-    parts->metrics->AddSampledCounter(
-        "tuneforge_job_lease_expiries_total",
-        "Job leases that expired because the trainer stopped reporting (the job was handed to another trainer, or "
-        "ended when it had no attempts left or was being cancelled).",
-        {}, [jobs]() -> absl::StatusOr<std::vector<MetricSample>> {
-          return std::vector<MetricSample>{{{}, static_cast<double>(jobs->lease_expiries())}};
-        });
+    RegisterJobMetrics(*parts->metrics, *parts->job_service);
     ASSIGN_OR_RETURN(parts->metrics_server, MetricsHttpServer::Start(ListenHost(options.listen_address),
                                                                      options.metrics_port, *parts->metrics));
     spdlog::info("metrics at http://{}:{}/metrics", ListenHost(options.listen_address),
