@@ -494,9 +494,9 @@ TEST_F(AdminDocumentTest, RecordsAreCheckedAsTheirAddRpcsCheckThem) {
   expect(d, absl::StatusCode::kInvalidArgument, absl::StrCat("document.tables.configs[", config, "].content.r"));
   d = document_;
   d["tables"]["adapters"][0]["source_type"] = "trained";
-  d["tables"]["adapters"][0]["source"] = "/root/.ssh";
+  d["tables"]["adapters"][0]["source"] = "/srv/not-the-artifacts";
   expect(d, absl::StatusCode::kInvalidArgument,
-         "document.tables.adapters[0].source: '/root/.ssh' is outside this server's artifacts directory");
+         "document.tables.adapters[0].source: '/srv/not-the-artifacts' is outside this server's artifacts directory");
 
   // Nothing of the above was imported, and the config lists still answer.
   v1::ListConfigsRequest list;
@@ -526,10 +526,10 @@ TEST_F(AdminTest, ImportedJobsKeepTheirOwnFoldersAndConsistentAttempts) {
                        HasSubstr("document.tables.fine_tuning_jobs[0].output_dir: '/etc/cron.d' is outside this "
                                  "server's artifacts directory (tuneforge-metadata --artifacts-dir)")));
   d = document;
-  d["tables"]["fine_tuning_jobs"][0]["checkpoint_dir"] = "/root/.ssh";
+  d["tables"]["fine_tuning_jobs"][0]["checkpoint_dir"] = "/srv/not-the-artifacts";
   EXPECT_THAT(Import(target_, d.dump()),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("document.tables.fine_tuning_jobs[0].checkpoint_dir: '/root/.ssh' is outside")));
+                       HasSubstr("document.tables.fine_tuning_jobs[0].checkpoint_dir: '/srv/not-the-artifacts' is outside")));
   d = document;
   d["tables"]["fine_tuning_jobs"][0]["checkpoint_dir"] = target_.root() + "/artifacts/jobs/other/checkpoints";
   EXPECT_THAT(Import(target_, d.dump()),

@@ -67,9 +67,9 @@ TEST(WorkerHubTest, ALeaseThatPointsOutsideTheJobsFolderIsRefusedBeforeAnythingI
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_THAT(s.message(), HasSubstr("output_dir: '/etc/cron.d' is outside this job's folder in the trainer's "
                                      "artifacts directory (tuneforge-trainer --artifacts-dir)"));
-  s = run(job_dir + "/adapter", "/root/.ssh");
+  s = run(job_dir + "/adapter", "/srv/not-the-artifacts");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
-  EXPECT_THAT(s.message(), HasSubstr("checkpoint_dir: '/root/.ssh' is outside"));
+  EXPECT_THAT(s.message(), HasSubstr("checkpoint_dir: '/srv/not-the-artifacts' is outside"));
   s = run(job_dir + "/../../../../etc", job_dir + "/checkpoints");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_THAT(s.message(), HasSubstr("has a '..' component"));
