@@ -3,6 +3,7 @@
 // Usage: metadata_rpc_bench [--seconds=S] (default 3 per measurement) [--only=list|add] [--clients=N] (one
 // operation or client count, for profiling). Prints ratios (service / raw).
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include <pqxx/pqxx>
 
@@ -200,6 +201,26 @@ int main(int argc, char** argv) {
     return health_stubs[t]->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response).ok();
   };
 
+  // The same health check on a bare gRPC server (no interceptors, no other services): what gRPC itself costs here,
+  // so the row above shows what the server's interceptors (limits, auth, metrics) add to every call.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder bare_builder;
+  int bare_port = 0;
+  bare_builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &bare_port);
+  std::unique_ptr<grpc::Server> bare = bare_builder.BuildAndStart();
+  std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> bare_stubs;
+  for (int i = 0; i < 32; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.channel_id", i);
+    bare_stubs.push_back(grpc::health::v1::Health::NewStub(grpc::CreateCustomChannel(
+        "127.0.0.1:" + std::to_string(bare_port), grpc::InsecureChannelCredentials(), args)));
+  }
+  auto bare_empty = [&](int t) {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckResponse response;
+    return bare_stubs[t]->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response).ok();
+  };
+
   std::printf("tuneforge-metadata RPC throughput vs raw libpqxx (same SQL, same concurrency), %.0f s each\n", seconds);
   std::printf("%-28s %8s %14s %14s %8s\n", "operation", "clients", "service op/s", "raw op/s", "ratio");
   std::map<int, double> floor;
@@ -207,6 +228,8 @@ int main(int argc, char** argv) {
     for (int clients : client_counts) {
       floor[clients] = Throughput(clients, seconds, grpc_empty);
       std::printf("%-28s %8d %14.0f %14s %8s\n", "empty RPC (Health/Check)", clients, floor[clients], "-", "-");
+      std::printf("%-28s %8d %14.0f %14s %8s\n", "  same, bare gRPC server", clients,
+                  Throughput(clients, seconds, bare_empty), "-", "-");
     }
   }
   for (const auto& [name, service_op, raw_op] :
@@ -226,6 +249,8 @@ int main(int argc, char** argv) {
     }
   }
   stubs.clear();
+  bare_stubs.clear();
+  bare->Shutdown();
   conns.clear();
   (*server)->Shutdown();
   server->reset();
