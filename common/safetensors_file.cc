@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/file_io.h"
 #include "common/json_limits.h"
 #include "common/status_macros.h"
 
@@ -62,21 +63,10 @@ absl::StatusOr<std::string> JsonString(const std::string& s, std::string_view wh
   }
 }
 
-absl::Status WriteAll(int fd, const char* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, std::min<size_t>(size, 1 << 30));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::InternalError(absl::StrCat(path, ": write failed: ", std::strerror(errno)));
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-// Writes the pieces to `path`.tmp, fsyncs, renames over `path` and fsyncs the directory.
-absl::Status WriteFileAtomically(const std::string& path, const std::vector<std::string_view>& pieces) {
+// Writes `path`.tmp through `write_body` (given the descriptor and the tmp path), fsyncs, renames over `path` and
+// fsyncs the directory. On any error, `path`.tmp is removed and `path` is untouched.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::function<absl::Status(int fd, const std::string& tmp)>& write_body) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -86,11 +76,7 @@ absl::Status WriteFileAtomically(const std::string& path, const std::vector<std:
     if (err == EACCES) return absl::PermissionDeniedError(msg);
     return absl::InternalError(msg);
   }
-  absl::Status status;
-  for (std::string_view piece : pieces) {
-    status = WriteAll(fd, piece.data(), piece.size(), tmp);
-    if (!status.ok()) break;
-  }
+  absl::Status status = write_body(fd, tmp);
   if (status.ok() && ::fsync(fd) != 0) {
     status = absl::InternalError(absl::StrCat(tmp, ": fsync failed: ", std::strerror(errno)));
   }
@@ -114,6 +100,11 @@ absl::Status WriteFileAtomically(const std::string& path, const std::vector<std:
   return absl::OkStatus();
 }
 
+absl::Status WriteTextFileAtomically(const std::string& path, std::string_view text) {
+  return WriteFileAtomically(
+      path, [&](int fd, const std::string& tmp) { return WriteAll(fd, text.data(), text.size(), tmp); });
+}
+
 // The bytes a tensor needs, or INVALID_ARGUMENT naming it.
 absl::StatusOr<uint64_t> CheckTensorToWrite(const TensorToWrite& t) {
   const std::string tensor = absl::StrCat("tensor '", t.name, "'");
@@ -134,7 +125,7 @@ absl::StatusOr<uint64_t> CheckTensorToWrite(const TensorToWrite& t) {
       return absl::InvalidArgumentError(absl::StrCat(tensor, " is too large to address"));
     }
   }
-  if (t.data.size() != needed) {
+  if (!t.fill && t.data.size() != needed) {
     return absl::InvalidArgumentError(absl::StrCat(tensor, " has ", t.data.size(), " bytes of data but ", t.dtype,
                                                    " [", absl::StrJoin(t.shape, ", "), "] needs ", needed));
   }
@@ -291,9 +282,27 @@ absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorT
   char prefix[8];
   uint64_t n = header->size();
   for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  std::vector<std::string_view> pieces = {std::string_view(prefix, 8), *header};
-  for (const TensorToWrite& t : tensors) pieces.push_back(t.data);
-  return WriteFileAtomically(path, pieces);
+  return WriteFileAtomically(path, [&](int fd, const std::string& tmp) -> absl::Status {
+    RETURN_IF_ERROR(WriteAll(fd, prefix, 8, tmp));
+    RETURN_IF_ERROR(WriteAll(fd, header->data(), header->size(), tmp));
+    std::string filled;  // one tensor at a time; its capacity is reused
+    for (const TensorToWrite& t : tensors) {
+      std::string_view bytes = t.data;
+      if (t.fill) {
+        ASSIGN_OR_RETURN(const uint64_t needed, CheckTensorToWrite(t));
+        filled.clear();
+        RETURN_IF_ERROR(t.fill(&filled));
+        if (filled.size() != needed) {
+          return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", t.name, "' was filled with ",
+                                                         filled.size(), " bytes but ", t.dtype, " [",
+                                                         absl::StrJoin(t.shape, ", "), "] needs ", needed));
+        }
+        bytes = filled;
+      }
+      RETURN_IF_ERROR(WriteAll(fd, bytes.data(), bytes.size(), tmp));
+    }
+    return absl::OkStatus();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -424,7 +433,7 @@ absl::Status WriteShardedSafetensors(const std::string& dir, const std::vector<T
   std::vector<std::vector<TensorToWrite>> shards;
   uint64_t shard_bytes = 0;
   for (const TensorToWrite& t : tensors) {
-    const uint64_t size = t.data.size();
+    ASSIGN_OR_RETURN(const uint64_t size, CheckTensorToWrite(t));  // what a fill will produce
     if (shards.empty() || (!shards.back().empty() && shard_bytes + size > max_shard_bytes)) {
       shards.emplace_back();
       shard_bytes = 0;
@@ -436,10 +445,12 @@ absl::Status WriteShardedSafetensors(const std::string& dir, const std::vector<T
 
   const fs::path root(dir);
   std::set<std::string> written;
-  if (shards.size() == 1) {
-    RETURN_IF_ERROR(WriteSafetensors((root / kSafetensorsSingleFile).string(), shards[0], metadata));
-    written.insert(kSafetensorsSingleFile);
-  } else {
+  absl::Status status = [&]() -> absl::Status {
+    if (shards.size() == 1) {
+      RETURN_IF_ERROR(WriteSafetensors((root / kSafetensorsSingleFile).string(), shards[0], metadata));
+      written.insert(kSafetensorsSingleFile);
+      return absl::OkStatus();
+    }
     Json weight_map = Json::object();
     for (size_t i = 0; i < shards.size(); ++i) {
       const std::string name = ShardFileName(i + 1, shards.size());
@@ -454,8 +465,17 @@ absl::Status WriteShardedSafetensors(const std::string& dir, const std::vector<T
     } catch (const Json::exception& e) {  // names were checked to be UTF-8; this is a bug if it happens
       return absl::InternalError(absl::StrCat(kSafetensorsIndexFile, ": cannot encode: ", e.what()));
     }
-    RETURN_IF_ERROR(WriteFileAtomically((root / kSafetensorsIndexFile).string(), {text}));
+    RETURN_IF_ERROR(WriteTextFileAtomically((root / kSafetensorsIndexFile).string(), text));
     written.insert(kSafetensorsIndexFile);
+    return absl::OkStatus();
+  }();
+  if (!status.ok()) {
+    // Shards without their index (or a complete-looking set missing its last shard) would read as a checkpoint.
+    for (const std::string& name : written) {
+      std::error_code remove_ec;
+      fs::remove(root / name, remove_ec);
+    }
+    return status;
   }
   // Remove what an earlier write left, so the directory holds one consistent checkpoint.
   std::error_code ec;

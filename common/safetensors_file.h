@@ -53,19 +53,23 @@ class SafetensorsFile {
 };
 
 // A tensor to write: dtype name (SafetensorsDtypeSize), row-major shape, raw little-endian bytes whose size is
-// product(shape) * dtype size.
+// product(shape) * dtype size: either `data`, or, when `fill` is set, what `fill` puts into `bytes` when the writer
+// reaches the tensor (so a checkpoint larger than memory is produced one tensor at a time; `data` is ignored).
+// The writer refuses a fill of another size (INVALID_ARGUMENT naming the tensor) and returns a fill error as is.
 struct TensorToWrite {
   std::string name;
   std::string dtype;
   std::vector<int64_t> shape;
   std::string_view data;
+  std::function<absl::Status(std::string* bytes)> fill = nullptr;
 };
 
 // Writes the reference layout: the 8-byte little-endian header length, the compact JSON header with
 // "__metadata__" first (when `metadata` is not empty) then the tensors in the given order with contiguous
 // data_offsets, padded with spaces to a multiple of 8 bytes, then the data. Validates names (non-empty, unique,
 // valid UTF-8, not "__metadata__"), dtypes and sizes before writing anything (INVALID_ARGUMENT naming the
-// tensor). Writes `path`.tmp, syncs it and renames it over `path`, so `path` is never half-written.
+// tensor). Writes `path`.tmp, syncs it and renames it over `path`, so `path` is never half-written: an error
+// (a fill's included) leaves `path` as it was and no `path`.tmp.
 absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                               const std::map<std::string, std::string>& metadata);
 
@@ -117,7 +121,10 @@ class ShardedSafetensors {
 // a shard of its own), named model-00001-of-00003.safetensors with model.safetensors.index.json
 // ({"metadata": {"total_size": N}, "weight_map": ...}) as transformers does; a single shard is written as
 // model.safetensors without an index. Every shard carries `metadata`. The index is written last; stale
-// model.safetensors / index / model-*-of-*.safetensors files of an earlier write are removed afterwards.
+// model.safetensors / index / model-*-of-*.safetensors files of an earlier write are removed afterwards. Sizes are
+// checked before the first file is written; when a later error (a fill's, a full disk) stops the write, the shards
+// this call wrote are removed again, so no shard or index of a half-written checkpoint is left behind (nor the
+// shards of an earlier write that they had replaced).
 absl::Status WriteShardedSafetensors(const std::string& dir, const std::vector<TensorToWrite>& tensors,
                                      uint64_t max_shard_bytes, const std::map<std::string, std::string>& metadata);
 

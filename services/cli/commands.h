@@ -12,6 +12,7 @@
 #include "services/cli/output.h"
 #include "services/cli/request_binding.h"
 #include "services/cli/rpc.h"
+#include "tuneforge/v1/jobs.pb.h"
 
 namespace tuneforge::cli {
 
@@ -32,6 +33,16 @@ Option RecordArg(const std::string& name, const std::string& what, const std::st
 std::vector<Option> PagingFlags();
 // --hf REPO[@REVISION] and --token-file FILE for the request's `huggingface` source.
 std::vector<Option> HubFlags(const std::string& what);
+
+// --reconnect-for DURATION, and its value (default 10m).
+Option ReconnectFlag();
+absl::StatusOr<absl::Duration> ReconnectFor(const ParsedArgs& args);
+// Streams a job's events (a progress bar on a terminal, JSON lines with --output json) until it reaches a final
+// state, then prints the summary; the exit code says whether it SUCCEEDED. When the server goes away after the
+// stream started, the watch reconnects and resumes after the last event it saw, for up to `reconnect_for`.
+// `final_job` (when given) receives the job as it ended.
+absl::Status WatchJob(CommandContext& context, std::string job, absl::Duration reconnect_for,
+                      v1::FineTuningJob* final_job = nullptr);
 
 template <typename Request>
 using PrepareFn = std::function<absl::Status(const ParsedArgs&, Request*)>;

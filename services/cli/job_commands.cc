@@ -21,6 +21,13 @@ constexpr char kDefaultReconnectFor[] = "10m";
 
 Option JobArg() { return RecordArg("JOB", "job", "job"); }
 
+int TerminalWidth() {
+  winsize size{};
+  return ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 ? size.ws_col : 0;
+}
+
+}  // namespace
+
 Option ReconnectFlag() {
   return {"reconnect-for", "DURATION",
           absl::StrCat("keep reconnecting this long when the server goes away mid-watch (default ",
@@ -28,15 +35,8 @@ Option ReconnectFlag() {
           "", Binding::kNone};
 }
 
-int TerminalWidth() {
-  winsize size{};
-  return ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 ? size.ws_col : 0;
-}
-
-// Streams the job's events until it reaches a final state, then prints the summary. The exit code says
-// whether it SUCCEEDED. When the server goes away after the stream started, the watch reconnects and
-// resumes after the last event it saw, for up to `reconnect_for`.
-absl::Status WatchJob(CommandContext& context, std::string job, absl::Duration reconnect_for) {
+absl::Status WatchJob(CommandContext& context, std::string job, absl::Duration reconnect_for,
+                      v1::FineTuningJob* final_job) {
   const bool json = context.global.json;
   const bool terminal = !json && isatty(STDOUT_FILENO) == 1;
   JobProgressDisplay display(*context.out, terminal, terminal ? TerminalWidth() : 0);
@@ -98,6 +98,7 @@ absl::Status WatchJob(CommandContext& context, std::string job, absl::Duration r
   display.Finish();
   if (!json) *context.out << FormatJobSummary(*last) << std::flush;
   context.exit_code = last->state() == v1::JOB_STATE_SUCCEEDED ? 0 : 1;
+  if (final_job != nullptr) *final_job = *last;
   return absl::OkStatus();
 }
 
@@ -105,6 +106,8 @@ absl::StatusOr<absl::Duration> ReconnectFor(const ParsedArgs& args) {
   return ParseDurationFlag("--reconnect-for",
                            args.Has("reconnect-for") ? args.Get("reconnect-for") : kDefaultReconnectFor);
 }
+
+namespace {
 
 absl::Status RunStart(CommandContext& context, const Command& command, const ParsedArgs& args) {
   v1::StartFineTuningJobRequest request;
@@ -157,6 +160,7 @@ std::vector<Command> JobCommands() {
       {"state", "STATE", "only jobs in these states: queued, running, cancelling, succeeded, failed, cancelled",
        "states", Binding::kField, false, true},
       {"model", "MODEL", "only jobs of this base model (name or id)", "model"},
+      {"kind", "KIND", "only jobs of these kinds: fine_tune, export", "kinds", Binding::kField, false, true},
   };
   for (Option& paging : PagingFlags()) list_flags.push_back(std::move(paging));
   return {
@@ -189,6 +193,7 @@ std::vector<Command> JobCommands() {
       Row("list", "list jobs, newest first", {}, list_flags,
           UnaryCommand(&FineTuningJobs::Stub::ListFineTuningJobs, View{"jobs",
                                                                        {{"NAME", "name"},
+                                                                        {"KIND", "kind"},
                                                                         {"STATE", "state"},
                                                                         {"STEP", "progress.step"},
                                                                         {"STEPS", "progress.total_steps"},

@@ -66,6 +66,7 @@ std::string FormatJobSummary(const v1::FineTuningJob& job) {
   }
   absl::StrAppend(&out, "\n");
   if (!job.adapter_id().empty()) absl::StrAppend(&out, "adapter: ", job.adapter_name(), " (", job.adapter_id(), ")\n");
+  if (!job.export_id().empty()) absl::StrAppend(&out, "export: ", job.export_id(), "\n");
   if (job.progress().step() > 0) {
     absl::StrAppend(&out, "steps: ", job.progress().step(), "/", job.progress().total_steps(),
                     "  train loss: ", Number(job.metrics().train_loss()));

@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "services/cli/commands.h"
 #include "services/cli/progress_bar.h"
@@ -98,6 +100,68 @@ const char kTokenNote[] =
     "A Hub token comes from --token-file FILE or the HF_TOKEN environment variable, never from the command\n"
     "line; it is sent with this call only and the server does not store it.";
 
+// "5GB", "500MB", "1GiB", "1048576": bytes, decimal (KB, MB, GB) or binary (KiB, MiB, GiB) units.
+absl::StatusOr<int64_t> ParseByteSize(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
+    ++digits;
+  }
+  const std::string unit = text.substr(digits);
+  static const std::vector<std::pair<std::string, double>> kUnits = {
+      {"", 1},     {"B", 1},        {"KB", 1e3},     {"MB", 1e6},          {"GB", 1e9},
+      {"KIB", 1024}, {"MIB", 1048576}, {"GIB", 1073741824}};
+  std::string upper;
+  for (char c : unit) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double number = 0;
+  const bool parsed = digits > 0 && absl::SimpleAtod(text.substr(0, digits), &number);
+  for (const auto& [name, scale] : kUnits) {
+    if (parsed && upper == name && number * scale >= 1 && number * scale < 9e18) {
+      return static_cast<int64_t>(number * scale);
+    }
+  }
+  return UsageError(absl::StrCat("--max-shard-size '", text,
+                                 "' is not a size; write e.g. 2GB, 500MB, 1GiB or a number of bytes"));
+}
+
+// models export: queue the export job; with --watch follow it and say where the result is.
+absl::Status RunModelExport(CommandContext& context, const Command& command, const ParsedArgs& args) {
+  v1::ExportModelRequest request;
+  RETURN_IF_ERROR(BindRequest(command, args, &request));
+  if (args.Has("max-shard-size")) {
+    ASSIGN_OR_RETURN(int64_t size, ParseByteSize(args.Get("max-shard-size")));
+    request.set_max_shard_size(size);
+  }
+  ASSIGN_OR_RETURN(absl::Duration reconnect_for, ReconnectFor(args));
+  v1::ExportModelResponse response;
+  RETURN_IF_ERROR(CallUnary(context, &Models::Stub::ExportModel, request, &response));
+  const v1::ModelExport& e = response.export_();
+  if (!args.Has("watch")) {
+    PrintResponse(context, response,
+                  View{"export", {}, {}, "queued export {export.id} as job {export.job_id}: {export.state}"}, "");
+    return absl::OkStatus();
+  }
+  if (context.global.json) {
+    *context.out << ToJson(response, /*pretty=*/false) << "\n";
+  } else {
+    *context.out << "queued export " << e.id() << " as job " << e.job_id() << "\n";
+  }
+  RETURN_IF_ERROR(WatchJob(context, e.job_id(), reconnect_for));
+  v1::GetModelExportRequest get;
+  get.set_id(e.id());
+  v1::GetModelExportResponse done;
+  RETURN_IF_ERROR(CallUnary(context, &Models::Stub::GetModelExport, get, &done));
+  if (context.global.json) {
+    *context.out << ToJson(done, /*pretty=*/false) << "\n";
+  } else if (done.export_().state() == v1::EXPORT_STATE_SUCCEEDED) {
+    *context.out << "exported to " << done.export_().destination_path() << "\n";
+    if (!done.export_().exported_model_id().empty()) {
+      *context.out << "registered model " << done.export_().exported_model_name() << " ("
+                   << done.export_().exported_model_id() << ")\n";
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::vector<Command> ModelCommands() {
   const std::vector<std::string> hidden = {"latest_revision.config_json"};
   std::vector<Option> add_flags = HubFlags("model");
@@ -134,19 +198,49 @@ std::vector<Command> ModelCommands() {
                  {"CREATED", "create_time"},
                  {"ID", "id"}}),
       Remove(kModel, &Models::Stub::RemoveModel, "the adapters and exports made from it"),
-      Row(kModel, "export", "write a model merged with an adapter, or the adapter itself, to a new directory",
+      Row(kModel, "export", "merge an adapter into its base model (or copy the adapter) into a directory",
           {RecordArg("NAME", "base model", "model")},
           {{"adapter", "ADAPTER", "name or id of an adapter of that model", "adapter", Binding::kField, true},
            {"type", "merged|adapter", "merged: a Hugging Face model directory; adapter: the PEFT directory", "type",
             Binding::kField, true},
-           {"destination", "DIR", "a directory that does not exist yet", "destination_path", Binding::kLocalPath, true},
+           {"destination", "DIR", "a directory that does not exist yet (see --overwrite)", "destination_path",
+            Binding::kLocalPath, true},
            {"exported-name", "NAME", "model name to register a merged export under (required for merged)",
             "exported_model_name"},
-           {"revision", "ID", "a revision id of the base model (default the latest)", "revision_id"}},
-          UnaryCommand(&Models::Stub::ExportModel, View{"export", {}, {}, "export {export.id}: {export.state}"}),
-          "tuneforge models export demo-llama --adapter demo-adapter --type merged --destination ./data/merged "
-          "--exported-name demo-llama-merged",
-          absl::StrCat("A trainer runs the export; this records the request. ", kLocalPathNote)),
+           {"dtype", "bf16|fp16|fp32", "merged: dtype of the written weights (default the base model's)", "dtype"},
+           {"max-shard-size", "SIZE", "merged: largest safetensors shard, e.g. 2GB, 500MB, 1GiB (default 5GB)", "",
+            Binding::kNone},
+           {"overwrite", "", "replace an existing destination once the new directory is complete", "overwrite"},
+           {"job-name", "NAME", "name of the export job (default export-<adapter>-<time>)", "job_name"},
+           {"revision", "ID", "a revision id of the base model (default the latest)", "revision_id"},
+           {"watch", "", "then follow the job like 'jobs watch' (exit code 0 only if it SUCCEEDED)", "",
+            Binding::kNone},
+           ReconnectFlag()},
+          RunModelExport,
+          "tuneforge models export demo-llama --adapter demo-adapter --type merged --destination ./data/merged \\\n"
+          "    --exported-name demo-llama-merged --dtype bf16 --watch",
+          absl::StrCat("A trainer runs the export as a job (see 'jobs watch', 'jobs cancel'): for merged, it loads "
+                       "the base\nrevision, adds the LoRA update to each targeted weight, and writes config.json, "
+                       "generation_config.json,\nthe tokenizer files and safetensors shards; the directory is then "
+                       "registered as model --exported-name.\n",
+                       kLocalPathNote)),
+      Row(kModel, "exports", "list exports, newest first, with their state and the model they registered", {},
+          [] {
+            std::vector<Option> flags = {{"model", "MODEL", "only exports of this base model", "model"},
+                                         {"adapter", "ADAPTER", "only exports of this adapter", "adapter"}};
+            for (Option& paging : PagingFlags()) flags.push_back(std::move(paging));
+            return flags;
+          }(),
+          UnaryCommand(&Models::Stub::ListModelExports, View{"exports",
+                                                             {{"TYPE", "type"},
+                                                              {"STATE", "state"},
+                                                              {"EXPORTED MODEL", "exported_model_name"},
+                                                              {"DESTINATION", "destination_path"},
+                                                              {"JOB", "job_id"},
+                                                              {"ID", "id"}},
+                                                             {},
+                                                             ""}),
+          "tuneforge models exports --model demo-llama"),
   };
 }
 

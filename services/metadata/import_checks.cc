@@ -79,6 +79,10 @@ absl::Status IsInteger(const json& v, const std::string& field) {
                                : Invalid(field, absl::StrCat("must be a whole number; got ", v.type_name()));
 }
 
+absl::Status IsBool(const json& v, const std::string& field) {
+  return v.is_boolean() ? absl::OkStatus() : Invalid(field, absl::StrCat("must be true or false; got ", v.type_name()));
+}
+
 absl::Status IsUuidString(const json& v, const std::string& field) {
   RETURN_IF_ERROR(IsString(v, field));
   return CheckUuid(v.get_ref<const std::string&>(), field);
@@ -199,6 +203,8 @@ absl::Status CheckAdapter(const json& row, const std::string& where, const Impor
 
 absl::Status CheckModelExport(const json& row, const std::string& where, const ImportContext& context) {
   RETURN_IF_ERROR(CheckConfined(context, Str(row, "destination_path"), At(where, "destination_path")));
+  RETURN_IF_ERROR(OneOf(Str(row, "type"), {"merged", "adapter"}, At(where, "type")));
+  RETURN_IF_ERROR(OneOf(Str(row, "dtype"), {"", "fp32", "bf16", "fp16"}, At(where, "dtype")));
   if (Str(row, "type") == "merged") {
     RETURN_IF_ERROR(CheckName(Str(row, "exported_model_name"), At(where, "exported_model_name")));
   }
@@ -209,7 +215,10 @@ absl::Status CheckJob(const json& row, const std::string& where, const ImportCon
   const std::string& id = Str(row, "id");
   RETURN_IF_ERROR(CheckName(Str(row, "name"), At(where, "name")));
   RETURN_IF_ERROR(CheckDescription(Str(row, "description"), At(where, "description")));
-  RETURN_IF_ERROR(CheckName(Str(row, "adapter_name"), At(where, "adapter_name")));
+  const std::string& kind = Str(row, "kind");
+  RETURN_IF_ERROR(OneOf(kind, {kJobKindFineTune, kJobKindExport}, At(where, "kind")));
+  const bool export_job = kind == kJobKindExport;
+  if (!export_job) RETURN_IF_ERROR(CheckName(Str(row, "adapter_name"), At(where, "adapter_name")));
   // The states and attempts a job can reach through StartFineTuningJob and the trainers' calls.
   const std::string& state = Str(row, "state");
   const int attempts = row.at("attempts").get<int>();
@@ -230,22 +239,33 @@ absl::Status CheckJob(const json& row, const std::string& where, const ImportCon
     return Invalid(At(where, "lease_expires_at"), absl::StrCat("is set on a ", state, " job; only leased jobs have one"));
   }
   RETURN_IF_ERROR(ArrayOf(row.at("config_ids"), At(where, "config_ids"), IsUuidString));
-  RETURN_IF_ERROR(ObjectWith(row.at("settings"), At(where, "settings"),
-                             {{"lora", [](const json& v, const std::string& at) {
-                                 return ValidateConfigContent("lora", v, at).status();
-                               }},
-                              {"training", [](const json& v, const std::string& at) {
-                                 return ValidateConfigContent("training", v, at).status();
-                               }}}));
+  if (export_job) {
+    // What ExportModel writes; the export's own row carries the rest.
+    RETURN_IF_ERROR(ObjectWith(row.at("settings"), At(where, "settings"),
+                               {{"export", [](const json& v, const std::string& at) {
+                                   return ObjectWith(v, at, {{"type", IsString}, {"dtype", IsString},
+                                                             {"max_shard_size", IsInteger}, {"overwrite", IsBool}});
+                                 }}}));
+  } else {
+    RETURN_IF_ERROR(ObjectWith(row.at("settings"), At(where, "settings"),
+                               {{"lora", [](const json& v, const std::string& at) {
+                                   return ValidateConfigContent("lora", v, at).status();
+                                 }},
+                                {"training", [](const json& v, const std::string& at) {
+                                   return ValidateConfigContent("training", v, at).status();
+                                 }}}));
+  }
   RETURN_IF_ERROR(NumbersObject(row.at("progress"), At(where, "progress")));
   RETURN_IF_ERROR(NumbersObject(row.at("metrics"), At(where, "metrics")));
   // Trainers write exactly where the job says: only this server's folders for the job.
-  for (const auto& [column, expected] : {std::pair<const char*, std::string>{"output_dir", JobOutputDir(context.artifacts_dir, id)},
+  for (const auto& [column, expected] :
+       {std::pair<const char*, std::string>{"output_dir", JobOutputDir(context.artifacts_dir, id, kind)},
                                          {"checkpoint_dir", JobCheckpointDir(context.artifacts_dir, id)}}) {
     if (Str(row, column) != expected) {
       RETURN_IF_ERROR(CheckPathUnder(Str(row, column), context.artifacts_dir, At(where, column), kArtifactsDir));
       return Invalid(At(where, column), absl::StrCat("must be the job's own folder in ", kArtifactsDir, ", .../jobs/",
-                                                     id, column == std::string("output_dir") ? "/adapter" : "/checkpoints"));
+                                                     id, column == std::string("output_dir") ? (export_job ? "/export" : "/adapter")
+                                                                                             : "/checkpoints"));
     }
   }
   return absl::OkStatus();

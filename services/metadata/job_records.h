@@ -15,6 +15,11 @@ namespace tuneforge {
 // States as stored: QUEUED, RUNNING, CANCELLING, SUCCEEDED, FAILED, CANCELLED.
 bool IsFinalJobState(const std::string& state);
 
+// Kinds as stored. A fine-tuning job trains an adapter from a dataset and prompt; an export job merges an adapter
+// into its base model (or copies it) and registers the result.
+inline constexpr char kJobKindFineTune[] = "fine_tune";
+inline constexpr char kJobKindExport[] = "export";
+
 struct JobRecord {
   std::string id;
   std::string name;
@@ -41,6 +46,8 @@ struct JobRecord {
   std::string checkpoint_dir;
   int64_t last_sequence = 0;
   absl::Time create_time, update_time, start_time, end_time, lease_expires;  // InfinitePast when unset
+  std::string kind = kJobKindFineTune;
+  std::string export_id;  // export jobs: the model_exports row it carries out
 };
 
 struct JobEventRecord {

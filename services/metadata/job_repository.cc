@@ -10,8 +10,8 @@ bool IsFinalJobState(const std::string& state) {
   return state == "SUCCEEDED" || state == "FAILED" || state == "CANCELLED";
 }
 
-std::string JobOutputDir(const std::string& artifacts_root, const std::string& job_id) {
-  return absl::StrCat(artifacts_root, "/jobs/", job_id, "/adapter");
+std::string JobOutputDir(const std::string& artifacts_root, const std::string& job_id, const std::string& kind) {
+  return absl::StrCat(artifacts_root, "/jobs/", job_id, kind == kJobKindExport ? "/export" : "/adapter");
 }
 
 std::string JobCheckpointDir(const std::string& artifacts_root, const std::string& job_id) {
@@ -56,6 +56,8 @@ JobRecord JobFromRow(const pqxx::row& row) {
   j.start_time = OptionalMicros(row, "start_us");
   j.end_time = OptionalMicros(row, "end_us");
   j.lease_expires = OptionalMicros(row, "lease_us");
+  j.kind = Str(row, "kind");
+  j.export_id = Str(row, "export_id");
   return j;
 }
 
@@ -73,8 +75,10 @@ std::optional<std::string> JsonOrNull(const nlohmann::json& j) {
 
 JobRecord JobRepository::Insert(Tx& tx, const JobRecord& j, const std::string& artifacts_root) {
   return JobFromRow(tx.work().exec_prepared1("job_insert", j.name, j.description, j.model_id, j.model_revision_id,
-                                             j.dataset_id, j.dataset_revision_id, j.prompt_id, j.config_ids.dump(),
-                                             j.settings.dump(), j.max_attempts, j.adapter_name, artifacts_root));
+                                             NullIfEmpty(j.dataset_id), NullIfEmpty(j.dataset_revision_id),
+                                             NullIfEmpty(j.prompt_id), j.config_ids.dump(), j.settings.dump(),
+                                             j.max_attempts, j.adapter_name, artifacts_root,
+                                             j.kind.empty() ? std::string(kJobKindFineTune) : j.kind));
 }
 
 std::optional<JobRecord> JobRepository::GetById(Tx& tx, const std::string& id) {
@@ -95,7 +99,7 @@ std::vector<JobRecord> JobRepository::List(Tx& tx, const JobListFilter& f) {
   std::vector<JobRecord> out;
   for (const pqxx::row& row : tx.work().exec_prepared("job_list", nlohmann::json(f.states).dump(),
                                                       NullIfEmpty(f.model_id), after_us, NullIfEmpty(f.after_id),
-                                                      f.limit)) {
+                                                      f.limit, nlohmann::json(f.kinds).dump())) {
     out.push_back(JobFromRow(row));
   }
   return out;

@@ -16,6 +16,7 @@ namespace tuneforge {
 struct JobListFilter {
   std::vector<std::string> states;  // empty: any
   std::string model_id;             // empty: any
+  std::vector<std::string> kinds;   // empty: any
   int64_t after_create_us = 0;      // keyset of the previous page's last row; after_id empty: first page
   std::string after_id;
   int limit = 50;
@@ -29,9 +30,10 @@ struct JobUsersFilter {
   std::string config_id;
 };
 
-// The folders job `job_id` writes under the artifacts root: <root>/jobs/<id>/adapter and <root>/jobs/<id>/checkpoints
-// (sql/job_insert.sql names them so when it creates the job).
-std::string JobOutputDir(const std::string& artifacts_root, const std::string& job_id);
+// The folders job `job_id` writes under the artifacts root: <root>/jobs/<id>/adapter (export jobs: .../export) and
+// <root>/jobs/<id>/checkpoints (sql/job_insert.sql names them so when it creates the job).
+std::string JobOutputDir(const std::string& artifacts_root, const std::string& job_id,
+                         const std::string& kind = kJobKindFineTune);
 std::string JobCheckpointDir(const std::string& artifacts_root, const std::string& job_id);
 
 class JobRepository {

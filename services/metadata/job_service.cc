@@ -24,10 +24,11 @@ namespace tuneforge {
 namespace {
 
 const char* const kStates[] = {"QUEUED", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"};
+const char* const kKinds[] = {kJobKindFineTune, kJobKindExport};
 
 absl::Status NotFoundJob(const std::string& ref) {
   return absl::NotFoundError(
-      absl::StrCat("fine-tuning job '", ref, "' not found; ListFineTuningJobs shows the jobs"));
+      absl::StrCat("job '", ref, "' not found; ListFineTuningJobs shows the jobs"));
 }
 
 JobEventRecord StateEvent(const std::string& state, const std::string& message, const std::string& level = "info") {
@@ -230,6 +231,12 @@ absl::StatusOr<JobPage> JobService::ListJobs(const ListJobsInput& in) {
     }
     filter.states.push_back(s);
   }
+  for (const std::string& k : in.kinds) {
+    if (std::find(std::begin(kKinds), std::end(kKinds), k) == std::end(kKinds)) {
+      return absl::InvalidArgumentError(absl::StrCat("kinds: '", k, "' is not a job kind"));
+    }
+    filter.kinds.push_back(k);
+  }
   if (!page.after.empty()) {
     RETURN_IF_ERROR(ParseTimeIdKey(page.after, &filter.after_create_us, &filter.after_id));
   }
@@ -282,6 +289,7 @@ absl::Status JobService::RemoveJob(const std::string& ref) {
       return absl::FailedPreconditionError(absl::StrCat("job '", job.name, "' is ", job.state,
                                                         "; cancel it (CancelFineTuningJob) and remove it once it ends"));
     }
+    if (job.kind == kJobKindExport) ModelRepository().SettleExport(tx, job.id);
     jobs_.Delete(tx, job.id);
     return absl::OkStatus();
   });
@@ -339,7 +347,7 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
     expiries += lease_expired ? 1 : 0;
     // A trainer writes where the job says: a job whose folders are not its own in the artifacts directory (a
     // database edited by hand) ends FAILED instead of being handed out.
-    while (job && (job->output_dir != JobOutputDir(artifacts_root_, job->id) ||
+    while (job && (job->output_dir != JobOutputDir(artifacts_root_, job->id, job->kind) ||
                    job->checkpoint_dir != JobCheckpointDir(artifacts_root_, job->id))) {
       job->state = "FAILED";
       job->error_code = "FAILED_PRECONDITION";
@@ -359,9 +367,26 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
     PromptRepository prompts;
     leased.model = *models.GetById(tx, job->model_id);
     leased.model_revision = *models.GetRevision(tx, job->model_revision_id);
-    leased.dataset = *datasets.GetById(tx, job->dataset_id);
-    leased.dataset_revision = *datasets.GetRevision(tx, job->dataset_revision_id);
-    leased.prompt = *prompts.GetById(tx, job->prompt_id);
+    if (job->kind == kJobKindExport) {
+      std::optional<ModelExportRecord> e =
+          job->export_id.empty() ? std::nullopt : models.GetExport(tx, job->export_id);
+      std::optional<AdapterRecord> adapter =
+          e.has_value() ? AdapterRepository().GetById(tx, e->adapter_id) : std::nullopt;
+      if (!adapter.has_value()) {  // the adapter or export was removed while the job waited
+        job->state = "FAILED";
+        job->error_code = "FAILED_PRECONDITION";
+        job->error_message = "the export or its adapter was removed before a trainer started the job";
+        jobs_.Update(tx, *job, 0, /*ended=*/true);
+        jobs_.AddEvent(tx, job->id, StateEvent("FAILED", job->error_message, "error"));
+        return absl::OkStatus();
+      }
+      leased.export_record = *e;
+      leased.adapter = *adapter;
+    } else {
+      leased.dataset = *datasets.GetById(tx, job->dataset_id);
+      leased.dataset_revision = *datasets.GetRevision(tx, job->dataset_revision_id);
+      leased.prompt = *prompts.GetById(tx, job->prompt_id);
+    }
     jobs_.AddEvent(tx, job->id,
                    StateEvent("RUNNING", absl::StrCat("attempt ", job->attempts, " of ", job->max_attempts,
                                                       " started on trainer ", worker_id)));
@@ -441,21 +466,31 @@ absl::StatusOr<HeartbeatResult> JobService::Heartbeat(const HeartbeatInput& in) 
   return result;
 }
 
-absl::StatusOr<std::string> JobService::CompleteJob(const std::string& job_id, int attempt,
-                                                    const std::string& worker_id, const std::string& adapter_dir,
-                                                    const nlohmann::json& progress, const nlohmann::json& metrics) {
-  std::string adapter_id;
+absl::StatusOr<CompletedJob> JobService::CompleteJob(const std::string& job_id, int attempt,
+                                                     const std::string& worker_id, const std::string& output_dir,
+                                                     const nlohmann::json& progress, const nlohmann::json& metrics) {
+  CompletedJob out;
+  std::optional<ModelExportRecord> export_record;
+  JobRecord export_job;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     ASSIGN_OR_RETURN(JobRecord job, LockOwned(tx, job_id, attempt, worker_id));
     // Only the job's own output folder is accepted: trainers cannot make the server read elsewhere.
-    if (adapter_dir != job.output_dir) {
+    if (output_dir != job.output_dir) {
       return absl::InvalidArgumentError(
-          absl::StrCat("adapter_dir must be the job's output_dir ", job.output_dir, ", not ", adapter_dir));
+          absl::StrCat("adapter_dir must be the job's output_dir ", job.output_dir, ", not ", output_dir));
     }
     ModelRepository models;
+    if (job.kind == kJobKindExport) {  // published below, outside this transaction: it moves files and hashes them
+      export_record = job.export_id.empty() ? std::nullopt : models.GetExport(tx, job.export_id);
+      if (!export_record.has_value()) {
+        return absl::FailedPreconditionError(absl::StrCat("export job ", job.id, " has no export record any more"));
+      }
+      export_job = job;
+      return absl::OkStatus();
+    }
     std::optional<ModelRevisionRecord> revision = models.GetRevision(tx, job.model_revision_id);
     ASSIGN_OR_RETURN(ModelArchitecture arch, ParseModelConfig(revision->config_json, "", "base model config.json"));
-    ASSIGN_OR_RETURN(LocalAdapterInfo local, InspectLocalAdapterDirectory(adapter_dir, arch));
+    ASSIGN_OR_RETURN(LocalAdapterInfo local, InspectLocalAdapterDirectory(output_dir, arch));
     AdapterRecord adapter = AdapterRecordFromDirectory(local, "trained");
     AdapterRepository adapters;
     adapter.name = job.adapter_name;
@@ -464,17 +499,51 @@ absl::StatusOr<std::string> JobService::CompleteJob(const std::string& job_id, i
     adapter.model_id = job.model_id;
     adapter.model_revision_id = job.model_revision_id;
     adapter.job_id = job.id;
-    adapter_id = adapters.Insert(tx, adapter);
-    job.adapter_id = adapter_id;
+    out.adapter_id = adapters.Insert(tx, adapter);
+    job.adapter_id = out.adapter_id;
     job.state = "SUCCEEDED";
     if (progress.is_object() && !progress.empty()) job.progress = progress;
     if (metrics.is_object() && !metrics.empty()) job.metrics = metrics;
     jobs_.Update(tx, job, 0, /*ended=*/true);
-    jobs_.AddEvent(tx, job.id,
-                   StateEvent("SUCCEEDED", absl::StrCat("adapter '", adapter.name, "' (", adapter_id, ") registered")));
+    jobs_.AddEvent(tx, job.id, StateEvent("SUCCEEDED", absl::StrCat("adapter '", adapter.name, "' (",
+                                                                    out.adapter_id, ") registered")));
     return absl::OkStatus();
   }));
-  return adapter_id;
+  if (!export_record.has_value()) return out;
+
+  absl::StatusOr<PublishedExport> published =
+      publish_export_ ? publish_export_(export_job, *export_record)
+                      : absl::UnimplementedError("this server cannot publish exports");
+  RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(JobRecord job, LockOwned(tx, job_id, attempt, worker_id));
+    if (progress.is_object() && !progress.empty()) job.progress = progress;
+    if (metrics.is_object() && !metrics.empty()) job.metrics = metrics;
+    ModelRepository models;
+    if (!published.ok()) {
+      job.state = "FAILED";
+      job.error_code = absl::StatusCodeToString(published.status().code());
+      job.error_message = std::string(published.status().message());
+      jobs_.Update(tx, job, 0, /*ended=*/true);
+      jobs_.AddEvent(tx, job.id, StateEvent("FAILED", absl::StrCat(job.error_code, ": ", job.error_message), "error"));
+      models.SetExportResult(tx, export_record->id, "", "", "failed");
+      return absl::OkStatus();
+    }
+    job.state = "SUCCEEDED";
+    jobs_.Update(tx, job, 0, /*ended=*/true);
+    models.SetExportResult(tx, export_record->id, published->exported_model_id, published->exported_model_revision_id,
+                           "succeeded");
+    jobs_.AddEvent(tx, job.id,
+                   StateEvent("SUCCEEDED", published->exported_model_id.empty()
+                                               ? absl::StrCat("adapter exported to ", published->destination)
+                                               : absl::StrCat("merged model '", published->exported_model_name,
+                                                              "' (", published->exported_model_id, ") registered at ",
+                                                              published->destination)));
+    return absl::OkStatus();
+  }));
+  if (!published.ok()) return published.status();
+  out.export_destination = published->destination;
+  out.exported_model_id = published->exported_model_id;
+  return out;
 }
 
 absl::StatusOr<std::string> JobService::FailJob(const FailJobInput& in) {

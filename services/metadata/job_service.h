@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "services/metadata/adapter_records.h"
 #include "services/metadata/dataset_records.h"
 #include "services/metadata/job_records.h"
 #include "services/metadata/job_repository.h"
@@ -43,6 +45,7 @@ struct ListJobsInput {
   std::string page_token;
   std::vector<std::string> states;
   std::string model;
+  std::vector<std::string> kinds;  // empty: every kind
 };
 
 struct JobPage {
@@ -50,7 +53,8 @@ struct JobPage {
   std::string next_page_token;
 };
 
-// Everything a trainer needs to run a leased job.
+// Everything a trainer needs to run a leased job: the model always; dataset and prompt for a fine-tuning job; the
+// export and its adapter for an export job.
 struct LeasedJob {
   JobRecord job;
   ModelRecord model;
@@ -58,7 +62,27 @@ struct LeasedJob {
   DatasetRecord dataset;
   DatasetRevisionRecord dataset_revision;
   PromptRecord prompt;
+  ModelExportRecord export_record;
+  AdapterRecord adapter;
 };
+
+// What CompleteJob did: the adapter a fine-tuning job registered, or where an export went.
+struct CompletedJob {
+  std::string adapter_id;
+  std::string export_destination;
+  std::string exported_model_id;
+};
+
+// Where a finished export went.
+struct PublishedExport {
+  std::string destination;
+  std::string exported_model_id;  // merged exports
+  std::string exported_model_revision_id;
+  std::string exported_model_name;
+};
+
+// Publishes a finished export job's output (ExportService::Publish).
+using ExportPublisher = std::function<absl::StatusOr<PublishedExport>(const JobRecord&, const ModelExportRecord&)>;
 
 struct HeartbeatInput {
   std::string job_id;
@@ -106,10 +130,14 @@ class JobService {
   // oldest waiting job. nullopt when none waits.
   absl::StatusOr<std::optional<LeasedJob>> LeaseJob(const std::string& worker_id);
   absl::StatusOr<HeartbeatResult> Heartbeat(const HeartbeatInput& input);
-  // Registers the adapter in adapter_dir (checked against the base model) and ends the job SUCCEEDED.
-  absl::StatusOr<std::string> CompleteJob(const std::string& job_id, int attempt, const std::string& worker_id,
-                                          const std::string& adapter_dir, const nlohmann::json& progress,
-                                          const nlohmann::json& metrics);
+  // A fine-tuning job: registers the adapter in output_dir (checked against the base model). An export job:
+  // publishes output_dir through the export publisher. Then ends the job SUCCEEDED; a publishing error ends it
+  // FAILED with that error, which is also returned.
+  absl::StatusOr<CompletedJob> CompleteJob(const std::string& job_id, int attempt, const std::string& worker_id,
+                                           const std::string& output_dir, const nlohmann::json& progress,
+                                           const nlohmann::json& metrics);
+  // Export jobs cannot complete until this is set (ExportService::Publish, wired by the server).
+  void SetExportPublisher(ExportPublisher publisher) { publish_export_ = std::move(publisher); }
   absl::StatusOr<std::string> FailJob(const FailJobInput& input);
 
   double lease_seconds() const { return lease_seconds_; }
@@ -132,6 +160,7 @@ class JobService {
   double lease_seconds_;
   JobRepository jobs_;
   std::atomic<int64_t> lease_expiries_{0};
+  ExportPublisher publish_export_;
 };
 
 }  // namespace tuneforge

@@ -89,6 +89,8 @@ void ToProto(const JobRecord& j, v1::FineTuningJob* out) {
   ToTime(j.update_time, out->mutable_update_time());
   ToTime(j.start_time, out->mutable_start_time());
   ToTime(j.end_time, out->mutable_end_time());
+  out->set_kind(j.kind == kJobKindExport ? v1::JOB_KIND_EXPORT : v1::JOB_KIND_FINE_TUNE);
+  out->set_export_id(j.export_id);
 }
 
 void ToProto(const JobEventRecord& e, v1::JobEvent* out) {
@@ -150,6 +152,16 @@ grpc::Status JobsHandler::ListFineTuningJobs(grpc::ServerContext* context, const
       return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("states: ", s, " is not a job state")));
     }
     input.states.push_back(JobStateName(static_cast<v1::JobState>(s)));
+  }
+  for (int k : request->kinds()) {
+    if (k == v1::JOB_KIND_FINE_TUNE) {
+      input.kinds.push_back(kJobKindFineTune);
+    } else if (k == v1::JOB_KIND_EXPORT) {
+      input.kinds.push_back(kJobKindExport);
+    } else {
+      return ToGrpcStatus(absl::InvalidArgumentError(
+          absl::StrCat("kinds: ", k, " is not a job kind; use JOB_KIND_FINE_TUNE or JOB_KIND_EXPORT")));
+    }
   }
   absl::StatusOr<JobPage> page = service_.ListJobs(input);
   if (!page.ok()) return ToGrpcStatus(page.status());

@@ -44,12 +44,20 @@ struct ModelRecord {
 
 struct ModelExportRecord {
   std::string id;
+  std::string model_id;  // of the base revision
   std::string model_revision_id;
   std::string adapter_id;
   std::string type;  // "merged" | "adapter"
   std::string destination_path;
   std::string exported_model_name;
-  std::string state;
+  std::string job_id;             // empty once the job is removed
+  std::string dtype;              // "fp32" | "bf16" | "fp16"; empty: the base model's
+  int64_t max_shard_size = 0;     // bytes; 0: the default
+  bool overwrite = false;
+  std::string exported_model_id;  // merged exports that succeeded
+  std::string exported_model_revision_id;
+  std::string state;  // queued | running | cancelling | succeeded | failed | cancelled (its job's, lower case)
+  std::string error_code, error_message;  // its job's
   absl::Time create_time;
 };
 

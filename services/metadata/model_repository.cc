@@ -291,14 +291,73 @@ void ModelRepository::DeleteRevisions(Tx& tx, const std::string& id) {
 }
 void ModelRepository::Delete(Tx& tx, const std::string& id) { tx.work().exec_prepared("model_delete", id); }
 
-ModelExportRecord ModelRepository::InsertExport(Tx& tx, const ModelExportRecord& e) {
-  pqxx::row row = tx.work().exec_prepared1("model_export_insert", e.model_revision_id, e.adapter_id, e.type,
-                                           e.destination_path, e.exported_model_name);
-  ModelExportRecord out = e;
-  out.id = Str(row, "id");
-  out.state = Str(row, "state");
-  out.create_time = Micros(row, "create_us");
+std::string ModelRepository::InsertExport(Tx& tx, const ModelExportRecord& e) {
+  return Str(tx.work().exec_prepared1("model_export_insert", e.model_revision_id, e.adapter_id, e.type,
+                                      e.destination_path, e.exported_model_name, NullIfEmpty(e.job_id), e.dtype,
+                                      e.max_shard_size, e.overwrite),
+             "id");
+}
+
+namespace {
+
+ModelExportRecord ExportFromRow(const pqxx::row& row) {
+  ModelExportRecord e;
+  e.id = Str(row, "id");
+  e.model_id = Str(row, "model_id");
+  e.model_revision_id = Str(row, "model_revision_id");
+  e.adapter_id = Str(row, "adapter_id");
+  e.type = Str(row, "type");
+  e.destination_path = Str(row, "destination_path");
+  e.exported_model_name = Str(row, "exported_model_name");
+  e.job_id = Str(row, "job_id");
+  e.dtype = Str(row, "dtype");
+  e.max_shard_size = Int(row, "max_shard_size");
+  e.overwrite = Bool(row, "overwrite");
+  e.exported_model_id = Str(row, "exported_model_id");
+  e.exported_model_revision_id = Str(row, "exported_model_revision_id");
+  e.state = Str(row, "state");
+  e.error_code = Str(row, "error_code");
+  e.error_message = Str(row, "error_message");
+  e.create_time = Micros(row, "create_us");
+  return e;
+}
+
+}  // namespace
+
+std::optional<std::string> ModelRepository::ExportSucceededAt(Tx& tx, const std::string& destination_path) {
+  pqxx::result result = tx.work().exec_prepared("model_export_succeeded_at", destination_path);
+  if (result.empty()) return std::nullopt;
+  return Str(result[0], "id");
+}
+
+std::optional<ModelExportRecord> ModelRepository::GetExport(Tx& tx, const std::string& id) {
+  pqxx::result result = tx.work().exec_prepared("model_export_get", id);
+  if (result.empty()) return std::nullopt;
+  return ExportFromRow(result[0]);
+}
+
+std::vector<ModelExportRecord> ModelRepository::ListExports(Tx& tx, const std::string& model_id,
+                                                            const std::string& adapter_id, int64_t after_create_us,
+                                                            const std::string& after_id, int limit) {
+  std::optional<int64_t> after_us;
+  if (!after_id.empty()) after_us = after_create_us;
+  std::vector<ModelExportRecord> out;
+  for (const pqxx::row& row : tx.work().exec_prepared("model_export_list", NullIfEmpty(model_id),
+                                                      NullIfEmpty(adapter_id), after_us, NullIfEmpty(after_id),
+                                                      limit)) {
+    out.push_back(ExportFromRow(row));
+  }
   return out;
+}
+
+void ModelRepository::SetExportResult(Tx& tx, const std::string& id, const std::string& exported_model_id,
+                                      const std::string& exported_model_revision_id, const std::string& state) {
+  tx.work().exec_prepared("model_export_set_result", id, NullIfEmpty(exported_model_id),
+                          NullIfEmpty(exported_model_revision_id), state);
+}
+
+void ModelRepository::SettleExport(Tx& tx, const std::string& job_id) {
+  tx.work().exec_prepared("model_export_settle", job_id);
 }
 
 std::optional<std::string> ModelRepository::ExportByDestination(Tx& tx, const std::string& destination_path) {

@@ -45,8 +45,20 @@ class ModelRepository {
   void DeleteAdapters(Tx& tx, const std::string& model_id);
   void DeleteRevisions(Tx& tx, const std::string& model_id);
   void Delete(Tx& tx, const std::string& model_id);
-  ModelExportRecord InsertExport(Tx& tx, const ModelExportRecord& export_request);
+  // Returns the new export's id.
+  std::string InsertExport(Tx& tx, const ModelExportRecord& export_request);
+  // An export whose job still runs (or waits) into `destination_path`.
   std::optional<std::string> ExportByDestination(Tx& tx, const std::string& destination_path);
+  // An export that succeeded into `destination_path`.
+  std::optional<std::string> ExportSucceededAt(Tx& tx, const std::string& destination_path);
+  std::optional<ModelExportRecord> GetExport(Tx& tx, const std::string& id);
+  // Newest first; model_id / adapter_id empty: any. after_id empty: the first page.
+  std::vector<ModelExportRecord> ListExports(Tx& tx, const std::string& model_id, const std::string& adapter_id,
+                                             int64_t after_create_us, const std::string& after_id, int limit);
+  void SetExportResult(Tx& tx, const std::string& id, const std::string& exported_model_id,
+                       const std::string& exported_model_revision_id, const std::string& state);
+  // Copies the state of job `job_id` into its export, before the job is removed.
+  void SettleExport(Tx& tx, const std::string& job_id);
 };
 
 // Row mapping shared with other repositories that return model revisions (columns prefixed "r_").

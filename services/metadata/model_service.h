@@ -1,5 +1,5 @@
 // Rules of the Models resource: source resolution (Hub or local directory), save_or_fetch revisions,
-// removal with dependents, export requests. Knows neither gRPC nor SQL.
+// removal with dependents. Knows neither gRPC nor SQL.
 #ifndef TUNEFORGE_SERVICES_METADATA_MODEL_SERVICE_H_
 #define TUNEFORGE_SERVICES_METADATA_MODEL_SERVICE_H_
 
@@ -51,15 +51,6 @@ struct ListModelsInput {
   std::string source_type;  // empty: any
 };
 
-struct ExportModelInput {
-  std::string model;
-  std::string revision_id;
-  std::string adapter;
-  std::string type;  // "merged" | "adapter"; empty when unspecified
-  std::string destination_path;
-  std::string exported_model_name;
-};
-
 class ModelService {
  public:
   // `default_hf_token` (the server's HF_TOKEN) is used when a request carries none.
@@ -72,7 +63,6 @@ class ModelService {
                                                        const std::string& page_token);
   // Returns what was removed besides the model ("adapter 'x' (id)", ...).
   absl::StatusOr<std::vector<std::string>> RemoveModel(const std::string& ref, bool force);
-  absl::StatusOr<ModelExportRecord> ExportModel(const ExportModelInput& input);
 
  private:
   // The revision a source resolves to, before it is stored.

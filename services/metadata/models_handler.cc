@@ -112,6 +112,40 @@ grpc::Status ModelsHandler::RemoveModel(grpc::ServerContext* context, const v1::
   return grpc::Status::OK;
 }
 
+namespace {
+
+v1::ExportState ExportStateToProto(const std::string& state) {
+  if (state == "queued") return v1::EXPORT_STATE_QUEUED;
+  if (state == "running") return v1::EXPORT_STATE_RUNNING;
+  if (state == "cancelling") return v1::EXPORT_STATE_CANCELLING;
+  if (state == "succeeded") return v1::EXPORT_STATE_SUCCEEDED;
+  if (state == "failed") return v1::EXPORT_STATE_FAILED;
+  if (state == "cancelled") return v1::EXPORT_STATE_CANCELLED;
+  return v1::EXPORT_STATE_UNSPECIFIED;
+}
+
+void ExportToProto(const ModelExportRecord& e, v1::ModelExport* out) {
+  out->set_id(e.id);
+  out->set_model_id(e.model_id);
+  out->set_model_revision_id(e.model_revision_id);
+  out->set_adapter_id(e.adapter_id);
+  out->set_type(e.type == "merged" ? v1::EXPORT_TYPE_MERGED : v1::EXPORT_TYPE_ADAPTER);
+  out->set_destination_path(e.destination_path);
+  out->set_exported_model_name(e.exported_model_name);
+  out->set_state(ExportStateToProto(e.state));
+  ToProto(e.create_time, out->mutable_create_time());
+  out->set_job_id(e.job_id);
+  out->set_dtype(e.dtype);
+  out->set_max_shard_size(e.max_shard_size);
+  out->set_overwrite(e.overwrite);
+  out->set_exported_model_id(e.exported_model_id);
+  out->set_exported_model_revision_id(e.exported_model_revision_id);
+  out->set_error_code(e.error_code);
+  out->set_error_message(e.error_message);
+}
+
+}  // namespace
+
 grpc::Status ModelsHandler::ExportModel(grpc::ServerContext* context, const v1::ExportModelRequest* request,
                                         v1::ExportModelResponse* response) {
   if (grpc::Status denied = Authorize(context, Role::kOperator); !denied.ok()) return denied;
@@ -129,17 +163,38 @@ grpc::Status ModelsHandler::ExportModel(grpc::ServerContext* context, const v1::
   }
   input.destination_path = request->destination_path();
   input.exported_model_name = request->exported_model_name();
-  absl::StatusOr<ModelExportRecord> e = service_.ExportModel(input);
+  input.dtype = request->dtype();
+  input.max_shard_size = request->max_shard_size();
+  input.overwrite = request->overwrite();
+  input.job_name = request->job_name();
+  absl::StatusOr<ModelExportRecord> e = exports_.StartExport(input);
   if (!e.ok()) return ToGrpcStatus(e.status());
-  v1::ModelExport* out = response->mutable_export_();
-  out->set_id(e->id);
-  out->set_model_revision_id(e->model_revision_id);
-  out->set_adapter_id(e->adapter_id);
-  out->set_type(e->type == "merged" ? v1::EXPORT_TYPE_MERGED : v1::EXPORT_TYPE_ADAPTER);
-  out->set_destination_path(e->destination_path);
-  out->set_exported_model_name(e->exported_model_name);
-  out->set_state(v1::EXPORT_STATE_QUEUED);
-  ToProto(e->create_time, out->mutable_create_time());
+  if (job_queued_) job_queued_();
+  ExportToProto(*e, response->mutable_export_());
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelsHandler::GetModelExport(grpc::ServerContext* context, const v1::GetModelExportRequest* request,
+                                           v1::GetModelExportResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
+  absl::StatusOr<ModelExportRecord> e = exports_.GetExport(request->id());
+  if (!e.ok()) return ToGrpcStatus(e.status());
+  ExportToProto(*e, response->mutable_export_());
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelsHandler::ListModelExports(grpc::ServerContext* context, const v1::ListModelExportsRequest* request,
+                                             v1::ListModelExportsResponse* response) {
+  if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
+  ListExportsInput input;
+  input.page_size = request->page_size();
+  input.page_token = request->page_token();
+  input.model = request->model();
+  input.adapter = request->adapter();
+  absl::StatusOr<ExportPage> page = exports_.ListExports(input);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  for (const ModelExportRecord& e : page->exports) ExportToProto(e, response->add_exports());
+  response->set_next_page_token(page->next_page_token);
   return grpc::Status::OK;
 }
 

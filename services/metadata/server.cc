@@ -51,6 +51,7 @@ struct MetadataServer::Parts {
   std::unique_ptr<AdminService> admin_service;
   std::unique_ptr<AdminHandler> admin_handler;
   std::unique_ptr<JobService> job_service;
+  std::unique_ptr<ExportService> export_service;
   std::unique_ptr<JobEventHub> job_event_hub;
   std::unique_ptr<WorkerQueueHandler> worker_queue_handler;
   std::unique_ptr<JobsHandler> jobs_handler;
@@ -78,7 +79,6 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
 
   parts->model_service =
       std::make_unique<ModelService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
-  parts->models_handler = std::make_unique<ModelsHandler>(*parts->model_service);
   parts->dataset_service =
       std::make_unique<DatasetService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
   parts->datasets_handler = std::make_unique<DatasetsHandler>(*parts->dataset_service);
@@ -98,6 +98,13 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   WorkerQueueHandler* queue = parts->worker_queue_handler.get();
   parts->jobs_handler =
       std::make_unique<JobsHandler>(*parts->job_service, *parts->job_event_hub, [queue] { queue->JobQueued(); });
+  parts->export_service = std::make_unique<ExportService>(*parts->store, *parts->roots, *parts->model_service,
+                                                          options.artifacts_dir);
+  ExportService* exports = parts->export_service.get();
+  parts->job_service->SetExportPublisher(
+      [exports](const JobRecord& job, const ModelExportRecord& e) { return exports->Publish(job, e); });
+  parts->models_handler =
+      std::make_unique<ModelsHandler>(*parts->model_service, *exports, [queue] { queue->JobQueued(); });
 
   parts->token_service = std::make_unique<TokenService>(*parts->store);
   if (!options.worker_token.empty()) {

@@ -24,6 +24,20 @@ void LeaseToProto(const LeasedJob& l, iv1::JobLease* out) {
   out->mutable_model()->set_source(l.model.source);
   out->mutable_model()->set_commit_sha(l.model_revision.commit_sha);
   out->set_base_model_name(l.model.source_type == "huggingface" ? l.model.source : l.model.name);
+  out->set_kind(l.job.kind);
+  (void)JsonToMessage(l.job.settings, out->mutable_settings());
+  out->set_output_dir(l.job.output_dir);
+  out->set_checkpoint_dir(l.job.checkpoint_dir);
+  if (l.job.kind == kJobKindExport) {
+    iv1::ExportSpec* e = out->mutable_export_();
+    e->set_type(l.export_record.type);
+    e->set_dtype(l.export_record.dtype);
+    e->set_max_shard_size(l.export_record.max_shard_size);
+    e->mutable_adapter()->set_type(l.adapter.source_type);
+    e->mutable_adapter()->set_source(l.adapter.source);
+    e->mutable_adapter()->set_commit_sha(l.adapter.commit_sha);
+    return;
+  }
   iv1::DatasetSource* d = out->mutable_dataset();
   d->set_type(l.dataset.source_type);
   d->set_source(l.dataset.source);
@@ -42,9 +56,6 @@ void LeaseToProto(const LeasedJob& l, iv1::JobLease* out) {
   out->mutable_prompt()->set_input_template(l.prompt.input_template);
   out->mutable_prompt()->set_completion_template(l.prompt.completion_template);
   out->mutable_prompt()->set_messages_column(l.prompt.messages_column);
-  (void)JsonToMessage(l.job.settings, out->mutable_settings());
-  out->set_output_dir(l.job.output_dir);
-  out->set_checkpoint_dir(l.job.checkpoint_dir);
 }
 
 }  // namespace
@@ -114,11 +125,13 @@ grpc::Status WorkerQueueHandler::Heartbeat(grpc::ServerContext* context, const i
 grpc::Status WorkerQueueHandler::CompleteJob(grpc::ServerContext* context, const iv1::CompleteJobRequest* request,
                                              iv1::CompleteJobResponse* response) {
   if (grpc::Status denied = Authorize(context, Role::kTrainer); !denied.ok()) return denied;
-  absl::StatusOr<std::string> adapter =
+  absl::StatusOr<CompletedJob> done =
       service_.CompleteJob(request->job_id(), request->attempt(), request->worker_id(), request->adapter_dir(),
                            MessageToJson(request->progress()), MessageToJson(request->metrics()));
-  if (!adapter.ok()) return ToGrpcStatus(adapter.status());
-  response->set_adapter_id(*adapter);
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  response->set_adapter_id(done->adapter_id);
+  response->set_export_destination(done->export_destination);
+  response->set_exported_model_id(done->exported_model_id);
   return grpc::Status::OK;
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/testdata.h"
@@ -347,6 +348,74 @@ TEST(ShardedSafetensorsTest, ATensorLargerThanTheLimitGetsItsOwnShard) {
               StatusIs(kInvalid, HasSubstr("tensor 's1' is given more than once")));
   // Nothing was written by the refused calls.
   EXPECT_TRUE(fs::exists(dir.path() + "/model-00003-of-00003.safetensors"));
+}
+
+// Tensors whose bytes come from `fill`: each produced only when the writer reaches it (after the earlier shards are
+// on disk), sharded by their declared size, checked for that size; a failing fill leaves no checkpoint behind.
+TEST(ShardedSafetensorsTest, FilledTensorsAreMadeWhenTheWriterReachesThem) {
+  ScratchDir dir;
+  const std::string shard1 = dir.path() + "/model-00001-of-00003.safetensors";
+  const std::string shard2 = dir.path() + "/model-00002-of-00003.safetensors";
+  std::vector<std::string> filled;
+  std::vector<std::string> shards_on_disk;  // which shards existed when each fill ran
+  auto fill = [&](const std::string& name, const std::string& content) {
+    return [&, name, content](std::string* bytes) {
+      filled.push_back(name);
+      shards_on_disk.push_back(absl::StrCat(fs::exists(shard1), fs::exists(shard2)));
+      *bytes = content;
+      return absl::OkStatus();
+    };
+  };
+  const std::string a(8, 'a'), b("\x01\x00\x02\x00\x03\x00\x04\x00\x05\x00\x06\x00\x07\x00\x08\x00", 16);
+  const std::string c(8, 'c'), d("dddd");
+  // a: 8 bytes, b: 16 (a shard of its own at 16), c in memory, d filled: 3 shards; `data` beside a fill is ignored.
+  const std::vector<TensorToWrite> tensors = {{"a", "U8", {8}, "ignored", fill("a", a)},
+                                              {"b", "I16", {2, 4}, {}, fill("b", b)},
+                                              {"c", "U8", {8}, c},
+                                              {"d", "U8", {2, 2}, {}, fill("d", d)}};
+  ASSERT_THAT(WriteShardedSafetensors(dir.path(), tensors, 16, {{"format", "pt"}}), IsOk());
+  EXPECT_THAT(filled, ElementsAre("a", "b", "d"));
+  EXPECT_THAT(shards_on_disk, ElementsAre("00", "10", "11"));
+  Json index = Json::parse(testing::ReadFileBytes(dir.path() + "/model.safetensors.index.json"));
+  EXPECT_EQ(index["metadata"]["total_size"], 36);
+  EXPECT_EQ(index["weight_map"], Json({{"a", "model-00001-of-00003.safetensors"},
+                                       {"b", "model-00002-of-00003.safetensors"},
+                                       {"c", "model-00003-of-00003.safetensors"},
+                                       {"d", "model-00003-of-00003.safetensors"}}));
+  absl::StatusOr<std::unique_ptr<ShardedSafetensors>> sharded = ShardedSafetensors::OpenDirectory(dir.path());
+  ASSERT_THAT(sharded.status(), IsOk());
+  for (const auto& [name, bytes] : std::map<std::string, std::string>{{"a", a}, {"b", b}, {"c", c}, {"d", d}}) {
+    absl::StatusOr<CheckpointTensorView> view = (*sharded)->Find(name);
+    ASSERT_THAT(view.status(), IsOk());
+    EXPECT_EQ(AsString(view->bytes), bytes) << name;
+  }
+  EXPECT_EQ((*sharded)->Find("b")->info->shape, std::vector<int64_t>({2, 4}));
+
+  // A fill that fails in the second shard: its error as it is, and no shard, index or .tmp left.
+  ScratchDir failing;
+  std::vector<TensorToWrite> broken = tensors;
+  broken[1].fill = [](std::string*) { return absl::CancelledError("stopped by the test"); };
+  EXPECT_THAT(WriteShardedSafetensors(failing.path(), broken, 16, {}),
+              StatusIs(absl::StatusCode::kCancelled, ::testing::Eq("stopped by the test")));
+  EXPECT_TRUE(fs::is_empty(failing.path()));
+
+  // A fill of the wrong size names the tensor and what it needs; again nothing is left.
+  broken = tensors;
+  broken[3].fill = [](std::string* bytes) {
+    *bytes = "ddd";
+    return absl::OkStatus();
+  };
+  EXPECT_THAT(WriteShardedSafetensors(failing.path(), broken, 16, {}),
+              StatusIs(kInvalid, AllOf(HasSubstr("model-00003-of-00003.safetensors"),
+                                       HasSubstr("tensor 'd' was filled with 3 bytes but U8 [2, 2] needs 4"))));
+  EXPECT_TRUE(fs::is_empty(failing.path()));
+
+  // One file: a failing fill leaves the earlier file as it was.
+  const std::string path = failing.path() + "/one.safetensors";
+  testing::WriteFileBytes(path, "old");
+  EXPECT_THAT(WriteSafetensors(path, broken, {}), StatusIs(kInvalid, HasSubstr("tensor 'd' was filled with 3")));
+  EXPECT_EQ(testing::ReadFileBytes(path), "old");
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
 }
 
 TEST(ShardedSafetensorsTest, BrokenIndexesNameTheIndexShardAndTensor) {

@@ -56,7 +56,8 @@ help_cases=(
   "models list|--name-prefix --family --source-type --page-size --page-token"
   "models revisions|NAME --page-size --page-token"
   "models remove|NAME --force"
-  "models export|NAME --adapter --type --destination --exported-name --revision"
+  "models export|NAME --adapter --type --destination --exported-name --dtype --max-shard-size --overwrite --job-name --revision --watch --reconnect-for"
+  "models exports|--model --adapter --page-size --page-token"
   "datasets add|NAME TRAIN_FILE --test-file --test-size --seed --hf --token-file --description"
   "datasets get|NAME"
   "datasets list|--name-prefix --source-type --page-size --page-token"
@@ -80,7 +81,7 @@ help_cases=(
   "jobs start|--model --dataset --prompt --config --set --name --adapter-name --max-attempts --watch --reconnect-for"
   "jobs watch|JOB --reconnect-for"
   "jobs get|JOB"
-  "jobs list|--state --model --page-size --page-token"
+  "jobs list|--state --model --kind --page-size --page-token"
   "jobs cancel|JOB"
   "jobs remove|JOB"
   "jobs checkpoints|JOB"
@@ -135,6 +136,13 @@ check_not "the refused token is not echoed" "hf_cli-secret-on-the-command-line" 
 tf jobs list --state sleeping
 check_rc "an unknown job state is a usage error" 2
 check "it lists the states" "queued, running, cancelling, succeeded, failed, cancelled" "$err"
+tf jobs list --kind training
+check_rc "an unknown job kind is a usage error" 2
+check "it lists the kinds" "fine_tune, export" "$err"
+tf models export demo-llama --adapter a --type merged --destination "$data/merged" --exported-name m \
+  --max-shard-size 2XB
+check_rc "a --max-shard-size that is no size is a usage error" 2
+check "it says how to write a size" "write e.g. 2GB, 500MB, 1GiB" "$err"
 
 # --- nothing listens on the port yet.
 tf models list
@@ -398,7 +406,7 @@ if [ -n "$fake" ]; then
   check "it names the sections" "must start with lora. or training." "$err"
   tf jobs list --state running,queued
   check "--state takes a comma list" '"states":["JOB_STATE_RUNNING","JOB_STATE_QUEUED"]' "$(grep '^list' "$flog")"
-  check "jobs list prints a table" "fake-job  SUCCEEDED  10    10     1" "$out"
+  check "jobs list prints a table" "fake-job  FINE_TUNE  SUCCEEDED  10    10     1" "$out"
 
   tf jobs watch fake-job
   check_rc "jobs watch of a job that SUCCEEDED" 0

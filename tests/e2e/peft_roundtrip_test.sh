@@ -10,6 +10,10 @@
 # Both directions cover llama (all-linear; q_proj,v_proj only) and phi3's fused qkv_proj / gate_up_proj, with and
 # without rsLoRA, eager and sdpa attention, with lora_dropout > 0 in the configs (it must not act at inference). One
 # negative control shows the logit comparison fails on a 1% change of one tensor.
+#   exports: `tuneforge models export --watch` runs export jobs on the same trainers: merged models (fp32 sharded,
+#            fp32 single file, bf16) that transformers loads alone must give PeftModel(base, adapter)'s fp32 logits
+#            within 1e-4 and PEFT's merge_and_unload() weights; an adapter export is byte-identical; an existing
+#            destination needs --overwrite, which gives the exported model a new revision.
 # The models, inputs, PEFT adapters and training all come from one seed, printed first
 # (PEFT_ROUNDTRIP_SEED=N replays it).
 # Usage: peft_roundtrip_test.sh METADATA_BINARY TRAINER_BINARY CLI_BINARY PARITY_BINARY PYTHON SOURCE_DIR
@@ -179,6 +183,66 @@ python_checks check-adapter --model "$data/tiny-llama" --inputs "$data/tiny-llam
 python_checks check-adapter --model "$data/tiny-phi3" --inputs "$data/tiny-phi3/inputs.safetensors" --attn sdpa \
   --case "$(case_arg peft-phi3-fused-rslora 8 16 1 qkv_proj+gate_up_proj)" \
   --case "$(case_arg peft-phi3-all 4 8 0 "$phi3_all")"
+
+# 5. Export jobs on the same trainers: merged models written by tuneforge, loaded by transformers alone, against
+# PeftModel(base, adapter); an adapter export; the destination and overwrite rules.
+mkdir -p "$data/exports"
+export_watch() {  # export_watch LABEL ARGS...: models export ... --watch must exit 0; its output is left in $exported
+  local label="$1"; shift
+  exported="$(timeout 300 "$cli_bin" --server "127.0.0.1:$port" models export "$@" --watch 2>&1)"
+  local rc=$?
+  echo "$exported" >>"$work/export.log"
+  if [ "$rc" -eq 0 ] && [[ "$exported" == *"exported to "* ]]; then
+    ok "$label"
+  else
+    fail "$label (exit $rc): $(echo "$exported" | tail -4)"
+  fi
+}
+# name|base model|adapter name|dtype|max shard size|layout|attn
+merged_exports=(
+  "merged-fwd-llama-all|tiny-llama|fwd-llama-all|fp32|100KB|sharded|sdpa"
+  "merged-peft-phi3-fused-rslora|tiny-phi3|peft-phi3-fused-rslora|fp32||single|eager"
+  "merged-peft-llama-qv-bf16|tiny-llama|peft-llama-qv|bf16||single|eager"
+)
+for spec in "${merged_exports[@]}"; do
+  IFS='|' read -r name model adapter dtype shard layout attn <<<"$spec"
+  export_watch "models export $name ($dtype${shard:+, shards of $shard}) SUCCEEDED" "$model" \
+    --adapter "$adapter" --type merged --destination "$data/exports/$name" --exported-name "$name" \
+    --dtype "$dtype" ${shard:+--max-shard-size "$shard"}
+  check "export $name registered the merged model" "registered model $name" "$exported"
+  check "models get $name: a local $model-family model at the destination" "$data/exports/$name" \
+    "$(tf models get "$name" 2>&1)"
+  python_checks check-merged --model "$data/$model" --adapter "${adapter_path[$adapter]:-missing}" \
+    --merged "$data/exports/$name" --inputs "$data/$model/inputs.safetensors" --name "$name" --dtype "$dtype" \
+    --shards "$layout" --attn "$attn"
+done
+
+# An adapter export copies the PEFT directory byte for byte and registers no model.
+export_watch "models export --type adapter SUCCEEDED" tiny-phi3 --adapter fwd-phi3-fused --type adapter \
+  --destination "$data/exports/adapter-fwd-phi3-fused"
+for f in adapter_config.json adapter_model.safetensors; do
+  if cmp -s "${adapter_path[fwd-phi3-fused]:-missing}/$f" "$data/exports/adapter-fwd-phi3-fused/$f"; then
+    ok "adapter export: $f byte-identical"
+  else
+    fail "adapter export: $f differs from the adapter's"
+  fi
+done
+
+# An existing destination is refused unless --overwrite, which replaces it and gives the model a new revision.
+check "export into an existing directory is refused, naming --overwrite" "overwrite" \
+  "$(tf models export tiny-llama --adapter peft-llama-qv --type merged --destination \
+     "$data/exports/merged-peft-llama-qv-bf16" --exported-name merged-peft-llama-qv-bf16 2>&1)"
+export_watch "export --overwrite (fp32 over the bf16 export) SUCCEEDED" tiny-llama --adapter peft-llama-qv \
+  --type merged --destination "$data/exports/merged-peft-llama-qv-bf16" \
+  --exported-name merged-peft-llama-qv-bf16 --dtype fp32 --overwrite
+check "the overwritten export is revision 2 of its model" "2" \
+  "$(tf models get merged-peft-llama-qv-bf16 --output json 2>&1 | field "['model']['latest_revision']['revision_number']")"
+python_checks check-merged --model "$data/tiny-llama" --adapter "${adapter_path[peft-llama-qv]:-missing}" \
+  --merged "$data/exports/merged-peft-llama-qv-bf16" --inputs "$data/tiny-llama/inputs.safetensors" \
+  --name "overwritten export" --dtype fp32 --shards single
+check "models exports lists the five exports" "5" \
+  "$("$py" -c 'import json,sys; print(len(json.load(sys.stdin).get("exports", [])))' \
+     <<<"$(tf models exports --output json 2>&1)")"
 
 echo "$passes passed, $failures failed (seed=$seed)"
 [ "$failures" -eq 0 ]

@@ -32,9 +32,9 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-const std::vector<std::string> kTables = {"models",        "model_revisions",  "datasets",   "dataset_revisions",
-                                          "prompts",       "configs",          "adapters",   "model_exports",
-                                          "fine_tuning_jobs", "job_events", "job_checkpoints"};
+const std::vector<std::string> kTables = {"models",          "model_revisions",  "datasets",   "dataset_revisions",
+                                          "prompts",         "configs",          "adapters",   "fine_tuning_jobs",
+                                          "model_exports",   "job_events",       "job_checkpoints"};
 // Seeded by migrations/V002 into every database: 5 families x 4 config types.
 constexpr int kDefaultConfigs = 20;
 const char kSqlText[] = "x'); DROP TABLE models; --";
@@ -128,6 +128,11 @@ void Populate(MetadataTestEnv& env) {
   export_request.set_destination_path(env.root() + "/exports/llama-lora");
   v1::ExportModelResponse export_response;
   ASSERT_THAT(FromGrpcStatus(env.models()->ExportModel(Context().get(), export_request, &export_response)), IsOk());
+  // No trainer runs here: the export's job ends CANCELLED (queued, cancelled, both events kept).
+  v1::CancelFineTuningJobRequest cancel;
+  cancel.set_job(export_response.export_().job_id());
+  v1::CancelFineTuningJobResponse cancelled;
+  ASSERT_THAT(FromGrpcStatus(env.jobs()->CancelFineTuningJob(Context().get(), cancel, &cancelled)), IsOk());
 }
 
 class AdminTest : public ::testing::Test {
@@ -154,7 +159,7 @@ TEST_F(AdminTest, ExportWritesEveryTableFromTheDatabase) {
   const std::map<std::string, int64_t> expected = {
       {"models", 1},  {"model_revisions", 1},           {"datasets", 1}, {"dataset_revisions", 1},
       {"prompts", 1}, {"configs", kDefaultConfigs + 1}, {"adapters", 1}, {"model_exports", 1},
-      {"fine_tuning_jobs", 0}, {"job_events", 0}, {"job_checkpoints", 0}};
+      {"fine_tuning_jobs", 1}, {"job_events", 2}, {"job_checkpoints", 0}};
   EXPECT_EQ(ToMap(response.row_counts()), expected);
   EXPECT_EQ(CountRows(source_.database_url()), expected);
 
@@ -215,7 +220,7 @@ TEST_F(AdminTest, ImportIntoAnEmptyDatabaseReproducesTheExport) {
   const std::map<std::string, int64_t> expected_counts = {
       {"models", 1},   {"model_revisions", 1}, {"datasets", 1},      {"dataset_revisions", 1},
       {"prompts", 1},  {"configs", 1},         {"adapters", 1},      {"model_exports", 1},
-      {"fine_tuning_jobs", 0}, {"job_events", 0}, {"job_checkpoints", 0},
+      {"fine_tuning_jobs", 1}, {"job_events", 2}, {"job_checkpoints", 0},
       {"configs_skipped_defaults", kDefaultConfigs}};
   EXPECT_EQ(ToMap(imported.row_counts()), expected_counts);
   EXPECT_EQ(CountRows(target_.database_url()), CountRows(source_.database_url()));
@@ -517,37 +522,45 @@ TEST_F(AdminTest, ImportedJobsKeepTheirOwnFoldersAndConsistentAttempts) {
   v1::ExportDatabaseResponse exported;
   ASSERT_THAT(Export(source_, &exported), IsOk());
   const json document = json::parse(exported.document());
+  // The fine-tuning job's row (the populated database also holds an export's job).
+  size_t i = 0;
+  while (i < document["tables"]["fine_tuning_jobs"].size() &&
+         document["tables"]["fine_tuning_jobs"][i]["name"] != "imported-job") {
+    ++i;
+  }
+  ASSERT_LT(i, document["tables"]["fine_tuning_jobs"].size());
+  const std::string row = absl::StrCat("document.tables.fine_tuning_jobs[", i, "]");
   const std::map<std::string, int64_t> before = CountRows(target_.database_url());
 
   json d = document;
-  d["tables"]["fine_tuning_jobs"][0]["output_dir"] = "/etc/cron.d";
+  d["tables"]["fine_tuning_jobs"][i]["output_dir"] = "/etc/cron.d";
   EXPECT_THAT(Import(target_, d.dump()),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("document.tables.fine_tuning_jobs[0].output_dir: '/etc/cron.d' is outside this "
+                       HasSubstr(row + ".output_dir: '/etc/cron.d' is outside this "
                                  "server's artifacts directory (tuneforge-metadata --artifacts-dir)")));
   d = document;
-  d["tables"]["fine_tuning_jobs"][0]["checkpoint_dir"] = "/srv/not-the-artifacts";
+  d["tables"]["fine_tuning_jobs"][i]["checkpoint_dir"] = "/srv/not-the-artifacts";
   EXPECT_THAT(Import(target_, d.dump()),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("document.tables.fine_tuning_jobs[0].checkpoint_dir: '/srv/not-the-artifacts' is outside")));
+                       HasSubstr(row + ".checkpoint_dir: '/srv/not-the-artifacts' is outside")));
   d = document;
-  d["tables"]["fine_tuning_jobs"][0]["checkpoint_dir"] = target_.root() + "/artifacts/jobs/other/checkpoints";
+  d["tables"]["fine_tuning_jobs"][i]["checkpoint_dir"] = target_.root() + "/artifacts/jobs/other/checkpoints";
   EXPECT_THAT(Import(target_, d.dump()),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("document.tables.fine_tuning_jobs[0].checkpoint_dir must be the job's own folder")));
+                       HasSubstr(row + ".checkpoint_dir must be the job's own folder")));
   d = document;
-  d["tables"]["fine_tuning_jobs"][0]["state"] = "RUNNING";
-  d["tables"]["fine_tuning_jobs"][0]["attempts"] = 99;
-  d["tables"]["fine_tuning_jobs"][0]["max_attempts"] = 1;
+  d["tables"]["fine_tuning_jobs"][i]["state"] = "RUNNING";
+  d["tables"]["fine_tuning_jobs"][i]["attempts"] = 99;
+  d["tables"]["fine_tuning_jobs"][i]["max_attempts"] = 1;
   EXPECT_THAT(Import(target_, d.dump()),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("document.tables.fine_tuning_jobs[0].attempts is 99; a job makes 0 to max_attempts "
+                       HasSubstr(row + ".attempts is 99; a job makes 0 to max_attempts "
                                  "(1) attempts")));
   d = document;
-  d["tables"]["fine_tuning_jobs"][0]["settings"]["training"]["learning_rate"] = "fast";
+  d["tables"]["fine_tuning_jobs"][i]["settings"]["training"]["learning_rate"] = "fast";
   EXPECT_THAT(Import(target_, d.dump()),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("document.tables.fine_tuning_jobs[0].settings.training.learning_rate")));
+                       HasSubstr(row + ".settings.training.learning_rate")));
   EXPECT_EQ(CountRows(target_.database_url()), before) << "a refused import wrote rows";
 
   // The document as exported imports, and the job is leased with its own folders.

@@ -28,6 +28,17 @@ logits for the same inputs; `check-adapter` compares the two.
         came from the original; the logits check must then FAIL (shows the comparison can fail).
         Prints one "ok   ..." or "FAIL ..." line per check with what it compared and the max diff; exits 1 if
         any check failed.
+    check-merged --model DIR --adapter DIR --merged DIR --inputs FILE --name NAME [--dtype fp32|bf16|fp16]
+                 [--shards single|sharded] [--attn eager|sdpa]
+        A merged export written by tuneforge (`tuneforge models export --type merged`), loaded by transformers
+        alone (AutoModelForCausalLM.from_pretrained, AutoTokenizer), against PEFT's PeftModel(base, adapter):
+          - the layout: config.json's torch_dtype, model.safetensors alone or model-0000i-of-0000n shards with an
+            index whose weight_map lists every tensor of the shards, generation_config.json, the tokenizer files;
+          - every stored tensor has the dtype asked for and equals PEFT's merge_and_unload() (fp32: within 1e-5;
+            bf16 / fp16: within one rounding step of PEFT's fp32 merge);
+          - fp32 exports: the merged model's fp32 logits equal PeftModel(base, adapter)'s within --tol (1e-4) at
+            every unpadded position, and the adapter moves the logits by far more than that;
+          - the tokenizer encodes a sample text as the base's does.
 
 Every random choice comes from --seed (printed).
 """
@@ -306,6 +317,116 @@ def check_adapter(args):
     return 1 if rep.failures else 0
 
 
+# ---------------------------------------------------------------------------------------------------------
+# check-merged
+# ---------------------------------------------------------------------------------------------------------
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+CONFIG_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def check_merged(args):
+    transformers = quiet_hf()
+    import peft
+    import logging
+    logging.getLogger("peft").setLevel("ERROR")
+    rep = Report()
+    name, merged = args.name, args.merged
+    want = TORCH_DTYPES[args.dtype]
+
+    # Layout.
+    with open(os.path.join(merged, "config.json")) as f:
+        config = json.load(f)
+    stored = config.get("torch_dtype", config.get("dtype"))
+    rep.check(stored == CONFIG_DTYPES[args.dtype], f"{name}: config.json dtype {stored!r} "
+                                                   f"(expected {CONFIG_DTYPES[args.dtype]!r})")
+    single = os.path.exists(os.path.join(merged, "model.safetensors"))
+    index_path = os.path.join(merged, "model.safetensors.index.json")
+    shard_files = sorted(f for f in os.listdir(merged) if f.startswith("model-") and f.endswith(".safetensors"))
+    tensors = {}
+    if args.shards == "single":
+        rep.check(single and not shard_files and not os.path.exists(index_path),
+                  f"{name}: one model.safetensors, no shards or index (files: {sorted(os.listdir(merged))})")
+        if single:
+            tensors = load_file(os.path.join(merged, "model.safetensors"))
+    else:
+        index = json.load(open(index_path)) if os.path.exists(index_path) else {"weight_map": {}}
+        for shard in shard_files:
+            for key, value in load_file(os.path.join(merged, shard)).items():
+                tensors[key] = value
+                if index["weight_map"].get(key) != shard:
+                    rep.check(False, f"{name}: index maps {key} to {index['weight_map'].get(key)!r}, found in {shard}")
+        total = sum(t.numel() * t.element_size() for t in tensors.values())
+        rep.check(not single and len(shard_files) >= 2 and set(index["weight_map"]) == set(tensors)
+                  and index.get("metadata", {}).get("total_size") == total,
+                  f"{name}: {len(shard_files)} shards + model.safetensors.index.json covering all {len(tensors)} "
+                  f"tensors, total_size {index.get('metadata', {}).get('total_size')} (bytes {total})")
+    for extra in ("generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+        rep.check(os.path.exists(os.path.join(merged, extra)), f"{name}: {extra} is there")
+
+    # Weights against PEFT's own merge.
+    base = transformers.AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32,
+                                                             attn_implementation=args.attn).eval()
+    pm = peft.PeftModel.from_pretrained(base, args.adapter).eval()
+    inputs = load_file(args.inputs)
+    with torch.no_grad():
+        peft_logits = pm(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                         use_cache=False).logits.float()
+    with pm.disable_adapter(), torch.no_grad():
+        base_logits = pm(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                         use_cache=False).logits.float()
+    reference = {k: v.detach().clone() for k, v in pm.merge_and_unload().state_dict().items()}
+    wrong_dtype = sorted(k for k, t in tensors.items() if t.dtype != want)
+    rep.check(tensors and not wrong_dtype, f"{name}: all {len(tensors)} stored tensors are {want}"
+                                           + (f"; not: {wrong_dtype[:3]}" if wrong_dtype else ""))
+    missing = sorted(set(reference) - set(tensors))
+    # A model whose lm_head is tied to the embedding stores it once.
+    missing = [k for k in missing if not (k == "lm_head.weight" and config.get("tie_word_embeddings"))]
+    extra = sorted(set(tensors) - set(reference))
+    rep.check(not missing and not extra, f"{name}: tensor names are transformers' own"
+                                         + (f"; missing {missing[:3]}" if missing else "")
+                                         + (f"; unexpected {extra[:3]}" if extra else ""))
+    worst, worst_key = 0.0, ""
+    for key in sorted(set(tensors) & set(reference)):
+        ref = reference[key].double()
+        got = tensors[key].double()
+        if got.shape != ref.shape:
+            worst, worst_key = float("inf"), key
+            continue
+        if args.dtype == "fp32":
+            d = float((got - ref).abs().max())
+        else:  # one rounding step of the stored dtype, relative to each value
+            d = float(((got - ref).abs() / (ref.abs() * torch.finfo(want).eps + 1e-30)).max())
+        if d >= worst:
+            worst, worst_key = d, key
+    bound = 1e-5 if args.dtype == "fp32" else 1.0
+    rep.check(worst <= bound, f"{name}: stored weights vs PEFT merge_and_unload(), worst "
+                              f"{'abs diff' if args.dtype == 'fp32' else 'diff in rounding steps'} {worst:.3e} "
+                              f"(bound {bound:g}; worst {worst_key})")
+
+    # The merged directory as a user loads it.
+    merged_model = transformers.AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32,
+                                                                     attn_implementation=args.attn).eval()
+    valid = inputs["attention_mask"] != 0
+    with torch.no_grad():
+        logits = merged_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                              use_cache=False).logits.float()
+    diff = float((logits.double() - peft_logits.double()).abs()[valid].max())
+    effect = float((peft_logits.double() - base_logits.double()).abs()[valid].max())
+    tol = args.tol if args.dtype == "fp32" else 0.05
+    rep.check(diff <= tol, f"{name}: merged model's logits (loaded by transformers, stored {args.dtype}) vs "
+                           f"PeftModel(base, adapter) fp32, {int(valid.sum())} unpadded positions: max abs diff "
+                           f"{diff:.3e} (tol {tol:.0e})")
+    rep.check(effect > 100 * args.tol, f"{name}: the adapter moves the logits by up to {effect:.3e} "
+                                       f"(> {100 * args.tol:.0e}, so the comparison is not vacuous)")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(merged)
+    base_tokenizer = transformers.AutoTokenizer.from_pretrained(args.model)
+    text = "Q: what is tuneforge?\nA: a fine-tuning backend."
+    rep.check(tokenizer(text)["input_ids"] == base_tokenizer(text)["input_ids"],
+              f"{name}: the merged directory's tokenizer encodes as the base's")
+    return 1 if rep.failures else 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -331,7 +452,19 @@ def main():
     c.add_argument("--attn", choices=["eager", "sdpa"], default="eager")
     c.add_argument("--tol", type=float, default=1e-4)
     c.add_argument("--case", action="append", required=True)
+    g = sub.add_parser("check-merged")
+    g.add_argument("--model", required=True)
+    g.add_argument("--adapter", required=True)
+    g.add_argument("--merged", required=True)
+    g.add_argument("--inputs", required=True)
+    g.add_argument("--name", required=True)
+    g.add_argument("--dtype", choices=sorted(TORCH_DTYPES), default="fp32")
+    g.add_argument("--shards", choices=["single", "sharded"], default="single")
+    g.add_argument("--attn", choices=["eager", "sdpa"], default="eager")
+    g.add_argument("--tol", type=float, default=1e-4)
     args = p.parse_args()
+    if args.command == "check-merged":
+        sys.exit(check_merged(args))
     if args.command == "make-model":
         make_model(args)
     elif args.command == "make-adapter":

@@ -46,6 +46,7 @@ FineTuningJob BaseJob() {
   FineTuningJob job;
   job.set_id("6f1c2a52-0000-4000-8000-000000000001");
   job.set_name("fake-job");
+  job.set_kind(tuneforge::v1::JOB_KIND_FINE_TUNE);
   job.set_model_id("model-1");
   job.set_max_attempts(3);
   job.set_attempts(1);

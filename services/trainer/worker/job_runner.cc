@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/allowed_roots.h"
@@ -81,27 +82,70 @@ absl::StatusOr<Rows> LoadRows(const std::vector<std::string>& files, DatasetForm
   return out;
 }
 
-}  // namespace
-
-absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
-                                            const FineTuneHooks& hooks) {
-  // The trainer writes only where its own artifacts directory keeps this job, whatever the lease says.
+// The trainer writes only where its own artifacts directory keeps this job, whatever the lease says.
+absl::Status CheckJobFolders(const internal::v1::JobLease& lease, const JobRunnerOptions& options) {
   const std::string job_dir = absl::StrCat(options.artifacts_dir, "/jobs/", lease.job_id());
   constexpr char kJobDir[] = "this job's folder in the trainer's artifacts directory (tuneforge-trainer --artifacts-dir)";
   if (options.artifacts_dir.empty() || !IsJobId(lease.job_id())) {
     return absl::InvalidArgumentError("the lease names no job folder this trainer may write to");
   }
   RETURN_IF_ERROR(CheckPathUnder(lease.output_dir(), job_dir, "output_dir", kJobDir));
-  RETURN_IF_ERROR(CheckPathUnder(lease.checkpoint_dir(), job_dir, "checkpoint_dir", kJobDir));
+  return CheckPathUnder(lease.checkpoint_dir(), job_dir, "checkpoint_dir", kJobDir);
+}
 
-  FineTuneSpec spec;
-  // Model.
+// The base model's directory: its Hub snapshot in the cache, or the local directory.
+absl::StatusOr<std::string> ModelDir(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
+                                     const FineTuneHooks& hooks) {
   const auto& model = lease.model();
   if (model.type() == "huggingface") {
-    ASSIGN_OR_RETURN(spec.model_dir, HubSnapshotDir(RepoKind::kModel, model.source(), model.commit_sha(), options, hooks));
-  } else {
-    spec.model_dir = model.source();
+    return HubSnapshotDir(RepoKind::kModel, model.source(), model.commit_sha(), options, hooks);
   }
+  return model.source();
+}
+
+}  // namespace
+
+absl::StatusOr<ExportResult> RunLeasedExport(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
+                                             const FineTuneHooks& hooks) {
+  RETURN_IF_ERROR(CheckJobFolders(lease, options));
+  const internal::v1::ExportSpec& e = lease.export_();
+  ExportSpec spec;
+  spec.type = e.type();
+  ASSIGN_OR_RETURN(spec.base_model_dir, ModelDir(lease, options, hooks));
+  if (e.adapter().type() == "huggingface") {
+    ASSIGN_OR_RETURN(spec.adapter_dir, HubSnapshotDir(RepoKind::kModel, e.adapter().source(),
+                                                      e.adapter().commit_sha(), options, hooks));
+  } else {
+    spec.adapter_dir = e.adapter().source();
+  }
+  spec.output_dir = lease.output_dir();
+  spec.dtype = e.dtype();
+  if (e.max_shard_size() > 0) spec.max_shard_bytes = static_cast<uint64_t>(e.max_shard_size());
+  // What an earlier attempt of this job left (it is this job's own folder).
+  std::error_code ec;
+  std::filesystem::remove_all(spec.output_dir, ec);
+
+  ExportHooks export_hooks;
+  export_hooks.on_event = hooks.on_event;
+  export_hooks.cancelled = hooks.cancelled;
+  int64_t reported = -1;
+  export_hooks.on_progress = [&](int64_t done, int64_t total) {
+    // About 50 reports per export: every one becomes a progress event.
+    if (!hooks.on_progress || (done != total && reported >= 0 && (done - reported) * 50 < total)) return;
+    reported = done;
+    FineTuneProgress p;
+    p.step = done;
+    p.total_steps = total;
+    hooks.on_progress(p);
+  };
+  return RunExport(spec, export_hooks);
+}
+
+absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
+                                            const FineTuneHooks& hooks) {
+  RETURN_IF_ERROR(CheckJobFolders(lease, options));
+  FineTuneSpec spec;
+  ASSIGN_OR_RETURN(spec.model_dir, ModelDir(lease, options, hooks));
   spec.base_model_name = lease.base_model_name();
 
   // Dataset rows and split.

@@ -1,6 +1,7 @@
 // The recipe of one leased job, top to bottom: resolve the model and dataset revisions (Hub downloads into the
 // Hugging Face cache, or local files) -> load the dataset rows and split -> RunFineTune (tokenize with the prompt,
-// train, eval, checkpoint, resume) -> the PEFT adapter in the job's output folder.
+// train, eval, checkpoint, resume) -> the PEFT adapter in the job's output folder. Export jobs: the base model and
+// the adapter -> RunExport -> the exported directory in the job's output folder.
 #ifndef TUNEFORGE_SERVICES_TRAINER_WORKER_JOB_RUNNER_H_
 #define TUNEFORGE_SERVICES_TRAINER_WORKER_JOB_RUNNER_H_
 
@@ -8,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/hf_hub_client.h"
+#include "services/trainer/recipes/export_model.h"
 #include "services/trainer/train/fine_tune.h"
 #include "tuneforge/internal/v1/worker.pb.h"
 
@@ -32,6 +34,13 @@ struct JobRunnerOptions {
 // or written.
 absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
                                             const FineTuneHooks& hooks);
+
+// Runs a leased export job (lease.kind() == "export"): the base model and the adapter (Hub snapshots or local
+// directories) -> RunExport into the lease's output_dir, which the metadata service then moves to the export's
+// destination. Progress reports count tensors (merged) or files (adapter) as steps. Same folder checks as
+// RunLeasedJob.
+absl::StatusOr<ExportResult> RunLeasedExport(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
+                                             const FineTuneHooks& hooks);
 
 }  // namespace tuneforge
 

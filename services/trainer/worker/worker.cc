@@ -209,7 +209,16 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
   };
   hooks.cancelled = [&] { return cancel_requested.load() || lease_lost.load() || stop.load(); };
 
-  absl::StatusOr<FineTuneResult> result = RunLeasedJob(lease, options_.runner, hooks);
+  const bool export_job = lease.kind() == "export";
+  absl::StatusOr<FineTuneResult> result = absl::UnknownError("not run");
+  absl::StatusOr<ExportResult> exported = absl::UnknownError("not run");
+  if (export_job) {
+    exported = RunLeasedExport(lease, options_.runner, hooks);
+    result = exported.ok() ? absl::StatusOr<FineTuneResult>(FineTuneResult{}) : exported.status();
+    if (exported.ok()) result->adapter_dir = exported->output_dir;
+  } else {
+    result = RunLeasedJob(lease, options_.runner, hooks);
+  }
   {
     std::lock_guard<std::mutex> lock(mu);
     finished = true;
@@ -248,20 +257,27 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
       *request.mutable_progress() = pending.progress();
       *request.mutable_metrics() = pending.metrics();
     }
-    // A run resumed from its last checkpoint reports no step of its own: the result has the totals.
-    request.mutable_progress()->set_step(result->steps);
-    request.mutable_progress()->set_total_steps(result->steps);
-    request.mutable_progress()->set_tokens(result->train_tokens);
-    if (!result->step_losses.empty() && request.metrics().train_loss() == 0) {
-      request.mutable_metrics()->set_train_loss(result->step_losses.back());
+    if (!export_job) {
+      // A run resumed from its last checkpoint reports no step of its own: the result has the totals.
+      request.mutable_progress()->set_step(result->steps);
+      request.mutable_progress()->set_total_steps(result->steps);
+      request.mutable_progress()->set_tokens(result->train_tokens);
+      if (!result->step_losses.empty() && request.metrics().train_loss() == 0) {
+        request.mutable_metrics()->set_train_loss(result->step_losses.back());
+      }
+      if (!result->eval_losses.empty()) request.mutable_metrics()->set_eval_loss(result->eval_losses.back());
     }
-    if (!result->eval_losses.empty()) request.mutable_metrics()->set_eval_loss(result->eval_losses.back());
     iv1::CompleteJobResponse response;
+    // An export's completion moves the directory and, for a merged model, hashes every file it registers.
     const grpc::Status status = with_retries([&] {
-      auto context = Context(std::chrono::seconds(60));
+      auto context = Context(std::chrono::seconds(export_job ? 1800 : 60));
       return queue_->CompleteJob(context.get(), request, &response);
     });
-    if (status.ok()) {
+    if (status.ok() && export_job) {
+      spdlog::info("job {}: exported to {}{}", lease.job_id(), response.export_destination(),
+                   response.exported_model_id().empty() ? ""
+                                                        : absl::StrCat("; model ", response.exported_model_id()));
+    } else if (status.ok()) {
       spdlog::info("job {}: succeeded after {} steps; adapter {}", lease.job_id(), result->steps, response.adapter_id());
     } else {
       spdlog::error("job {}: could not report success: {}", lease.job_id(), status.error_message());
