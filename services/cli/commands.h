@@ -26,6 +26,8 @@ std::vector<Command> JobCommands();
 std::vector<Command> TrainerCommands();
 // tokens create / list / revoke / whoami (token_commands.cc).
 std::vector<Command> TokenCommands();
+// lineage model / dataset / prompt / config / job / adapter / export (lineage_commands.cc).
+std::vector<Command> LineageCommands();
 
 // A required positional naming a record by id or name, bound to the request field `field`.
 Option RecordArg(const std::string& name, const std::string& what, const std::string& field);

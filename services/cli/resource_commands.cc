@@ -569,6 +569,7 @@ std::vector<Command> AllCommands() {
   for (Command& command : JobCommands()) commands.push_back(std::move(command));
   for (Command& command : TrainerCommands()) commands.push_back(std::move(command));
   for (Command& command : TokenCommands()) commands.push_back(std::move(command));
+  for (Command& command : LineageCommands()) commands.push_back(std::move(command));
   return commands;
 }
 

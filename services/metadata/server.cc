@@ -28,6 +28,7 @@
 #include "services/metadata/request_limits.h"
 #include "services/metadata/rpc_log.h"
 #include "services/metadata/store.h"
+#include "services/metadata/lineage_handler.h"
 #include "services/metadata/tokens_handler.h"
 #include "spdlog/spdlog.h"
 
@@ -57,6 +58,8 @@ struct MetadataServer::Parts {
   std::unique_ptr<JobsHandler> jobs_handler;
   std::unique_ptr<TokenService> token_service;
   std::unique_ptr<TokensHandler> tokens_handler;
+  std::unique_ptr<LineageService> lineage_service;
+  std::unique_ptr<LineageHandler> lineage_handler;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::unique_ptr<MetricsHttpServer> metrics_server;  // last: stops before the services its samplers read
@@ -111,6 +114,8 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
     parts->token_service->SetFixedSecret("worker-token-file", Role::kTrainer, options.worker_token);
   }
   parts->tokens_handler = std::make_unique<TokensHandler>(*parts->token_service);
+  parts->lineage_service = std::make_unique<LineageService>(*parts->store);
+  parts->lineage_handler = std::make_unique<LineageHandler>(*parts->lineage_service);
   if (options.auth && !options.admin_token_file.empty()) {
     ASSIGN_OR_RETURN(bool wrote, parts->token_service->BootstrapAdmin(options.admin_token_file));
     if (wrote) spdlog::info("wrote the first admin token to {} (mode 600)", options.admin_token_file);
@@ -145,6 +150,7 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   builder.RegisterService(parts->adapters_handler.get());
   builder.RegisterService(parts->admin_handler.get());
   builder.RegisterService(parts->jobs_handler.get());
+  builder.RegisterService(parts->lineage_handler.get());
   builder.RegisterService(parts->worker_queue_handler.get());
   builder.RegisterService(parts->tokens_handler.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;

@@ -91,6 +91,13 @@ help_cases=(
   "tokens list|--all"
   "tokens revoke|NAME"
   "tokens whoami|"
+  "lineage model|NAME --revision --up --down --depth"
+  "lineage dataset|NAME --revision --up --down --depth"
+  "lineage prompt|NAME --up --down --depth"
+  "lineage config|NAME --up --down --depth"
+  "lineage job|NAME --up --down --depth"
+  "lineage adapter|NAME --up --down --depth"
+  "lineage export|NAME --up --down --depth"
 )
 tf --help
 check_rc "tuneforge --help" 0
@@ -200,6 +207,15 @@ check "it prints error: NOT_FOUND" "error: NOT_FOUND:" "$err"
 if [ -z "$out" ]; then pass "stdout is empty on an error"; else fail "stdout is not empty on an error: $out"; fi
 tf models revisions demo-llama
 check "models revisions lists revision 1" "REVISION  COMMIT" "$out"
+tf lineage model demo-llama
+check_rc "lineage model" 0
+check "lineage names the revision" "model demo-llama r1 [llama]" "$out"
+check "a registered model was made from nothing registered" "made from: nothing registered" "$out"
+tf lineage model demo-llama --down --output json
+check "lineage --output json is the graph" "LINEAGE_KIND_MODEL_REVISION" "$out"
+tf lineage adapter no-such-adapter
+check_rc "lineage of a missing adapter" 1
+check "it says what to run" "ListAdapters" "$err"
 
 tf datasets add demo-instructions "$data/demo-instructions/train.jsonl" --test-file "$data/demo-instructions/test.jsonl"
 check_rc "datasets add of a jsonl file" 0

@@ -217,6 +217,13 @@ for spec in "${merged_exports[@]}"; do
     --shards "$layout" --attn "$attn"
 done
 
+# The merged model's lineage leads back through the export and the trained adapter to the job's inputs.
+lineage="$(tf lineage model merged-fwd-llama-all --up 2>&1)"
+check "lineage: the merged model was exported from adapter fwd-llama-all" "<- adapter: adapter fwd-llama-all" "$lineage"
+check "lineage: ... which job fwd-llama-all trained" "<- trained by: job fwd-llama-all SUCCEEDED [fine_tune]" "$lineage"
+check "lineage: ... on dataset demo-instructions" "<- dataset: dataset demo-instructions r1" "$lineage"
+check "lineage: ... from base model tiny-llama" "<- base model: model tiny-llama r1" "$lineage"
+
 # An adapter export copies the PEFT directory byte for byte and registers no model.
 export_watch "models export --type adapter SUCCEEDED" tiny-phi3 --adapter fwd-phi3-fused --type adapter \
   --destination "$data/exports/adapter-fwd-phi3-fused"

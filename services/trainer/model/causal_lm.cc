@@ -10,6 +10,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -57,6 +58,14 @@ at::Tensor RepeatKv(const at::Tensor& x, int64_t repeat) {
 at::Tensor RotateHalf(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+// transformers' torch.finfo(dtype).min, the additive value of a hidden key in eager attention.
+double MaskMinValue(at::ScalarType dtype) {
+  return dtype == at::kFloat    ? std::numeric_limits<float>::lowest()
+         : dtype == at::kDouble ? std::numeric_limits<double>::lowest()
+         : dtype == at::kHalf   ? -65504.0
+                                : -3.3895313892515355e38;  // bf16 min
 }
 
 }  // namespace
@@ -303,16 +312,38 @@ at::Tensor CausalLM::AttentionMask(const at::Tensor& attention_mask, int64_t bat
     const at::Tensor self = (key == query).view({1, 1, length, length});
     return at::logical_not(hidden).logical_or(self).contiguous();
   }
-  const double min_value = embed_.scalar_type() == at::kFloat    ? std::numeric_limits<float>::lowest()
-                           : embed_.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
-                           : embed_.scalar_type() == at::kHalf   ? -65504.0
-                                                                 : -3.3895313892515355e38;  // bf16 min
   return at::zeros({batch, 1, length, length}, at::TensorOptions().dtype(embed_.scalar_type()).device(embed_.device()))
-      .masked_fill(hidden, min_value);
+      .masked_fill(hidden, MaskMinValue(embed_.scalar_type()));
+}
+
+at::Tensor CausalLM::CachedAttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t past,
+                                         int64_t length) const {
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(embed_.device());
+  const int64_t total = past + length;
+  // The window hides a key from some query only once there are more keys than it spans.
+  const bool window = config_.sliding_window > 0 && config_.sliding_window < total;
+  const bool padding = attention_mask.defined() && !(attention_mask != 0).all().item<bool>();
+  // Without padding or window, the prompt (nothing cached) is plain causal attention and one new token sees every key.
+  if (attention_ == AttentionImpl::kSdpa && !window && !padding && (past == 0 || length == 1)) return at::Tensor();
+
+  at::Tensor query = at::arange(past, total, long_opts).view({-1, 1});  // cache slots of the queries
+  at::Tensor key = at::arange(total, long_opts).view({1, -1});
+  at::Tensor hidden = key > query;  // [T,S]
+  if (config_.sliding_window > 0) hidden = at::logical_or(hidden, key <= query - config_.sliding_window);
+  hidden = hidden.view({1, 1, length, total});
+  if (padding) hidden = at::logical_or(hidden, (attention_mask == 0).view({batch, 1, 1, total}));
+  hidden = hidden.expand({batch, 1, length, total});
+  if (attention_ == AttentionImpl::kSdpa) {
+    // As in AttentionMask: a left-padding query of the prompt sees at least itself, so no kernel answers NaN.
+    const at::Tensor self = (key == query).view({1, 1, length, total});
+    return at::logical_not(hidden).logical_or(self).contiguous();
+  }
+  return at::zeros({batch, 1, length, total}, at::TensorOptions().dtype(embed_.scalar_type()).device(embed_.device()))
+      .masked_fill(hidden, MaskMinValue(embed_.scalar_type()));
 }
 
 at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                               const at::Tensor& mask) const {
+                               const at::Tensor& mask, KvCache* cache, size_t index) const {
   const ModelArchitecture& arch = config_.arch;
   const int64_t batch = x.size(0), length = x.size(1), head_dim = arch.head_dim;
   const int64_t heads = arch.num_attention_heads, kv_heads = arch.num_key_value_heads;
@@ -333,6 +364,14 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
   v = v.view({batch, length, kv_heads, head_dim}).transpose(1, 2);
   q = q * cos + RotateHalf(q) * sin;
   k = k * cos + RotateHalf(k) * sin;
+  int64_t past = 0;
+  if (cache != nullptr) {
+    past = cache->length_;
+    cache->keys_[index].narrow(2, past, length).copy_(k);
+    cache->values_[index].narrow(2, past, length).copy_(v);
+    k = cache->keys_[index].narrow(2, 0, past + length);
+    v = cache->values_[index].narrow(2, 0, past + length);
+  }
   const int64_t repeat = heads / kv_heads;
   at::Tensor out;
   if (attention_ == AttentionImpl::kSdpa) {
@@ -344,7 +383,9 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
       v = RepeatKv(v, repeat);
     }
     out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
-                                           /*dropout_p=*/0.0, /*is_causal=*/!mask.defined(), /*scale=*/std::nullopt,
+                                           // After cached tokens no mask means one query that sees every key.
+                                           /*dropout_p=*/0.0, /*is_causal=*/!mask.defined() && past == 0,
+                                           /*scale=*/std::nullopt,
                                            /*enable_gqa=*/gqa);
   } else {
     if (repeat > 1) {
@@ -434,9 +475,9 @@ class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
 }  // namespace
 
 at::Tensor CausalLM::DecoderLayer(size_t index, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& mask) const {
+                                  const at::Tensor& mask, KvCache* cache) const {
   const Layer& layer = layers_[index];
-  at::Tensor out = h + Attention(layer, RmsNorm(h, layer.input_norm), cos, sin, mask);
+  at::Tensor out = h + Attention(layer, RmsNorm(h, layer.input_norm), cos, sin, mask, cache, index);
   return out + Mlp(layer, RmsNorm(out, layer.post_attention_norm));
 }
 
@@ -463,6 +504,66 @@ at::Tensor CausalLM::Forward(const at::Tensor& input_ids, const at::Tensor& atte
   }
   h = RmsNorm(h, final_norm_);
   return at::linear(h, lm_head_).to(at::kFloat);
+}
+
+void KvCache::Clear() {
+  keys_.clear();
+  values_.clear();
+  length_ = 0;
+  max_position_ = -1;
+}
+
+at::Tensor KvCache::keys(size_t layer) const { return keys_.at(layer).narrow(2, 0, length_); }
+at::Tensor KvCache::values(size_t layer) const { return values_.at(layer).narrow(2, 0, length_); }
+
+at::Tensor CausalLM::ForwardWithCache(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                      const at::Tensor& position_ids, KvCache& cache, int64_t logits_to_keep) const {
+  at::NoGradGuard no_grad;
+  const ModelArchitecture& arch = config_.arch;
+  const int64_t batch = input_ids.size(0), length = input_ids.size(1), past = cache.length_;
+  TORCH_CHECK(cache.empty() || cache.keys_.front().size(0) == batch, "KvCache holds ", cache.keys_.front().size(0),
+              " rows, the input ", batch);
+  TORCH_CHECK(!attention_mask.defined() || attention_mask.size(1) == past + length, "attention_mask has ",
+              attention_mask.size(1), " columns; it must cover the ", past, " cached and ", length, " new tokens");
+  // Room for the new tokens in every layer: the reserved size at first, then doubling, so that a step copies its
+  // keys and values once instead of concatenating the whole cache.
+  const int64_t capacity = cache.keys_.empty() ? 0 : cache.keys_.front().size(2);
+  if (past + length > capacity) {
+    const int64_t grown = std::max({past + length, cache.reserved_, 2 * capacity});
+    const auto opts = at::TensorOptions().dtype(embed_.scalar_type()).device(embed_.device());
+    cache.keys_.resize(layers_.size());
+    cache.values_.resize(layers_.size());
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      for (at::Tensor* store : {&cache.keys_[i], &cache.values_[i]}) {
+        at::Tensor bigger = at::empty({batch, arch.num_key_value_heads, grown, arch.head_dim}, opts);
+        if (past > 0) bigger.narrow(2, 0, past).copy_(store->narrow(2, 0, past));
+        *store = bigger;
+      }
+    }
+  }
+
+  at::Tensor h = at::embedding(embed_, input_ids);
+  if (config_.scale_embeddings) {
+    h = h * at::scalar_tensor(std::sqrt(static_cast<double>(arch.hidden_size)), h.options());
+  }
+  at::Tensor positions =
+      position_ids.defined()
+          ? position_ids
+          : at::arange(past, past + length, at::TensorOptions().dtype(at::kLong).device(embed_.device())).unsqueeze(0);
+  auto [cos, sin] = RopeCosSin(positions);
+  at::Tensor mask = CachedAttentionMask(attention_mask, batch, past, length);
+  for (size_t i = 0; i < layers_.size(); ++i) h = DecoderLayer(i, h, cos, sin, mask, &cache);
+  cache.length_ += length;
+  cache.max_position_ = std::max(cache.max_position_, positions.max().item<int64_t>());
+  if (logits_to_keep > 0 && logits_to_keep < length) h = h.narrow(1, length - logits_to_keep, logits_to_keep);
+  h = RmsNorm(h, final_norm_);
+  return at::linear(h, lm_head_).to(at::kFloat);
+}
+
+bool CausalLM::CacheValidUpTo(const KvCache& cache, int64_t max_position) const {
+  if (config_.rope.kind != RopeKind::kLongRope || cache.empty()) return true;
+  const int64_t original = config_.rope.original_max_position_embeddings;
+  return (cache.max_position() + 1 > original) == (max_position + 1 > original);
 }
 
 std::vector<int64_t> CausalLM::GreedyGenerate(const std::vector<int64_t>& prompt, int64_t new_tokens) const {

@@ -52,6 +52,30 @@ struct BuildOptions {
   AttentionImpl attention = AttentionImpl::kSdpa;
 };
 
+// Keys (after RoPE) and values of every decoder layer for the tokens decoded so far, for
+// CausalLM::ForwardWithCache: the prompt's after the prefill, then one more token per step. Storage grows by doubling;
+// Reserve sizes it once when the final length is known.
+class KvCache {
+ public:
+  explicit KvCache(int64_t reserve_tokens = 0) : reserved_(reserve_tokens) {}
+  int64_t length() const { return length_; }  // tokens cached per row (padding included)
+  // The largest position id cached, over the batch (-1 when empty): longrope's factor list follows it.
+  int64_t max_position() const { return max_position_; }
+  bool empty() const { return length_ == 0; }
+  void Clear();
+  // Layer `layer`'s keys and values [B, kv_heads, length(), head_dim] (views of the storage).
+  at::Tensor keys(size_t layer) const;
+  at::Tensor values(size_t layer) const;
+
+ private:
+  friend class CausalLM;
+  std::vector<at::Tensor> keys_;    // per layer [B, kv_heads, capacity, head_dim]; the first length_ slots hold data
+  std::vector<at::Tensor> values_;  // not repeated for grouped-query attention
+  int64_t length_ = 0;
+  int64_t reserved_ = 0;  // capacity to allocate at the first forward (0: exactly what it needs)
+  int64_t max_position_ = -1;
+};
+
 // y = x W^T + b + scaling * B(A(dropout(x))). The LoRA part is skipped while merged into W.
 struct Projection {
   at::Tensor weight;  // [out, in], HF "<module>.weight"
@@ -80,6 +104,19 @@ class CausalLM {
   // [B,T] or undefined (= arange(T) for every row, as HF forward()). Returns fp32 logits [B,T,V].
   at::Tensor Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
                      const at::Tensor& position_ids = {}) const;
+
+  // Incremental decoding (no grad; inference only). `cache` holds the P tokens before input_ids [B,T] (empty for the
+  // prompt's prefill) and gets the T new ones appended. attention_mask [B,P+T] covers the cached and the new tokens
+  // (1 = token, 0 = padding; no segment ids), or undefined for all ones. position_ids [B,T], or undefined for
+  // arange(P, P+T); with left padding pass what transformers' generate() does: cumsum(mask) - 1, clamped at 0.
+  // Causal masking and the sliding window count cache slots, so padding must be left padding. Returns fp32 logits
+  // [B,T,V], or [B,logits_to_keep,V] of the last positions when logits_to_keep > 0.
+  at::Tensor ForwardWithCache(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                              const at::Tensor& position_ids, KvCache& cache, int64_t logits_to_keep = 0) const;
+  // False when the keys cached for positions up to cache.max_position() would be rotated differently now that
+  // positions reach `max_position`: longrope (phi3) picks its factor list by the largest position in the batch, so
+  // the first step past original_max_position_embeddings must recompute the whole sequence. Always true otherwise.
+  bool CacheValidUpTo(const KvCache& cache, int64_t max_position) const;
 
   // Argmax decoding without a cache (recomputes the whole sequence each step).
   std::vector<int64_t> GreedyGenerate(const std::vector<int64_t>& prompt, int64_t new_tokens) const;
@@ -122,20 +159,24 @@ class CausalLM {
 
   CausalLM() = default;
   at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight) const;
+  // With a cache, the new keys and values are appended to layer `index`'s and attention runs over all of them.
   at::Tensor Attention(const Layer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                       const at::Tensor& mask) const;
+                       const at::Tensor& mask, KvCache* cache = nullptr, size_t index = 0) const;
   at::Tensor Mlp(const Layer& layer, const at::Tensor& x) const;
 
  public:
   // One decoder layer: h + attention, then + MLP. Public for the checkpointing autograd function only.
   at::Tensor DecoderLayer(size_t index, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                          const at::Tensor& mask) const;
+                          const at::Tensor& mask, KvCache* cache = nullptr) const;
 
  private:
   std::pair<at::Tensor, at::Tensor> RopeCosSin(const at::Tensor& position_ids) const;
   // The mask each attention layer gets: eager, an additive [B,1,T,T] mask; sdpa, a bool [B,1,T,T] mask (true =
   // attend), or an undefined tensor when plain causal attention is exact (no padding, no segments, no window).
   at::Tensor AttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t length) const;
+  // The same for `length` queries after `past` cached tokens, over past + length keys; attention_mask [B,past+length]
+  // marks padding keys (0). Undefined for sdpa when plain causal (past == 0) or full (one query) attention is exact.
+  at::Tensor CachedAttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t past, int64_t length) const;
 
   DecoderConfig config_;
   LoraOptions lora_;
