@@ -1,7 +1,7 @@
 // The fine-tuning recipe end to end on the tiny reference Llama with a character-level tokenizer written here:
 // loss falls, the adapter reloads, runs are deterministic, a cancelled run resumes exactly, accumulation equals a
 // big batch, packing trains, and bad settings or data give errors that name what to fix.
-#include "services/trainer/train/fine_tune.h"
+#include "services/trainer/recipes/fine_tune.h"
 
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
@@ -387,9 +387,12 @@ TEST_F(FineTuneTest, GradientCheckpointingGivesTheSameTraining) {
 
 TEST_F(FineTuneTest, GradientAccumulationEqualsOneBigBatch) {
   const Json lora = {{"r", 8}, {"lora_alpha", 16}, {"target_modules", "all-linear"}};
+  // adam_epsilon 1e-3: AdamW divides each update by the gradient's own scale, so with the default 1e-8 an entry whose
+  // gradient is near zero turns the rounding difference of the two summation orders into a whole step of either
+  // sign (seen: 3.6e-4 on one generated model). With a larger epsilon such entries move by about lr * g / epsilon.
   Json training = {{"max_steps", 3},     {"learning_rate", 1e-2}, {"lr_scheduler", "constant"},
                    {"max_grad_norm", 0}, {"logging_steps", 1},    {"max_seq_len", 64},
-                   {"seed", 3}};
+                   {"seed", 3},          {"adam_epsilon", 1e-3}};
   Json big = training, small = training;
   big["per_device_batch_size"] = 4;
   small["per_device_batch_size"] = 2;
@@ -411,10 +414,9 @@ TEST_F(FineTuneTest, GradientAccumulationEqualsOneBigBatch) {
     EXPECT_NEAR(big_rec.progress[i].grad_norm, small_rec.progress[i].grad_norm, 1e-5 * big_rec.progress[i].grad_norm);
   }
   EXPECT_EQ(big_rec.progress[2].tokens, small_rec.progress[2].tokens);
-  // AdamW divides each update by the gradient's own scale, so entries whose gradient is near zero amplify the
-  // rounding differences of the two summation orders: up to 2.5e-5 over 31 generated models, against steps of
-  // about lr = 1e-2. A lost or doubled micro-batch moves the adapter far more than 1% of one step.
-  EXPECT_LT(MaxAbsDiff(AdapterTensors(x->adapter_dir), AdapterTensors(y->adapter_dir)), 1e-4);
+  // Steps are about lr = 1e-2 where the gradient is well above epsilon; a lost or doubled micro-batch moves the
+  // adapter by a sizeable part of one.
+  EXPECT_LT(MaxAbsDiff(AdapterTensors(x->adapter_dir), AdapterTensors(y->adapter_dir)), 1e-5);
 }
 
 TEST_F(FineTuneTest, PackingTrainsOnFewerRows) {

@@ -7,14 +7,14 @@
 
 namespace tuneforge {
 
-namespace {
-
 uint64_t SplitMix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
 }
+
+namespace {
 
 // Rows of example indices: one example each, or packed end to end up to max_seq_len.
 std::vector<std::vector<size_t>> PlanRows(const std::vector<Example>& examples, const std::vector<size_t>& order,

@@ -38,6 +38,9 @@ struct Batch {
 // machine and standard library; the identity order when !shuffle.
 std::vector<size_t> EpochOrder(size_t n, uint64_t seed, int64_t epoch, bool shuffle);
 
+// The SplitMix64 mixer: seeds derived from (seed, epoch) or (seed, step) with it are independent of each other.
+uint64_t SplitMix64(uint64_t x);
+
 // Batches of the examples in `order`. Every example must be at most max_seq_len long (ExampleBuilder truncates).
 // Packing fills rows greedily in order, starting a new row when the next example does not fit; the last batch may
 // have fewer rows.

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "common/hf_hub_client.h"
 #include "services/trainer/recipes/export_model.h"
-#include "services/trainer/train/fine_tune.h"
+#include "services/trainer/recipes/fine_tune.h"
 #include "tuneforge/internal/v1/worker.pb.h"
 
 namespace tuneforge {

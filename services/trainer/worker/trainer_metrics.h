@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/metrics.h"
-#include "services/trainer/train/fine_tune.h"
+#include "services/trainer/recipes/fine_tune.h"
 
 namespace tuneforge {
 

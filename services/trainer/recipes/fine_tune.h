@@ -1,8 +1,8 @@
 // The LoRA fine-tuning recipe: a local Hugging Face model directory, dataset rows, a prompt and the job's lora /
 // training settings in, a PEFT adapter out, with progress callbacks, checkpoints and exact resume. Free of gRPC
 // and of libtorch headers, so the worker that calls it stays cheap to compile.
-#ifndef TUNEFORGE_SERVICES_TRAINER_TRAIN_FINE_TUNE_H_
-#define TUNEFORGE_SERVICES_TRAINER_TRAIN_FINE_TUNE_H_
+#ifndef TUNEFORGE_SERVICES_TRAINER_RECIPES_FINE_TUNE_H_
+#define TUNEFORGE_SERVICES_TRAINER_RECIPES_FINE_TUNE_H_
 
 #include <cstdint>
 #include <functional>
@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "services/trainer/data/examples.h"
+#include "services/trainer/train/fine_tune_settings.h"
 
 namespace tuneforge {
 
@@ -32,50 +33,6 @@ struct FineTuneSpec {
   std::string checkpoint_dir;  // checkpoint-<step>/ directories; a complete one here is resumed from
   int threads = 0;             // torch intra-op threads; 0 leaves the process setting alone
 };
-
-// The settings a run actually applies, after defaults (the job's "hyperparameters actually applied").
-struct FineTuneSettings {
-  // lora
-  int64_t lora_r = 8;
-  double lora_alpha = 8;
-  double lora_dropout = 0.0;
-  std::vector<std::string> target_modules;  // resolved names; PEFT's per-family default when absent
-  bool use_rslora = false;
-  // training
-  int64_t num_epochs = 3;  // whole epochs (transformers' num_train_epochs, without fractions)
-  int64_t max_steps = -1;  // optimizer steps; > 0 overrides num_epochs
-  double learning_rate = 5e-5;
-  std::string lr_scheduler = "linear";  // constant | linear | cosine
-  int64_t warmup_steps = 0;
-  double warmup_ratio = 0.0;
-  int64_t per_device_batch_size = 8;  // rows per micro-batch (examples, or packed rows of max_seq_len)
-  int64_t gradient_accumulation_steps = 1;
-  int64_t max_seq_len = 2048;  // tokens per example (per packed row with packing)
-  double weight_decay = 0.0;
-  double max_grad_norm = 1.0;  // 0 turns clipping off
-  double adam_beta1 = 0.9;
-  double adam_beta2 = 0.999;
-  double adam_epsilon = 1e-8;
-  int64_t seed = 42;
-  std::string dtype = "fp32";   // fp32 | bf16 | fp16
-  std::string device = "auto";  // auto | cpu | cuda | cuda:N
-  bool train_on_input = false;
-  bool packing = false;
-  bool gradient_checkpointing = false;  // recompute each decoder layer in backward instead of keeping activations
-  std::string attn_implementation = "sdpa";  // sdpa (fused kernels) | eager (transformers' op-for-op attention)
-  int64_t save_steps = 0;               // 0: checkpoints only at epoch ends and at the last step
-  bool eval_every_epoch = true;         // false: the test split is evaluated once, after the last step
-  int64_t logging_steps = 500;
-  bool full_finetune = false;  // not implemented yet: RunFineTune answers UNIMPLEMENTED
-
-  nlohmann::json ToJson() const;  // {"lora": {...}, "training": {...}} with every key above
-};
-
-// Validates and fills in defaults. INVALID_ARGUMENT names the key ("training.per_device_batch_size must be an
-// integer >= 1, got 0"). Keys it does not know are appended to `ignored_keys` (e.g. "training.foo") when given.
-// target_modules are resolved by RunFineTune, which knows the model family.
-absl::StatusOr<FineTuneSettings> ParseFineTuneSettings(const nlohmann::json& lora, const nlohmann::json& training,
-                                                       std::vector<std::string>* ignored_keys = nullptr);
 
 struct FineTuneProgress {
   int64_t step = 0, total_steps = 0;  // optimizer steps
@@ -132,4 +89,4 @@ absl::StatusOr<FineTuneResult> RunFineTune(const FineTuneSpec& spec, const FineT
 
 }  // namespace tuneforge
 
-#endif  // TUNEFORGE_SERVICES_TRAINER_TRAIN_FINE_TUNE_H_
+#endif  // TUNEFORGE_SERVICES_TRAINER_RECIPES_FINE_TUNE_H_
