@@ -22,6 +22,8 @@ std::vector<Command> AllCommands();
 std::vector<Command> ResourceCommands();
 // jobs (job_commands.cc).
 std::vector<Command> JobCommands();
+// eval start / get / list / watch / cancel / remove (eval_commands.cc).
+std::vector<Command> EvalCommands();
 // trainer status / prefetch (trainer_commands.cc).
 std::vector<Command> TrainerCommands();
 // tokens create / list / revoke / whoami (token_commands.cc).

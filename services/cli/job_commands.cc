@@ -160,7 +160,7 @@ std::vector<Command> JobCommands() {
       {"state", "STATE", "only jobs in these states: queued, running, cancelling, succeeded, failed, cancelled",
        "states", Binding::kField, false, true},
       {"model", "MODEL", "only jobs of this base model (name or id)", "model"},
-      {"kind", "KIND", "only jobs of these kinds: fine_tune, export", "kinds", Binding::kField, false, true},
+      {"kind", "KIND", "only jobs of these kinds: fine_tune, export, evaluation", "kinds", Binding::kField, false, true},
   };
   for (Option& paging : PagingFlags()) list_flags.push_back(std::move(paging));
   return {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -189,8 +190,15 @@ std::string FormatPath(const Message& message, const std::string& path) {
       if (field->has_presence() && !field->is_repeated() && !reflection->HasField(*current, field)) return "";
       return FormatField(*current, field);
     }
-    if (field->is_repeated() || field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
-      return absl::StrCat("<no field ", path, ">");
+    if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) return absl::StrCat("<no field ", path, ">");
+    if (field->is_repeated()) {  // "results.0.loss": an element by its index
+      int index = 0;
+      if (++i + 1 == parts.size() || !absl::SimpleAtoi(parts[i], &index) || index < 0) {
+        return absl::StrCat("<no field ", path, ">");
+      }
+      if (index >= reflection->FieldSize(*current, field)) return "";
+      current = &reflection->GetRepeatedMessage(*current, field, index);
+      continue;
     }
     if (!reflection->HasField(*current, field)) return "";
     current = &reflection->GetMessage(*current, field);

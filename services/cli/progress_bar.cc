@@ -67,7 +67,9 @@ std::string FormatJobSummary(const v1::FineTuningJob& job) {
   absl::StrAppend(&out, "\n");
   if (!job.adapter_id().empty()) absl::StrAppend(&out, "adapter: ", job.adapter_name(), " (", job.adapter_id(), ")\n");
   if (!job.export_id().empty()) absl::StrAppend(&out, "export: ", job.export_id(), "\n");
-  if (job.progress().step() > 0) {
+  if (job.kind() == v1::JOB_KIND_EVALUATION) {
+    absl::StrAppend(&out, "candidates scored: ", job.progress().step(), "/", job.progress().total_steps(), "\n");
+  } else if (job.progress().step() > 0) {
     absl::StrAppend(&out, "steps: ", job.progress().step(), "/", job.progress().total_steps(),
                     "  train loss: ", Number(job.metrics().train_loss()));
     if (job.metrics().has_eval_loss()) absl::StrAppend(&out, "  eval loss: ", Number(job.metrics().eval_loss()));

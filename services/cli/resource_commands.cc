@@ -567,6 +567,7 @@ std::vector<Command> ResourceCommands() {
 std::vector<Command> AllCommands() {
   std::vector<Command> commands = ResourceCommands();
   for (Command& command : JobCommands()) commands.push_back(std::move(command));
+  for (Command& command : EvalCommands()) commands.push_back(std::move(command));
   for (Command& command : TrainerCommands()) commands.push_back(std::move(command));
   for (Command& command : TokenCommands()) commands.push_back(std::move(command));
   for (Command& command : LineageCommands()) commands.push_back(std::move(command));

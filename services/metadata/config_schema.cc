@@ -382,4 +382,14 @@ absl::StatusOr<nlohmann::json> ValidateConfigContent(const std::string& type, co
   return normalised;
 }
 
+absl::StatusOr<nlohmann::json> ValidateConfigValue(const std::string& type, const std::string& key,
+                                                   const nlohmann::json& value, const std::string& field) {
+  if (const std::vector<KeySpec>* schema = SchemaFor(type)) {
+    for (const KeySpec& spec : *schema) {
+      if (spec.key == key) return CheckValue(spec, value, field);
+    }
+  }
+  return absl::InternalError(absl::StrCat("a ", type, " config has no key ", key));
+}
+
 }  // namespace tuneforge

@@ -25,6 +25,11 @@ std::vector<std::string> ConfigKeys(const std::string& type);
 absl::StatusOr<nlohmann::json> ValidateConfigContent(const std::string& type, const nlohmann::json& content,
                                                      const std::string& field = "content");
 
+// One key of a `type` config checked and normalised as ValidateConfigContent checks it, for a request field that takes
+// the same values (an evaluation's device takes what training.device takes); errors name `field`.
+absl::StatusOr<nlohmann::json> ValidateConfigValue(const std::string& type, const std::string& key,
+                                                   const nlohmann::json& value, const std::string& field);
+
 }  // namespace tuneforge
 
 #endif  // TUNEFORGE_SERVICES_METADATA_CONFIG_SCHEMA_H_

@@ -2,6 +2,7 @@
 #include "services/metadata/import_checks.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -216,9 +217,10 @@ absl::Status CheckJob(const json& row, const std::string& where, const ImportCon
   RETURN_IF_ERROR(CheckName(Str(row, "name"), At(where, "name")));
   RETURN_IF_ERROR(CheckDescription(Str(row, "description"), At(where, "description")));
   const std::string& kind = Str(row, "kind");
-  RETURN_IF_ERROR(OneOf(kind, {kJobKindFineTune, kJobKindExport}, At(where, "kind")));
+  RETURN_IF_ERROR(OneOf(kind, {kJobKindFineTune, kJobKindExport, kJobKindEvaluation}, At(where, "kind")));
   const bool export_job = kind == kJobKindExport;
-  if (!export_job) RETURN_IF_ERROR(CheckName(Str(row, "adapter_name"), At(where, "adapter_name")));
+  const bool evaluation_job = kind == kJobKindEvaluation;
+  if (kind == kJobKindFineTune) RETURN_IF_ERROR(CheckName(Str(row, "adapter_name"), At(where, "adapter_name")));
   // The states and attempts a job can reach through StartFineTuningJob and the trainers' calls.
   const std::string& state = Str(row, "state");
   const int attempts = row.at("attempts").get<int>();
@@ -246,6 +248,33 @@ absl::Status CheckJob(const json& row, const std::string& where, const ImportCon
                                    return ObjectWith(v, at, {{"type", IsString}, {"dtype", IsString},
                                                              {"max_shard_size", IsInteger}, {"overwrite", IsBool}});
                                  }}}));
+  } else if (evaluation_job) {
+    // What StartEvaluationJob writes: the options with their defaults, and generation settings of the schema.
+    RETURN_IF_ERROR(ObjectWith(
+        row.at("settings"), At(where, "settings"),
+        {{"evaluation",
+          [](const json& v, const std::string& at) {
+            RETURN_IF_ERROR(ObjectWith(v, at,
+                                       {{"split",
+                                         [](const json& split, const std::string& a) {
+                                           RETURN_IF_ERROR(IsString(split, a));
+                                           return OneOf(split.get<std::string>(), {"test", "train"}, a);
+                                         }},
+                                        {"adapter_ids",
+                                         [](const json& ids, const std::string& a) {
+                                           return ArrayOf(ids, a, IsUuidString);
+                                         }},
+                                        {"max_examples", IsInteger},
+                                        {"num_samples", IsInteger},
+                                        {"max_seq_len", IsInteger},
+                                        {"batch_size", IsInteger},
+                                        {"device", IsString},
+                                        {"dtype", IsString}}));
+            return v.contains("adapter_ids") ? absl::OkStatus() : Invalid(At(at, "adapter_ids"), "is missing");
+          }},
+         {"generation", [](const json& v, const std::string& at) {
+            return ValidateConfigContent("generation", v, at).status();
+          }}}));
   } else {
     RETURN_IF_ERROR(ObjectWith(row.at("settings"), At(where, "settings"),
                                {{"lora", [](const json& v, const std::string& at) {
@@ -263,9 +292,9 @@ absl::Status CheckJob(const json& row, const std::string& where, const ImportCon
                                          {"checkpoint_dir", JobCheckpointDir(context.artifacts_dir, id)}}) {
     if (Str(row, column) != expected) {
       RETURN_IF_ERROR(CheckPathUnder(Str(row, column), context.artifacts_dir, At(where, column), kArtifactsDir));
-      return Invalid(At(where, column), absl::StrCat("must be the job's own folder in ", kArtifactsDir, ", .../jobs/",
-                                                     id, column == std::string("output_dir") ? (export_job ? "/export" : "/adapter")
-                                                                                             : "/checkpoints"));
+      return Invalid(At(where, column),
+                     absl::StrCat("must be the job's own folder in ", kArtifactsDir, ", .../jobs/", id, "/",
+                                  column == std::string("output_dir") ? JobOutputFolder(kind) : "checkpoints"));
     }
   }
   return absl::OkStatus();
@@ -276,6 +305,31 @@ absl::Status CheckJobEvent(const json& row, const std::string& where) {
     if (!row.at(column).is_null()) RETURN_IF_ERROR(NumbersObject(row.at(column), At(where, column)));
   }
   return absl::OkStatus();
+}
+
+// A result as a trainer reports it and CompleteJob stores it: finite, non-negative numbers (the table refuses the
+// rest too) and samples of the shape the repository reads back.
+absl::Status CheckEvaluationResult(const json& row, const std::string& where) {
+  for (const char* column : {"loss", "perplexity", "generation_tokens_per_second"}) {
+    const double value = row.at(column).get<double>();
+    if (!(value >= 0) || !std::isfinite(value)) {
+      return Invalid(At(where, column), absl::StrCat("is ", row.at(column).dump(), "; it must be a finite number >= 0"));
+    }
+  }
+  for (const char* column : {"examples", "tokens", "label_tokens"}) {
+    if (row.at(column).get<int64_t>() < 0) return Invalid(At(where, column), "is negative");
+  }
+  if (!row.at("adapter_id").is_null() && Str(row, "adapter_name").empty()) {
+    return Invalid(At(where, "adapter_name"), "is empty for an adapter's result");
+  }
+  return ArrayOf(row.at("samples"), At(where, "samples"), [](const json& s, const std::string& at) {
+    return ObjectWith(s, at,
+                      {{"row", IsInteger},
+                       {"prompt", IsString},
+                       {"reference", IsString},
+                       {"output", IsString},
+                       {"stop_reason", IsString}});
+  });
 }
 
 absl::Status CheckJobCheckpoint(const json& row, const std::string& where, const ImportContext& context) {
@@ -298,6 +352,7 @@ absl::Status CheckImportedRecord(const std::string& table, const json& row, cons
   if (table == "fine_tuning_jobs") return CheckJob(row, where, context);
   if (table == "job_events") return CheckJobEvent(row, where);
   if (table == "job_checkpoints") return CheckJobCheckpoint(row, where, context);
+  if (table == "evaluation_results") return CheckEvaluationResult(row, where);
   return absl::OkStatus();
 }
 

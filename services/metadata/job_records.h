@@ -16,9 +16,11 @@ namespace tuneforge {
 bool IsFinalJobState(const std::string& state);
 
 // Kinds as stored. A fine-tuning job trains an adapter from a dataset and prompt; an export job merges an adapter
-// into its base model (or copies it) and registers the result.
+// into its base model (or copies it) and registers the result; an evaluation job scores a base model revision and
+// adapters of it on a dataset split (its results: evaluation_records.h).
 inline constexpr char kJobKindFineTune[] = "fine_tune";
 inline constexpr char kJobKindExport[] = "export";
+inline constexpr char kJobKindEvaluation[] = "evaluation";
 
 struct JobRecord {
   std::string id;
@@ -31,7 +33,9 @@ struct JobRecord {
   std::string dataset_revision_id;
   std::string prompt_id;
   nlohmann::json config_ids = nlohmann::json::array();
-  nlohmann::json settings = nlohmann::json::object();  // {"lora": {...}, "training": {...}}
+  // Fine-tuning: {"lora": {...}, "training": {...}}; export: {"export": {...}}; evaluation: {"evaluation": {...},
+  // "generation": {...}}.
+  nlohmann::json settings = nlohmann::json::object();
   int attempts = 0;
   int max_attempts = 3;
   std::string worker_id;

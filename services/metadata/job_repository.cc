@@ -10,8 +10,14 @@ bool IsFinalJobState(const std::string& state) {
   return state == "SUCCEEDED" || state == "FAILED" || state == "CANCELLED";
 }
 
+std::string JobOutputFolder(const std::string& kind) {
+  if (kind == kJobKindExport) return "export";
+  if (kind == kJobKindEvaluation) return "evaluation";
+  return "adapter";
+}
+
 std::string JobOutputDir(const std::string& artifacts_root, const std::string& job_id, const std::string& kind) {
-  return absl::StrCat(artifacts_root, "/jobs/", job_id, kind == kJobKindExport ? "/export" : "/adapter");
+  return absl::StrCat(artifacts_root, "/jobs/", job_id, "/", JobOutputFolder(kind));
 }
 
 std::string JobCheckpointDir(const std::string& artifacts_root, const std::string& job_id) {

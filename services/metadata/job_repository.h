@@ -30,10 +30,13 @@ struct JobUsersFilter {
   std::string config_id;
 };
 
-// The folders job `job_id` writes under the artifacts root: <root>/jobs/<id>/adapter (export jobs: .../export) and
+// The folders job `job_id` writes under the artifacts root: <root>/jobs/<id>/<JobOutputFolder(kind)> and
 // <root>/jobs/<id>/checkpoints (sql/job_insert.sql names them so when it creates the job).
 std::string JobOutputDir(const std::string& artifacts_root, const std::string& job_id,
                          const std::string& kind = kJobKindFineTune);
+// "adapter" for a fine-tuning job, "export" for an export, "evaluation" for an evaluation (which writes nothing
+// there, but its lease names a folder of its own all the same).
+std::string JobOutputFolder(const std::string& kind);
 std::string JobCheckpointDir(const std::string& artifacts_root, const std::string& job_id);
 
 class JobRepository {

@@ -2,19 +2,23 @@
 #include "services/metadata/job_service.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/allowed_roots.h"
 #include "common/model_config.h"
 #include "common/peft_adapter.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "services/metadata/adapter_repository.h"
 #include "services/metadata/adapter_service.h"
 #include "services/metadata/config_repository.h"
 #include "services/metadata/config_schema.h"
 #include "services/metadata/dataset_repository.h"
+#include "services/metadata/evaluation_repository.h"
 #include "services/metadata/model_repository.h"
 #include "services/metadata/prompt_repository.h"
 #include "services/metadata/request_checks.h"
@@ -24,11 +28,19 @@ namespace tuneforge {
 namespace {
 
 const char* const kStates[] = {"QUEUED", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"};
-const char* const kKinds[] = {kJobKindFineTune, kJobKindExport};
+const char* const kKinds[] = {kJobKindFineTune, kJobKindExport, kJobKindEvaluation};
 
-absl::Status NotFoundJob(const std::string& ref) {
-  return absl::NotFoundError(
-      absl::StrCat("job '", ref, "' not found; ListFineTuningJobs shows the jobs"));
+// `kind` as JobService's Get/Cancel/Remove take it: empty for FineTuningJobs, which serves every kind.
+absl::Status NotFoundJob(const std::string& ref, const std::string& kind = "") {
+  if (kind == kJobKindEvaluation) {
+    return absl::NotFoundError(
+        absl::StrCat("evaluation job '", ref, "' not found; ListEvaluationJobs shows the evaluation jobs"));
+  }
+  return absl::NotFoundError(absl::StrCat("job '", ref, "' not found; ListFineTuningJobs shows the jobs"));
+}
+
+std::string CancelRpc(const std::string& kind) {
+  return kind == kJobKindEvaluation ? "CancelEvaluationJob" : "CancelFineTuningJob";
 }
 
 JobEventRecord StateEvent(const std::string& state, const std::string& message, const std::string& level = "info") {
@@ -38,6 +50,62 @@ JobEventRecord StateEvent(const std::string& state, const std::string& message, 
   e.state = state;
   e.message = message;
   return e;
+}
+
+// Cuts `text` to kMaxEvaluationText bytes (on a character boundary).
+void CutEvaluationText(std::string* text) { text->resize(Utf8PrefixLength(*text, kMaxEvaluationText)); }
+
+// INVALID_ARGUMENT naming `field` unless `value` is a finite number >= 0.
+absl::Status CheckFiniteNonNegative(double value, const std::string& field) {
+  if (value >= 0 && std::isfinite(value)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, " is ", value, "; it must be a finite number >= 0"));
+}
+
+// An evaluation's results as its trainer reports them: the base, then each of `adapter_ids` in order, with finite
+// non-negative numbers. Cuts what is kept of the samples.
+absl::Status CheckEvaluationResults(const std::vector<std::string>& adapter_ids,
+                                    std::vector<CandidateResultRecord>* results) {
+  if (results->size() != adapter_ids.size() + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "evaluation_results has ", results->size(), " results; this job has ", adapter_ids.size() + 1,
+        " candidates: the base model first, then its ", adapter_ids.size(), " adapter",
+        adapter_ids.size() == 1 ? "" : "s", " in the lease's order"));
+  }
+  for (size_t i = 0; i < results->size(); ++i) {
+    CandidateResultRecord& r = (*results)[i];
+    const std::string field = absl::StrCat("evaluation_results[", i, "]");
+    const std::string expected = i == 0 ? "" : adapter_ids[i - 1];
+    if (r.adapter_id != expected) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".adapter_id is '", r.adapter_id, "'; expected ",
+          i == 0 ? std::string("'' (the base model comes first)")
+                 : absl::StrCat("'", expected, "' (adapter ", i, " of the lease's ", adapter_ids.size(), ")")));
+    }
+    RETURN_IF_ERROR(CheckFiniteNonNegative(r.loss, absl::StrCat(field, ".loss")));
+    RETURN_IF_ERROR(CheckFiniteNonNegative(r.perplexity, absl::StrCat(field, ".perplexity")));
+    RETURN_IF_ERROR(CheckFiniteNonNegative(r.generation_tokens_per_second,
+                                           absl::StrCat(field, ".generation_tokens_per_second")));
+    for (const auto& [name, count] : {std::pair<const char*, int64_t>{"examples", r.examples},
+                                      {"tokens", r.tokens},
+                                      {"label_tokens", r.label_tokens}}) {
+      if (count < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ".", name, " is ", count, "; it must be 0 or more"));
+      }
+    }
+    if (r.samples.size() > kMaxEvaluationSamples) r.samples.resize(kMaxEvaluationSamples);
+    for (size_t k = 0; k < r.samples.size(); ++k) {
+      EvaluationSampleRecord& sample = r.samples[k];
+      if (sample.row < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".samples[", k, "].row is ", sample.row, "; rows count from 0"));
+      }
+      for (std::string* text : {&sample.prompt, &sample.reference, &sample.output, &sample.stop_reason}) {
+        CutEvaluationText(text);
+      }
+    }
+    CutEvaluationText(&r.adapter_name);
+  }
+  return absl::OkStatus();
 }
 
 // base overlaid with the keys of `over`.
@@ -52,20 +120,66 @@ nlohmann::json Overlay(nlohmann::json base, const nlohmann::json& over) {
 JobService::JobService(Store& store, std::string artifacts_root, double lease_seconds)
     : store_(store), artifacts_root_(std::move(artifacts_root)), lease_seconds_(lease_seconds) {}
 
-absl::StatusOr<JobRecord> JobService::FindJob(Tx& tx, const std::string& ref) {
+absl::StatusOr<JobRecord> JobService::FindJob(Tx& tx, const std::string& ref, const std::string& kind) {
   std::optional<JobRecord> job = IsUuid(ref) ? jobs_.GetById(tx, ref) : jobs_.GetByName(tx, ref);
-  if (!job) return NotFoundJob(ref);
+  if (!job || (!kind.empty() && job->kind != kind)) return NotFoundJob(ref, kind);
   return *job;
+}
+
+absl::Status CheckJobInputRefs(const JobInputRefs& refs) {
+  RETURN_IF_ERROR(CheckReference(refs.model, "model"));
+  RETURN_IF_ERROR(CheckReference(refs.dataset, "dataset"));
+  RETURN_IF_ERROR(CheckReference(refs.prompt, "prompt"));
+  if (!refs.model_revision_id.empty()) RETURN_IF_ERROR(CheckUuid(refs.model_revision_id, "model_revision_id"));
+  if (!refs.dataset_revision_id.empty()) RETURN_IF_ERROR(CheckUuid(refs.dataset_revision_id, "dataset_revision_id"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JobInputs> ResolveJobInputs(Tx& tx, const JobInputRefs& in) {
+  ModelRepository models;
+  DatasetRepository datasets;
+  JobInputs out;
+  ASSIGN_OR_RETURN(out.model, FindModelByRef(tx, in.model));
+  const ModelRecord* model = &out.model;
+  std::optional<ModelRevisionRecord> model_revision = model->latest_revision;
+  if (!in.model_revision_id.empty()) {
+    model_revision = models.GetRevision(tx, in.model_revision_id);
+    if (!model_revision || model_revision->model_id != model->id) {
+      return absl::NotFoundError(absl::StrCat("model_revision_id ", in.model_revision_id, " is not a revision of model '",
+                                              model->name, "'; ListModelRevisions shows its revisions"));
+    }
+  }
+  if (!model_revision) return absl::FailedPreconditionError(absl::StrCat("model '", model->name, "' has no revision"));
+  out.model_revision = *model_revision;
+  ASSIGN_OR_RETURN(out.dataset, FindDatasetByRef(tx, in.dataset));
+  const DatasetRecord* dataset = &out.dataset;
+  std::optional<DatasetRevisionRecord> dataset_revision = dataset->latest_revision;
+  if (!in.dataset_revision_id.empty()) {
+    dataset_revision = datasets.GetRevision(tx, in.dataset_revision_id);
+    if (!dataset_revision || dataset_revision->dataset_id != dataset->id) {
+      return absl::NotFoundError(absl::StrCat("dataset_revision_id ", in.dataset_revision_id,
+                                              " is not a revision of dataset '", dataset->name,
+                                              "'; ListDatasetRevisions shows its revisions"));
+    }
+  }
+  if (!dataset_revision) {
+    return absl::FailedPreconditionError(absl::StrCat("dataset '", dataset->name, "' has no revision"));
+  }
+  out.dataset_revision = *dataset_revision;
+  ASSIGN_OR_RETURN(out.prompt, FindPromptByRef(tx, in.prompt));
+  if (out.prompt.dataset_id != dataset->id) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt '", out.prompt.name,
+                                                   "' was made for another dataset; use a prompt of dataset '",
+                                                   dataset->name, "' (AddPrompt with dataset ", dataset->name, ")"));
+  }
+  return out;
 }
 
 absl::StatusOr<JobRecord> JobService::StartJob(const StartJobInput& in) {
   if (!in.name.empty()) RETURN_IF_ERROR(CheckName(in.name, "name"));
   RETURN_IF_ERROR(CheckDescription(in.description, "description"));
-  RETURN_IF_ERROR(CheckReference(in.model, "model"));
-  RETURN_IF_ERROR(CheckReference(in.dataset, "dataset"));
-  RETURN_IF_ERROR(CheckReference(in.prompt, "prompt"));
-  if (!in.model_revision_id.empty()) RETURN_IF_ERROR(CheckUuid(in.model_revision_id, "model_revision_id"));
-  if (!in.dataset_revision_id.empty()) RETURN_IF_ERROR(CheckUuid(in.dataset_revision_id, "dataset_revision_id"));
+  const JobInputRefs refs{in.model, in.model_revision_id, in.dataset, in.dataset_revision_id, in.prompt};
+  RETURN_IF_ERROR(CheckJobInputRefs(refs));
   if (!in.adapter_name.empty()) RETURN_IF_ERROR(CheckName(in.adapter_name, "adapter_name"));
   if (in.max_attempts < 0 || in.max_attempts > 10) {
     return absl::InvalidArgumentError(
@@ -84,42 +198,14 @@ absl::StatusOr<JobRecord> JobService::StartJob(const StartJobInput& in) {
 
   JobRecord created;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
-    ModelRepository models;
-    DatasetRepository datasets;
     ConfigRepository configs;
     AdapterRepository adapters;
-    ASSIGN_OR_RETURN(const ModelRecord found_model, FindModelByRef(tx, in.model));
-    const ModelRecord* model = &found_model;
-    std::optional<ModelRevisionRecord> model_revision = model->latest_revision;
-    if (!in.model_revision_id.empty()) {
-      model_revision = models.GetRevision(tx, in.model_revision_id);
-      if (!model_revision || model_revision->model_id != model->id) {
-        return absl::NotFoundError(absl::StrCat("model_revision_id ", in.model_revision_id, " is not a revision of model '",
-                                                model->name, "'; ListModelRevisions shows its revisions"));
-      }
-    }
-    if (!model_revision) return absl::FailedPreconditionError(absl::StrCat("model '", model->name, "' has no revision"));
-    ASSIGN_OR_RETURN(const DatasetRecord found_dataset, FindDatasetByRef(tx, in.dataset));
-    const DatasetRecord* dataset = &found_dataset;
-    std::optional<DatasetRevisionRecord> dataset_revision = dataset->latest_revision;
-    if (!in.dataset_revision_id.empty()) {
-      dataset_revision = datasets.GetRevision(tx, in.dataset_revision_id);
-      if (!dataset_revision || dataset_revision->dataset_id != dataset->id) {
-        return absl::NotFoundError(absl::StrCat("dataset_revision_id ", in.dataset_revision_id,
-                                                " is not a revision of dataset '", dataset->name,
-                                                "'; ListDatasetRevisions shows its revisions"));
-      }
-    }
-    if (!dataset_revision) {
-      return absl::FailedPreconditionError(absl::StrCat("dataset '", dataset->name, "' has no revision"));
-    }
-    ASSIGN_OR_RETURN(const PromptRecord found_prompt, FindPromptByRef(tx, in.prompt));
-    const PromptRecord* prompt = &found_prompt;
-    if (prompt->dataset_id != dataset->id) {
-      return absl::InvalidArgumentError(absl::StrCat("prompt '", prompt->name,
-                                                     "' was made for another dataset; use a prompt of dataset '",
-                                                     dataset->name, "' (AddPrompt with dataset ", dataset->name, ")"));
-    }
+    ASSIGN_OR_RETURN(const JobInputs inputs, ResolveJobInputs(tx, refs));
+    const ModelRecord* model = &inputs.model;
+    const ModelRevisionRecord* model_revision = &inputs.model_revision;
+    const DatasetRecord* dataset = &inputs.dataset;
+    const DatasetRevisionRecord* dataset_revision = &inputs.dataset_revision;
+    const PromptRecord* prompt = &inputs.prompt;
 
     // Settings: the family's defaults, then the given configs, then the overrides.
     nlohmann::json settings = {{"lora", nlohmann::json::object()}, {"training", nlohmann::json::object()}};
@@ -212,11 +298,11 @@ absl::StatusOr<JobRecord> JobService::StartJob(const StartJobInput& in) {
   return created;
 }
 
-absl::StatusOr<JobRecord> JobService::GetJob(const std::string& ref) {
+absl::StatusOr<JobRecord> JobService::GetJob(const std::string& ref, const std::string& kind) {
   RETURN_IF_ERROR(CheckReference(ref, "job"));
   JobRecord job;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(job, FindJob(tx, ref));
+    ASSIGN_OR_RETURN(job, FindJob(tx, ref, kind));
     return absl::OkStatus();
   }));
   return job;
@@ -259,11 +345,11 @@ absl::StatusOr<JobPage> JobService::ListJobs(const ListJobsInput& in) {
   return out;
 }
 
-absl::StatusOr<JobRecord> JobService::CancelJob(const std::string& ref) {
+absl::StatusOr<JobRecord> JobService::CancelJob(const std::string& ref, const std::string& kind) {
   RETURN_IF_ERROR(CheckReference(ref, "job"));
   JobRecord job;
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(JobRecord found, FindJob(tx, ref));
+    ASSIGN_OR_RETURN(JobRecord found, FindJob(tx, ref, kind));
     ASSIGN_OR_RETURN(job, [&]() -> absl::StatusOr<JobRecord> { return *jobs_.Lock(tx, found.id); }());
     if (IsFinalJobState(job.state) || job.state == "CANCELLING") return absl::OkStatus();  // nothing left to do
     job.cancel_requested = true;
@@ -281,13 +367,13 @@ absl::StatusOr<JobRecord> JobService::CancelJob(const std::string& ref) {
   return job;
 }
 
-absl::Status JobService::RemoveJob(const std::string& ref) {
+absl::Status JobService::RemoveJob(const std::string& ref, const std::string& kind) {
   RETURN_IF_ERROR(CheckReference(ref, "job"));
   return store_.InTransaction([&](Tx& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(JobRecord job, FindJob(tx, ref));
+    ASSIGN_OR_RETURN(JobRecord job, FindJob(tx, ref, kind));
     if (!IsFinalJobState(job.state)) {
-      return absl::FailedPreconditionError(absl::StrCat("job '", job.name, "' is ", job.state,
-                                                        "; cancel it (CancelFineTuningJob) and remove it once it ends"));
+      return absl::FailedPreconditionError(absl::StrCat("job '", job.name, "' is ", job.state, "; cancel it (",
+                                                        CancelRpc(kind), ") and remove it once it ends"));
     }
     if (job.kind == kJobKindExport) ModelRepository().SettleExport(tx, job.id);
     jobs_.Delete(tx, job.id);
@@ -349,13 +435,9 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
     // database edited by hand) ends FAILED instead of being handed out.
     while (job && (job->output_dir != JobOutputDir(artifacts_root_, job->id, job->kind) ||
                    job->checkpoint_dir != JobCheckpointDir(artifacts_root_, job->id))) {
-      job->state = "FAILED";
-      job->error_code = "FAILED_PRECONDITION";
-      job->error_message =
-          "the job's output_dir or checkpoint_dir is not its own folder in the artifacts directory, so no trainer "
-          "may run it; start the job again";
-      jobs_.Update(tx, *job, 0, /*ended=*/true);
-      jobs_.AddEvent(tx, job->id, StateEvent("FAILED", job->error_message, "error"));
+      EndBeforeStart(tx, &*job,
+                     "the job's output_dir or checkpoint_dir is not its own folder in the artifacts directory, so no "
+                     "trainer may run it; start the job again");
       job = jobs_.Lease(tx, worker_id, lease_seconds_, &lease_expired);
       expiries += lease_expired ? 1 : 0;
     }
@@ -373,11 +455,7 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
       std::optional<AdapterRecord> adapter =
           e.has_value() ? AdapterRepository().GetById(tx, e->adapter_id) : std::nullopt;
       if (!adapter.has_value()) {  // the adapter or export was removed while the job waited
-        job->state = "FAILED";
-        job->error_code = "FAILED_PRECONDITION";
-        job->error_message = "the export or its adapter was removed before a trainer started the job";
-        jobs_.Update(tx, *job, 0, /*ended=*/true);
-        jobs_.AddEvent(tx, job->id, StateEvent("FAILED", job->error_message, "error"));
+        EndBeforeStart(tx, &*job, "the export or its adapter was removed before a trainer started the job");
         return absl::OkStatus();
       }
       leased.export_record = *e;
@@ -387,6 +465,19 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
       leased.dataset_revision = *datasets.GetRevision(tx, job->dataset_revision_id);
       leased.prompt = *prompts.GetById(tx, job->prompt_id);
     }
+    if (job->kind == kJobKindEvaluation) {
+      AdapterRepository adapters;
+      for (const std::string& id : EvaluationAdapterIds(job->settings)) {
+        std::optional<AdapterRecord> adapter = IsUuid(id) ? adapters.GetById(tx, id) : std::nullopt;
+        if (!adapter.has_value()) {
+          EndBeforeStart(tx, &*job,
+                         absl::StrCat("adapter ", id, " was removed before a trainer started the evaluation; start "
+                                      "the evaluation again without it"));
+          return absl::OkStatus();
+        }
+        leased.evaluated_adapters.push_back(*std::move(adapter));
+      }
+    }
     jobs_.AddEvent(tx, job->id,
                    StateEvent("RUNNING", absl::StrCat("attempt ", job->attempts, " of ", job->max_attempts,
                                                       " started on trainer ", worker_id)));
@@ -395,6 +486,14 @@ absl::StatusOr<std::optional<LeasedJob>> JobService::LeaseJob(const std::string&
   }));
   lease_expiries_ += expiries;  // counted once the transaction that ended or re-leased the jobs committed
   return out;
+}
+
+void JobService::EndBeforeStart(Tx& tx, JobRecord* job, const std::string& message) {
+  job->state = "FAILED";
+  job->error_code = "FAILED_PRECONDITION";
+  job->error_message = message;
+  jobs_.Update(tx, *job, 0, /*ended=*/true);
+  jobs_.AddEvent(tx, job->id, StateEvent("FAILED", job->error_message, "error"));
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> JobService::CountJobsByState() {
@@ -466,9 +565,13 @@ absl::StatusOr<HeartbeatResult> JobService::Heartbeat(const HeartbeatInput& in) 
   return result;
 }
 
-absl::StatusOr<CompletedJob> JobService::CompleteJob(const std::string& job_id, int attempt,
-                                                     const std::string& worker_id, const std::string& output_dir,
-                                                     const nlohmann::json& progress, const nlohmann::json& metrics) {
+absl::StatusOr<CompletedJob> JobService::CompleteJob(const CompleteJobInput& in) {
+  const std::string& job_id = in.job_id;
+  const int attempt = in.attempt;
+  const std::string& worker_id = in.worker_id;
+  const std::string& output_dir = in.output_dir;
+  const nlohmann::json& progress = in.progress;
+  const nlohmann::json& metrics = in.metrics;
   CompletedJob out;
   std::optional<ModelExportRecord> export_record;
   JobRecord export_job;
@@ -478,6 +581,11 @@ absl::StatusOr<CompletedJob> JobService::CompleteJob(const std::string& job_id, 
     if (output_dir != job.output_dir) {
       return absl::InvalidArgumentError(
           absl::StrCat("adapter_dir must be the job's output_dir ", job.output_dir, ", not ", output_dir));
+    }
+    if (job.kind == kJobKindEvaluation) return RecordEvaluation(tx, std::move(job), in);
+    if (!in.evaluation_results.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("evaluation_results are for evaluation jobs; job ", job.id, " is a ", job.kind, " job"));
     }
     ModelRepository models;
     if (job.kind == kJobKindExport) {  // published below, outside this transaction: it moves files and hashes them
@@ -544,6 +652,39 @@ absl::StatusOr<CompletedJob> JobService::CompleteJob(const std::string& job_id, 
   out.export_destination = published->destination;
   out.exported_model_id = published->exported_model_id;
   return out;
+}
+
+absl::Status JobService::RecordEvaluation(Tx& tx, JobRecord job, const CompleteJobInput& in) {
+  const std::vector<std::string> adapter_ids = EvaluationAdapterIds(job.settings);
+  std::vector<CandidateResultRecord> results = in.evaluation_results;
+  RETURN_IF_ERROR(CheckEvaluationResults(adapter_ids, &results));
+  AdapterRepository adapters;
+  EvaluationRepository evaluations;
+  std::vector<std::string> summary;
+  for (size_t i = 0; i < results.size(); ++i) {
+    CandidateResultRecord& r = results[i];
+    if (i > 0) {
+      // Named as the adapter is named now; one removed while the job ran keeps the name its trainer reported.
+      std::optional<AdapterRecord> adapter = adapters.GetById(tx, r.adapter_id);
+      if (adapter.has_value()) {
+        r.adapter_name = adapter->name;
+      } else {
+        r.adapter_id.clear();
+      }
+    }
+    evaluations.InsertResult(tx, job.id, static_cast<int>(i), r);
+    summary.push_back(absl::StrFormat("%s loss %.4g (ppl %.4g)", i == 0 ? "base" : r.adapter_name, r.loss,
+                                      r.perplexity));
+  }
+  job.state = "SUCCEEDED";
+  if (in.progress.is_object() && !in.progress.empty()) job.progress = in.progress;
+  if (in.metrics.is_object() && !in.metrics.empty()) job.metrics = in.metrics;
+  jobs_.Update(tx, job, 0, /*ended=*/true);
+  const std::string split = job.settings.value(nlohmann::json::json_pointer("/evaluation/split"), std::string("test"));
+  jobs_.AddEvent(tx, job.id,
+                 StateEvent("SUCCEEDED", absl::StrCat("evaluated on ", results[0].examples, " examples of the ", split,
+                                                      " split: ", absl::StrJoin(summary, "; "))));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> JobService::FailJob(const FailJobInput& in) {

@@ -5,18 +5,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "services/metadata/auth.h"
 #include "services/metadata/proto_convert.h"
 
 namespace tuneforge {
 
 namespace {
-
-v1::JobState StateToProto(const std::string& s) {
-  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
-  v1::JobState_Parse(absl::StrCat("JOB_STATE_", s), &state);
-  return state;
-}
 
 v1::JobEventKind KindToProto(const std::string& kind) {
   if (kind == "state") return v1::JOB_EVENT_KIND_STATE;
@@ -29,6 +24,14 @@ void ToTime(absl::Time t, google::protobuf::Timestamp* out) {
   if (t != absl::InfinitePast()) ToProto(t, out);
 }
 
+}  // namespace
+
+v1::JobState JobStateToProto(const std::string& s) {
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  v1::JobState_Parse(absl::StrCat("JOB_STATE_", s), &state);
+  return state;
+}
+
 absl::StatusOr<nlohmann::json> StructToJson(const google::protobuf::Struct& s, const std::string& field) {
   std::string text;
   if (!google::protobuf::util::MessageToJsonString(s, &text).ok()) {
@@ -37,7 +40,16 @@ absl::StatusOr<nlohmann::json> StructToJson(const google::protobuf::Struct& s, c
   return nlohmann::json::parse(text);
 }
 
-}  // namespace
+absl::StatusOr<std::vector<std::string>> JobStatesFromProto(const google::protobuf::RepeatedField<int>& states) {
+  std::vector<std::string> out;
+  for (int s : states) {
+    if (!v1::JobState_IsValid(s) || s == v1::JOB_STATE_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat("states: ", s, " is not a job state"));
+    }
+    out.push_back(JobStateName(static_cast<v1::JobState>(s)));
+  }
+  return out;
+}
 
 std::string JobStateName(v1::JobState state) {
   if (state == v1::JOB_STATE_UNSPECIFIED) return "";
@@ -61,35 +73,16 @@ nlohmann::json MessageToJson(const google::protobuf::Message& message) {
 }
 
 void ToProto(const JobRecord& j, v1::FineTuningJob* out) {
-  out->set_id(j.id);
-  out->set_name(j.name);
-  out->set_description(j.description);
-  out->set_state(StateToProto(j.state));
-  out->set_model_id(j.model_id);
-  out->set_model_revision_id(j.model_revision_id);
-  out->set_dataset_id(j.dataset_id);
-  out->set_dataset_revision_id(j.dataset_revision_id);
-  out->set_prompt_id(j.prompt_id);
+  CommonJobFieldsToProto(j, out);
   if (j.config_ids.is_array()) {
     for (const auto& id : j.config_ids) out->add_config_ids(id.get<std::string>());
   }
-  (void)JsonToMessage(j.settings, out->mutable_settings());
-  out->set_attempts(j.attempts);
-  out->set_max_attempts(j.max_attempts);
-  (void)JsonToMessage(j.progress, out->mutable_progress());
   (void)JsonToMessage(j.metrics, out->mutable_metrics());
-  if (!j.error_code.empty()) {
-    out->mutable_error()->set_code(j.error_code);
-    out->mutable_error()->set_message(j.error_message);
-  }
   out->set_adapter_id(j.adapter_id);
   out->set_adapter_name(j.adapter_name);
-  out->set_worker_id(j.worker_id);
-  ToTime(j.create_time, out->mutable_create_time());
-  ToTime(j.update_time, out->mutable_update_time());
-  ToTime(j.start_time, out->mutable_start_time());
-  ToTime(j.end_time, out->mutable_end_time());
-  out->set_kind(j.kind == kJobKindExport ? v1::JOB_KIND_EXPORT : v1::JOB_KIND_FINE_TUNE);
+  out->set_kind(j.kind == kJobKindExport       ? v1::JOB_KIND_EXPORT
+                : j.kind == kJobKindEvaluation ? v1::JOB_KIND_EVALUATION
+                                               : v1::JOB_KIND_FINE_TUNE);
   out->set_export_id(j.export_id);
 }
 
@@ -99,7 +92,7 @@ void ToProto(const JobEventRecord& e, v1::JobEvent* out) {
   out->set_kind(KindToProto(e.kind));
   out->set_level(e.level);
   out->set_message(e.message);
-  out->set_state(StateToProto(e.state));
+  out->set_state(JobStateToProto(e.state));
   (void)JsonToMessage(e.progress, out->mutable_progress());
   (void)JsonToMessage(e.metrics, out->mutable_metrics());
 }
@@ -143,27 +136,21 @@ grpc::Status JobsHandler::GetFineTuningJob(grpc::ServerContext* context, const v
 grpc::Status JobsHandler::ListFineTuningJobs(grpc::ServerContext* context, const v1::ListFineTuningJobsRequest* request,
                                              v1::ListFineTuningJobsResponse* response) {
   if (grpc::Status denied = Authorize(context, Role::kViewer); !denied.ok()) return denied;
-  ListJobsInput input;
-  input.page_size = request->page_size();
-  input.page_token = request->page_token();
-  input.model = request->model();
-  for (int s : request->states()) {
-    if (!v1::JobState_IsValid(s) || s == v1::JOB_STATE_UNSPECIFIED) {
-      return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("states: ", s, " is not a job state")));
-    }
-    input.states.push_back(JobStateName(static_cast<v1::JobState>(s)));
-  }
+  absl::StatusOr<ListJobsInput> input = ListJobsInputFromProto(*request);
+  if (!input.ok()) return ToGrpcStatus(input.status());
   for (int k : request->kinds()) {
     if (k == v1::JOB_KIND_FINE_TUNE) {
-      input.kinds.push_back(kJobKindFineTune);
+      input->kinds.push_back(kJobKindFineTune);
     } else if (k == v1::JOB_KIND_EXPORT) {
-      input.kinds.push_back(kJobKindExport);
+      input->kinds.push_back(kJobKindExport);
+    } else if (k == v1::JOB_KIND_EVALUATION) {
+      input->kinds.push_back(kJobKindEvaluation);
     } else {
-      return ToGrpcStatus(absl::InvalidArgumentError(
-          absl::StrCat("kinds: ", k, " is not a job kind; use JOB_KIND_FINE_TUNE or JOB_KIND_EXPORT")));
+      return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+          "kinds: ", k, " is not a job kind; use JOB_KIND_FINE_TUNE, JOB_KIND_EXPORT or JOB_KIND_EVALUATION")));
     }
   }
-  absl::StatusOr<JobPage> page = service_.ListJobs(input);
+  absl::StatusOr<JobPage> page = service_.ListJobs(*input);
   if (!page.ok()) return ToGrpcStatus(page.status());
   for (const JobRecord& j : page->jobs) ToProto(j, response->add_jobs());
   response->set_next_page_token(page->next_page_token);
@@ -185,6 +172,34 @@ grpc::Status JobsHandler::RemoveFineTuningJob(grpc::ServerContext* context, cons
   return ToGrpcStatus(service_.RemoveJob(request->job()));
 }
 
+absl::Status WatchJobEvents(grpc::ServerContext* context, JobService& service, JobEventHub& hub, JobRecord job,
+                            int64_t after_sequence, const JobEventWriter& write) {
+  if (after_sequence < 0) return absl::InvalidArgumentError("after_sequence must be 0 or more");
+  const std::string id = job.id;
+  int64_t after = after_sequence;
+  uint64_t version = hub.Version(id);
+  while (!context->IsCancelled()) {
+    ASSIGN_OR_RETURN(std::vector<JobEventRecord> events, service.Events(id, after, 500));
+    if (!events.empty()) {
+      ASSIGN_OR_RETURN(job, service.GetJob(id));
+      for (const JobEventRecord& e : events) {
+        ASSIGN_OR_RETURN(bool sent, write(e, job));
+        if (!sent) return absl::OkStatus();  // the client went away
+        after = e.sequence;
+      }
+      continue;  // there may be more
+    }
+    if (IsFinalJobState(job.state) && after >= job.last_sequence) return absl::OkStatus();
+    if (hub.stopped()) {
+      return absl::UnavailableError(absl::StrCat("the server is shutting down; watch again with after_sequence ",
+                                                 after, " once it is back"));
+    }
+    version = hub.WaitForChange(id, version, std::chrono::seconds(5));
+    ASSIGN_OR_RETURN(job, service.GetJob(id));
+  }
+  return absl::OkStatus();
+}
+
 grpc::Status JobsHandler::WatchFineTuningJob(grpc::ServerContext* context,
                                              const v1::WatchFineTuningJobRequest* request,
                                              grpc::ServerWriter<v1::WatchFineTuningJobResponse>* writer) {
@@ -194,34 +209,13 @@ grpc::Status JobsHandler::WatchFineTuningJob(grpc::ServerContext* context,
   }
   absl::StatusOr<JobRecord> job = service_.GetJob(request->job());
   if (!job.ok()) return ToGrpcStatus(job.status());
-  const std::string id = job->id;
-  int64_t after = request->after_sequence();
-  uint64_t version = hub_.Version(id);
-  while (!context->IsCancelled()) {
-    absl::StatusOr<std::vector<JobEventRecord>> events = service_.Events(id, after, 500);
-    if (!events.ok()) return ToGrpcStatus(events.status());
-    if (!events->empty()) {
-      job = service_.GetJob(id);
-      if (!job.ok()) return ToGrpcStatus(job.status());
-      for (const JobEventRecord& e : *events) {
-        v1::WatchFineTuningJobResponse response;
-        ToProto(e, response.mutable_event());
-        ToProto(*job, response.mutable_job());
-        if (!writer->Write(response)) return grpc::Status::OK;  // the client went away
-        after = e.sequence;
-      }
-      continue;  // there may be more
-    }
-    if (IsFinalJobState(job->state) && after >= job->last_sequence) return grpc::Status::OK;
-    if (hub_.stopped()) {
-      return ToGrpcStatus(absl::UnavailableError(absl::StrCat(
-          "the server is shutting down; watch again with after_sequence ", after, " once it is back")));
-    }
-    version = hub_.WaitForChange(id, version, std::chrono::seconds(5));
-    job = service_.GetJob(id);
-    if (!job.ok()) return ToGrpcStatus(job.status());
-  }
-  return grpc::Status::OK;
+  return ToGrpcStatus(WatchJobEvents(context, service_, hub_, *std::move(job), request->after_sequence(),
+                                     [writer](const JobEventRecord& e, const JobRecord& j) -> absl::StatusOr<bool> {
+                                       v1::WatchFineTuningJobResponse response;
+                                       ToProto(e, response.mutable_event());
+                                       ToProto(j, response.mutable_job());
+                                       return writer->Write(response);
+                                     }));
 }
 
 grpc::Status JobsHandler::ListCheckpoints(grpc::ServerContext* context, const v1::ListCheckpointsRequest* request,

@@ -29,6 +29,8 @@
 #include "services/metadata/rpc_log.h"
 #include "services/metadata/store.h"
 #include "services/metadata/lineage_handler.h"
+#include "services/metadata/evaluation_jobs_handler.h"
+#include "services/metadata/evaluation_service.h"
 #include "services/metadata/tokens_handler.h"
 #include "spdlog/spdlog.h"
 
@@ -56,6 +58,8 @@ struct MetadataServer::Parts {
   std::unique_ptr<JobEventHub> job_event_hub;
   std::unique_ptr<WorkerQueueHandler> worker_queue_handler;
   std::unique_ptr<JobsHandler> jobs_handler;
+  std::unique_ptr<EvaluationService> evaluation_service;
+  std::unique_ptr<EvaluationJobsHandler> evaluation_jobs_handler;
   std::unique_ptr<TokenService> token_service;
   std::unique_ptr<TokensHandler> tokens_handler;
   std::unique_ptr<LineageService> lineage_service;
@@ -101,6 +105,10 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   WorkerQueueHandler* queue = parts->worker_queue_handler.get();
   parts->jobs_handler =
       std::make_unique<JobsHandler>(*parts->job_service, *parts->job_event_hub, [queue] { queue->JobQueued(); });
+  parts->evaluation_service =
+      std::make_unique<EvaluationService>(*parts->store, *parts->job_service, options.artifacts_dir);
+  parts->evaluation_jobs_handler = std::make_unique<EvaluationJobsHandler>(
+      *parts->evaluation_service, *parts->job_service, *parts->job_event_hub, [queue] { queue->JobQueued(); });
   parts->export_service = std::make_unique<ExportService>(*parts->store, *parts->roots, *parts->model_service,
                                                           options.artifacts_dir);
   ExportService* exports = parts->export_service.get();
@@ -150,6 +158,7 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   builder.RegisterService(parts->adapters_handler.get());
   builder.RegisterService(parts->admin_handler.get());
   builder.RegisterService(parts->jobs_handler.get());
+  builder.RegisterService(parts->evaluation_jobs_handler.get());
   builder.RegisterService(parts->lineage_handler.get());
   builder.RegisterService(parts->worker_queue_handler.get());
   builder.RegisterService(parts->tokens_handler.get());

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "services/metadata/auth.h"
+#include "services/metadata/evaluation_jobs_handler.h"
 #include "services/metadata/jobs_handler.h"
 #include "services/metadata/proto_convert.h"
 
@@ -14,6 +15,12 @@ namespace tuneforge {
 namespace {
 
 namespace iv1 = internal::v1;
+
+void AdapterSourceToProto(const AdapterRecord& a, iv1::AdapterSource* out) {
+  out->set_type(a.source_type);
+  out->set_source(a.source);
+  out->set_commit_sha(a.commit_sha);
+}
 
 void LeaseToProto(const LeasedJob& l, iv1::JobLease* out) {
   out->set_job_id(l.job.id);
@@ -33,10 +40,14 @@ void LeaseToProto(const LeasedJob& l, iv1::JobLease* out) {
     e->set_type(l.export_record.type);
     e->set_dtype(l.export_record.dtype);
     e->set_max_shard_size(l.export_record.max_shard_size);
-    e->mutable_adapter()->set_type(l.adapter.source_type);
-    e->mutable_adapter()->set_source(l.adapter.source);
-    e->mutable_adapter()->set_commit_sha(l.adapter.commit_sha);
+    AdapterSourceToProto(l.adapter, e->mutable_adapter());
     return;
+  }
+  for (const AdapterRecord& a : l.evaluated_adapters) {
+    iv1::EvaluationAdapter* adapter = out->mutable_evaluation()->add_adapters();
+    adapter->set_id(a.id);
+    adapter->set_name(a.name);
+    AdapterSourceToProto(a, adapter->mutable_source());
   }
   iv1::DatasetSource* d = out->mutable_dataset();
   d->set_type(l.dataset.source_type);
@@ -125,9 +136,15 @@ grpc::Status WorkerQueueHandler::Heartbeat(grpc::ServerContext* context, const i
 grpc::Status WorkerQueueHandler::CompleteJob(grpc::ServerContext* context, const iv1::CompleteJobRequest* request,
                                              iv1::CompleteJobResponse* response) {
   if (grpc::Status denied = Authorize(context, Role::kTrainer); !denied.ok()) return denied;
-  absl::StatusOr<CompletedJob> done =
-      service_.CompleteJob(request->job_id(), request->attempt(), request->worker_id(), request->adapter_dir(),
-                           MessageToJson(request->progress()), MessageToJson(request->metrics()));
+  CompleteJobInput input;
+  input.job_id = request->job_id();
+  input.attempt = request->attempt();
+  input.worker_id = request->worker_id();
+  input.output_dir = request->adapter_dir();
+  input.progress = MessageToJson(request->progress());
+  input.metrics = MessageToJson(request->metrics());
+  for (const v1::CandidateResult& r : request->evaluation_results()) input.evaluation_results.push_back(FromProto(r));
+  absl::StatusOr<CompletedJob> done = service_.CompleteJob(input);
   if (!done.ok()) return ToGrpcStatus(done.status());
   response->set_adapter_id(done->adapter_id);
   response->set_export_destination(done->export_destination);

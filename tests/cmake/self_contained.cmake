@@ -4,7 +4,8 @@
 # report themselves skipped when it is not beside the clone.
 foreach(test hf_hub_client_test local_model_test lineage_test model_config_test peft_adapter_test safetensors_file_test
              safetensors_header_test adapters_test admin_test configs_test jobs_test models_test fine_tune_test
-             model_parity_test packing_test safetensors_fuzz_asan_test merge_adapter_test exports_test)
+             model_parity_test packing_test safetensors_fuzz_asan_test merge_adapter_test exports_test
+             evaluations_test)
   if(TEST ${test})
     set_property(TEST ${test} APPEND PROPERTY FIXTURES_REQUIRED hf_reference_eager)
   endif()

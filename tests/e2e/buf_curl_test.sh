@@ -47,7 +47,8 @@ done
 check "health check answers SERVING" '"status": "SERVING"' "$(call grpc.health.v1.Health/Check '{}')"
 services="$("$buf" curl --protocol grpc --http2-prior-knowledge --list-services "http://127.0.0.1:$port" 2>&1)"
 for s in tuneforge.v1.Models tuneforge.v1.Datasets tuneforge.v1.Prompts tuneforge.v1.Configs tuneforge.v1.Adapters \
-         tuneforge.v1.Admin tuneforge.v1.FineTuningJobs tuneforge.v1.Tokens tuneforge.v1.Lineage grpc.health.v1.Health; do
+         tuneforge.v1.Admin tuneforge.v1.FineTuningJobs tuneforge.v1.EvaluationJobs tuneforge.v1.Tokens tuneforge.v1.Lineage \
+         grpc.health.v1.Health; do
   check "reflection lists $s" "$s" "$services"
 done
 check "reflection lists methods" "tuneforge.v1.Models/AddModel" \

@@ -85,6 +85,12 @@ help_cases=(
   "jobs cancel|JOB"
   "jobs remove|JOB"
   "jobs checkpoints|JOB"
+  "eval start|--model --adapter --dataset --prompt --split --max-examples --samples --set --device --dtype --watch"
+  "eval watch|JOB --reconnect-for"
+  "eval get|JOB"
+  "eval list|--state --model --page-size"
+  "eval cancel|JOB"
+  "eval remove|JOB"
   "trainer status|--trainer --token-file"
   "trainer prefetch|REPO --trainer --token-file --dataset"
   "tokens create|NAME --role --description --ttl"
@@ -248,6 +254,27 @@ tf prompts add both --dataset demo-instructions --template-input '{question}' --
 check_rc "--template-input and --chat-column together" 2
 tf prompts list
 check "prompts list shows the prompt" "qa" "$out"
+
+tf eval start --model demo-llama --dataset demo-instructions --prompt qa --split validation
+check_rc "eval start --split validation is refused" 1
+check "it names the field" "split" "$err"
+tf eval start --model demo-llama --dataset demo-instructions --prompt qa --adapter no-such-adapter
+check_rc "eval start with an unknown adapter" 1
+check "it names the adapter" "adapters[0]" "$err"
+tf eval start --model demo-llama --dataset demo-instructions --prompt qa --samples 1 \
+  --set generation.max_new_tokens=4 --name eval-cli
+check_rc "eval start" 0
+check "eval start names the job" "started evaluation job eval-cli" "$out"
+tf eval list
+check "eval list shows it" "eval-cli" "$out"
+tf eval get eval-cli
+check "eval get shows the split" "split: test" "$out"
+tf jobs list --kind evaluation
+check "jobs list --kind evaluation shows it" "eval-cli" "$out"
+tf eval cancel eval-cli
+check "eval cancel" "CANCELLED" "$out"
+tf eval remove eval-cli
+check "eval remove" "removed evaluation job eval-cli" "$out"
 
 tf configs list
 check_rc "configs list" 0

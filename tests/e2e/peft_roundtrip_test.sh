@@ -14,6 +14,8 @@
 #            fp32 single file, bf16) that transformers loads alone must give PeftModel(base, adapter)'s fp32 logits
 #            within 1e-4 and PEFT's merge_and_unload() weights; an adapter export is byte-identical; an existing
 #            destination needs --overwrite, which gives the exported model a new revision.
+#   evaluation: `tuneforge eval start --watch` scores tiny-llama and two trained adapters on the test split; each
+#            loss equals transformers' (PeftModel's) on the same rows within 1e-4.
 # The models, inputs, PEFT adapters and training all come from one seed, printed first
 # (PEFT_ROUNDTRIP_SEED=N replays it).
 # Usage: peft_roundtrip_test.sh METADATA_BINARY TRAINER_BINARY CLI_BINARY PARITY_BINARY PYTHON SOURCE_DIR
@@ -250,6 +252,29 @@ python_checks check-merged --model "$data/tiny-llama" --adapter "${adapter_path[
 check "models exports lists the five exports" "5" \
   "$("$py" -c 'import json,sys; print(len(json.load(sys.stdin).get("exports", [])))' \
      <<<"$(tf models exports --output json 2>&1)")"
+
+# Evaluation: the base and two trained adapters scored on the test split by a trainer; every loss equals
+# transformers' (PeftModel's for the adapters) on the same rows, and the results show side by side.
+evaluated="$(timeout 300 "$cli_bin" --server "127.0.0.1:$port" eval start --model tiny-llama \
+  --adapter fwd-llama-all,fwd-llama-qv-rslora --dataset demo-instructions --prompt qa --samples 2 \
+  --set generation.max_new_tokens=8 --device cpu --name eval-tiny-llama --watch 2>&1)"
+rc=$?
+echo "$evaluated" >>"$work/eval.log"
+if [ "$rc" -eq 0 ]; then
+  ok "eval start --watch SUCCEEDED"
+else
+  fail "eval start --watch (exit $rc): $(tail -4 <<<"$evaluated")"
+fi
+check "eval watch prints the candidates side by side" "fwd-llama-qv-rslora" "$evaluated"
+check "eval watch prints the samples" "reference:" "$evaluated"
+tf eval get eval-tiny-llama --output json >"$work/eval.json" 2>&1
+python_checks check-eval --model "$data/tiny-llama" --rows "$data/demo-instructions/test.jsonl" \
+  --input-template $'Q: {question}\nA: ' --completion-template '{answer}' --result "$work/eval.json" \
+  --adapter "fwd-llama-all=${adapter_path[fwd-llama-all]:-missing}" \
+  --adapter "fwd-llama-qv-rslora=${adapter_path[fwd-llama-qv-rslora]:-missing}"
+check "lineage: adapter fwd-llama-all was evaluated by eval-tiny-llama" "evaluated: job eval-tiny-llama" \
+  "$(tf lineage adapter fwd-llama-all --down 2>&1)"
+check "eval list shows the job" "eval-tiny-llama" "$(tf eval list 2>&1)"
 
 echo "$passes passed, $failures failed (seed=$seed)"
 [ "$failures" -eq 0 ]

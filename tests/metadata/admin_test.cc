@@ -22,6 +22,7 @@
 #include "services/metadata/admin_service.h"
 #include "services/metadata/request_limits.h"
 #include "services/metadata/store.h"
+#include "tests/metadata/support/job_fixtures.h"
 #include "tests/metadata/support/metadata_test_env.h"
 #include "tests/support/status_matchers.h"
 
@@ -32,9 +33,9 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-const std::vector<std::string> kTables = {"models",          "model_revisions",  "datasets",   "dataset_revisions",
-                                          "prompts",         "configs",          "adapters",   "fine_tuning_jobs",
-                                          "model_exports",   "job_events",       "job_checkpoints"};
+const std::vector<std::string> kTables = {"models",          "model_revisions",    "datasets",      "dataset_revisions",
+                                          "prompts",         "configs",            "adapters",      "fine_tuning_jobs",
+                                          "evaluation_results", "model_exports",   "job_events",    "job_checkpoints"};
 // Seeded by migrations/V002 into every database: 5 families x 4 config types.
 constexpr int kDefaultConfigs = 20;
 const char kSqlText[] = "x'); DROP TABLE models; --";
@@ -133,6 +134,41 @@ void Populate(MetadataTestEnv& env) {
   cancel.set_job(export_response.export_().job_id());
   v1::CancelFineTuningJobResponse cancelled;
   ASSERT_THAT(FromGrpcStatus(env.jobs()->CancelFineTuningJob(Context().get(), cancel, &cancelled)), IsOk());
+
+  // An evaluation of the base and the adapter, leased and completed by a stand-in trainer: its job, three events
+  // (queued, running, succeeded) and two results.
+  v1::StartEvaluationJobRequest evaluation;
+  evaluation.set_name("eval-1");
+  evaluation.set_model("ref-llama");
+  evaluation.add_adapters("llama-lora");
+  evaluation.set_dataset("qa");
+  evaluation.set_prompt("qa-prompt");
+  v1::StartEvaluationJobResponse evaluation_response;
+  ASSERT_THAT(FromGrpcStatus(env.evaluations()->StartEvaluationJob(Context().get(), evaluation, &evaluation_response)),
+              IsOk());
+  const internal::v1::LeaseJobResponse leased = LeaseJob(env, "stand-in", 0);
+  ASSERT_TRUE(leased.has_lease());
+  internal::v1::CompleteJobRequest complete;
+  complete.set_job_id(leased.lease().job_id());
+  complete.set_attempt(leased.lease().attempt());
+  complete.set_worker_id("stand-in");
+  complete.set_adapter_dir(leased.lease().output_dir());
+  for (const std::string& adapter_id : {std::string(), adapter_response.adapter().id()}) {
+    v1::CandidateResult* result = complete.add_evaluation_results();
+    result->set_adapter_id(adapter_id);
+    result->set_loss(adapter_id.empty() ? 2.5 : 1.25);
+    result->set_perplexity(adapter_id.empty() ? 12.18 : 3.49);
+    result->set_examples(1);
+    result->set_tokens(9);
+    result->set_label_tokens(2);
+    v1::EvaluationSample* sample = result->add_samples();
+    sample->set_prompt("Q: 2+2?\nA:");
+    sample->set_reference(" 4");
+    sample->set_output(adapter_id.empty() ? " 5" : " 4");
+    sample->set_stop_reason("eos");
+  }
+  internal::v1::CompleteJobResponse completed;
+  ASSERT_THAT(FromGrpcStatus(env.queue()->CompleteJob(WorkerContext().get(), complete, &completed)), IsOk());
 }
 
 class AdminTest : public ::testing::Test {
@@ -159,7 +195,7 @@ TEST_F(AdminTest, ExportWritesEveryTableFromTheDatabase) {
   const std::map<std::string, int64_t> expected = {
       {"models", 1},  {"model_revisions", 1},           {"datasets", 1}, {"dataset_revisions", 1},
       {"prompts", 1}, {"configs", kDefaultConfigs + 1}, {"adapters", 1}, {"model_exports", 1},
-      {"fine_tuning_jobs", 1}, {"job_events", 2}, {"job_checkpoints", 0}};
+      {"fine_tuning_jobs", 2}, {"job_events", 5}, {"job_checkpoints", 0}, {"evaluation_results", 2}};
   EXPECT_EQ(ToMap(response.row_counts()), expected);
   EXPECT_EQ(CountRows(source_.database_url()), expected);
 
@@ -220,7 +256,7 @@ TEST_F(AdminTest, ImportIntoAnEmptyDatabaseReproducesTheExport) {
   const std::map<std::string, int64_t> expected_counts = {
       {"models", 1},   {"model_revisions", 1}, {"datasets", 1},      {"dataset_revisions", 1},
       {"prompts", 1},  {"configs", 1},         {"adapters", 1},      {"model_exports", 1},
-      {"fine_tuning_jobs", 1}, {"job_events", 2}, {"job_checkpoints", 0},
+      {"fine_tuning_jobs", 2}, {"job_events", 5}, {"job_checkpoints", 0}, {"evaluation_results", 2},
       {"configs_skipped_defaults", kDefaultConfigs}};
   EXPECT_EQ(ToMap(imported.row_counts()), expected_counts);
   EXPECT_EQ(CountRows(target_.database_url()), CountRows(source_.database_url()));

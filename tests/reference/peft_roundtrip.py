@@ -39,6 +39,14 @@ logits for the same inputs; `check-adapter` compares the two.
           - fp32 exports: the merged model's fp32 logits equal PeftModel(base, adapter)'s within --tol (1e-4) at
             every unpadded position, and the adapter moves the logits by far more than that;
           - the tokenizer encodes a sample text as the base's does.
+    check-eval --model DIR --rows FILE.jsonl --input-template T --completion-template T --result FILE.json
+               [--adapter NAME=DIR ...]
+        An evaluation job's results (`tuneforge eval get --output json`) against transformers and PEFT on the same
+        rows: each example is the template-rendered prompt and completion tokenized as tuneforge's template prompts
+        are (prompt + completion with special tokens, the prompt's tokens without a loss, EOS appended), and each
+        candidate's loss must equal the token-weighted mean of transformers' loss (the base, then PeftModel(base,
+        adapter) for each adapter) within 1e-4, with the same label token count; perplexity = exp(loss); the
+        adapters must change the loss (so the comparison is not vacuous).
 
 Every random choice comes from --seed (printed).
 """
@@ -427,6 +435,80 @@ def check_merged(args):
     return 1 if rep.failures else 0
 
 
+# ---------------------------------------------------------------------------------------------------------
+# check-eval
+# ---------------------------------------------------------------------------------------------------------
+
+def render(template, row):
+    out = template
+    for key, value in row.items():
+        out = out.replace("{" + key + "}", str(value))
+    return out
+
+
+def check_eval(args):
+    transformers = quiet_hf()
+    import peft
+    import logging
+    logging.getLogger("peft").setLevel("ERROR")
+    rep = Report()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(args.model)
+    eos = tokenizer.convert_tokens_to_ids(tokenizer.eos_token) if tokenizer.eos_token else None
+    examples = []
+    with open(args.rows) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            prompt, completion = render(args.input_template, row), render(args.completion_template, row)
+            ids = tokenizer(prompt + completion, add_special_tokens=True)["input_ids"]
+            prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+            n = 0
+            while n < min(len(ids), len(prompt_ids)) and ids[n] == prompt_ids[n]:
+                n += 1
+            labels = [-100] * n + ids[n:]
+            if eos is not None and (not ids or ids[-1] != eos):
+                ids, labels = ids + [eos], labels + [eos]
+            examples.append((ids, labels))
+    with open(args.result) as f:
+        job = json.load(f)["job"]
+    results = job.get("results", [])
+    candidates = [("base", None)] + [tuple(a.split("=", 1)) for a in args.adapter]
+    rep.check(len(results) == len(candidates), f"eval: {len(results)} results for {len(candidates)} candidates")
+
+    def loss_of(model):
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for ids, labels in examples:
+                logits = model(input_ids=torch.tensor([ids])).logits.float()[0]
+                target = torch.tensor(labels)
+                total += float(torch.nn.functional.cross_entropy(logits[:-1], target[1:], ignore_index=-100,
+                                                                 reduction="sum"))
+                count += int((target[1:] != -100).sum())
+        return total / count, count
+
+    losses = {}
+    for (name, adapter_dir), result in zip(candidates, results):
+        base = transformers.AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32,
+                                                                 attn_implementation="eager").eval()
+        model = base if adapter_dir is None else peft.PeftModel.from_pretrained(base, adapter_dir).eval()
+        want, count = loss_of(model)
+        losses[name] = want
+        got = float(result.get("loss", "nan"))
+        rep.check(abs(got - want) <= args.tol and int(result.get("label_tokens", result.get("labelTokens", 0))) == count,
+                  f"eval {name}: tuneforge loss {got:.6f} vs transformers{'' if adapter_dir is None else ' + PEFT'} "
+                  f"{want:.6f} over {count} label tokens (tuneforge: {result.get('label_tokens', result.get('labelTokens'))}); "
+                  f"diff {abs(got - want):.2e} (tol {args.tol:.0e})")
+        rep.check(abs(float(result.get("perplexity", 0)) - math.exp(got)) <= 1e-6 * math.exp(got),
+                  f"eval {name}: perplexity {result.get('perplexity')} = exp(loss)")
+        rep.check(result.get("adapter_name", result.get("adapterName", "")) == ("" if adapter_dir is None else name),
+                  f"eval {name}: result in its place (adapter_name {result.get('adapter_name', result.get('adapterName', ''))!r})")
+    moved = [n for n in losses if n != "base" and abs(losses[n] - losses["base"]) > 100 * args.tol]
+    rep.check(len(moved) == len(losses) - 1, f"eval: every adapter changes the loss by more than {100 * args.tol:.0e} "
+                                             f"(so the comparison is not vacuous): {losses}")
+    return 1 if rep.failures else 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -462,7 +544,17 @@ def main():
     g.add_argument("--shards", choices=["single", "sharded"], default="single")
     g.add_argument("--attn", choices=["eager", "sdpa"], default="eager")
     g.add_argument("--tol", type=float, default=1e-4)
+    e = sub.add_parser("check-eval")
+    e.add_argument("--model", required=True)
+    e.add_argument("--rows", required=True)
+    e.add_argument("--input-template", required=True)
+    e.add_argument("--completion-template", required=True)
+    e.add_argument("--result", required=True)
+    e.add_argument("--adapter", action="append", default=[], help="NAME=DIR, in the job's order")
+    e.add_argument("--tol", type=float, default=1e-4)
     args = p.parse_args()
+    if args.command == "check-eval":
+        sys.exit(check_eval(args))
     if args.command == "check-merged":
         sys.exit(check_merged(args))
     if args.command == "make-model":

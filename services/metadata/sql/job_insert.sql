@@ -1,9 +1,9 @@
 -- A new QUEUED job. $1 name, $2 description, $3 model_id, $4 model_revision_id, $5 dataset_id, $6 dataset_revision_id,
 -- $7 prompt_id (the three NULL for exports), $8 config_ids json, $9 settings json, $10 max_attempts, $11 adapter_name,
 -- $12 artifacts root (the job's output and checkpoint folders go under it, named by the new id: adapter/ for a
--- fine-tuning job, export/ for an export), $13 kind.
+-- fine-tuning job, export/ for an export, evaluation/ for an evaluation), $13 kind.
 WITH new_id AS (SELECT gen_random_uuid() AS id)
 INSERT INTO fine_tuning_jobs (id, name, description, state, model_id, model_revision_id, dataset_id, dataset_revision_id, prompt_id, config_ids, settings, max_attempts, adapter_name, output_dir, checkpoint_dir, kind)
-SELECT id, $1, $2, 'QUEUED', $3::uuid, $4::uuid, $5::uuid, $6::uuid, $7::uuid, $8::jsonb, $9::jsonb, $10, $11, $12 || '/jobs/' || id::text || CASE WHEN $13 = 'export' THEN '/export' ELSE '/adapter' END, $12 || '/jobs/' || id::text || '/checkpoints', $13
+SELECT id, $1, $2, 'QUEUED', $3::uuid, $4::uuid, $5::uuid, $6::uuid, $7::uuid, $8::jsonb, $9::jsonb, $10, $11, $12 || '/jobs/' || id::text || CASE $13 WHEN 'export' THEN '/export' WHEN 'evaluation' THEN '/evaluation' ELSE '/adapter' END, $12 || '/jobs/' || id::text || '/checkpoints', $13
 FROM new_id
 RETURNING id::text AS id, name, description, state, model_id::text AS model_id, model_revision_id::text AS model_revision_id, coalesce(dataset_id::text, '') AS dataset_id, coalesce(dataset_revision_id::text, '') AS dataset_revision_id, coalesce(prompt_id::text, '') AS prompt_id, config_ids::text AS config_ids, settings::text AS settings, attempts, max_attempts, worker_id, cancel_requested, progress::text AS progress, metrics::text AS metrics, error_code, error_message, coalesce(adapter_id::text, '') AS adapter_id, adapter_name, output_dir, checkpoint_dir, last_sequence, (extract(epoch FROM create_time) * 1000000)::bigint AS create_us, (extract(epoch FROM update_time) * 1000000)::bigint AS update_us, coalesce((extract(epoch FROM start_time) * 1000000)::bigint, 0) AS start_us, coalesce((extract(epoch FROM end_time) * 1000000)::bigint, 0) AS end_us, coalesce((extract(epoch FROM lease_expires_at) * 1000000)::bigint, 0) AS lease_us, kind, coalesce((SELECT e.id::text FROM model_exports e WHERE e.job_id = fine_tuning_jobs.id LIMIT 1), '') AS export_id

@@ -16,6 +16,10 @@ UNION ALL
 SELECT 'config', c.config_id, 'config' FROM fine_tuning_jobs j, jsonb_array_elements_text(j.config_ids) AS c(config_id)
 WHERE $1 = 'job' AND j.id = $2::uuid
 UNION ALL
+SELECT 'adapter', x.id::text, 'evaluated'
+FROM fine_tuning_jobs j, jsonb_array_elements_text(coalesce(j.settings #> '{evaluation,adapter_ids}', '[]')) AS a(adapter_id), adapters x
+WHERE $1 = 'job' AND j.id = $2::uuid AND j.kind = 'evaluation' AND x.id::text = a.adapter_id
+UNION ALL
 SELECT 'dataset_revision', p.dataset_revision_id::text, 'dataset' FROM prompts p WHERE $1 = 'prompt' AND p.id = $2::uuid
 UNION ALL
 SELECT 'model_revision', e.model_revision_id::text, 'base model' FROM model_exports e WHERE $1 = 'export' AND e.id = $2::uuid

@@ -103,6 +103,58 @@ absl::StatusOr<std::string> ModelDir(const internal::v1::JobLease& lease, const 
   return model.source();
 }
 
+// The dataset revision's train and test rows: the recorded files, or the split the metadata service generated.
+struct DatasetSplits {
+  Rows train, test;
+};
+
+absl::StatusOr<DatasetSplits> LoadDatasetSplits(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
+                                                const FineTuneHooks& hooks) {
+  const auto& ds = lease.dataset();
+  std::string base_dir;
+  if (ds.type() == "huggingface") {
+    ASSIGN_OR_RETURN(base_dir, HubSnapshotDir(RepoKind::kDataset, ds.source(), ds.commit_sha(), options, hooks));
+  }
+  if (ds.train_files().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("dataset ", ds.source(), " has no train files recorded"));
+  }
+  ASSIGN_OR_RETURN(DatasetFormat format, DatasetFormatFromPath(ds.train_files(0), "dataset.train_files"));
+  std::vector<std::string> train_files(ds.train_files().begin(), ds.train_files().end());
+  std::vector<std::string> test_files(ds.test_files().begin(), ds.test_files().end());
+  ASSIGN_OR_RETURN(Rows train_rows, LoadRows(train_files, format, base_dir));
+  DatasetSplits out;
+  if (ds.split_generated()) {
+    // The same split the metadata service recorded for this revision.
+    const SplitIndices split = TrainTestSplit(train_rows.rows.size(), ds.test_size(), ds.split_seed());
+    for (size_t i : split.train) {
+      out.train.rows.push_back(train_rows.rows[i]);
+      out.train.labels.push_back(train_rows.labels[i]);
+    }
+    for (size_t i : split.test) {
+      out.test.rows.push_back(train_rows.rows[i]);
+      out.test.labels.push_back(train_rows.labels[i]);
+    }
+  } else {
+    out.train = std::move(train_rows);
+    ASSIGN_OR_RETURN(out.test, LoadRows(test_files, format, base_dir));
+  }
+  if (hooks.on_event) {
+    hooks.on_event("info", absl::StrCat("dataset ", ds.source(), ": ", out.train.rows.size(), " train rows, ",
+                                        out.test.rows.size(), " test rows"));
+  }
+  return out;
+}
+
+PromptFormat PromptOf(const internal::v1::JobLease& lease) {
+  const auto& prompt = lease.prompt();
+  PromptFormat out;
+  out.mode = prompt.mode() == "chat" ? PromptFormat::Mode::kChat : PromptFormat::Mode::kTemplate;
+  out.input_template = prompt.input_template();
+  out.completion_template = prompt.completion_template();
+  out.messages_column = prompt.messages_column();
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<ExportResult> RunLeasedExport(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
@@ -147,49 +199,12 @@ absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease,
   FineTuneSpec spec;
   ASSIGN_OR_RETURN(spec.model_dir, ModelDir(lease, options, hooks));
   spec.base_model_name = lease.base_model_name();
-
-  // Dataset rows and split.
-  const auto& ds = lease.dataset();
-  std::string base_dir;
-  if (ds.type() == "huggingface") {
-    ASSIGN_OR_RETURN(base_dir, HubSnapshotDir(RepoKind::kDataset, ds.source(), ds.commit_sha(), options, hooks));
-  }
-  if (ds.train_files().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat("dataset ", ds.source(), " has no train files recorded"));
-  }
-  ASSIGN_OR_RETURN(DatasetFormat format, DatasetFormatFromPath(ds.train_files(0), "dataset.train_files"));
-  std::vector<std::string> train_files(ds.train_files().begin(), ds.train_files().end());
-  std::vector<std::string> test_files(ds.test_files().begin(), ds.test_files().end());
-  ASSIGN_OR_RETURN(Rows train_rows, LoadRows(train_files, format, base_dir));
-  if (ds.split_generated()) {
-    // The same split the metadata service recorded for this revision.
-    const SplitIndices split = TrainTestSplit(train_rows.rows.size(), ds.test_size(), ds.split_seed());
-    for (size_t i : split.train) {
-      spec.train_rows.push_back(train_rows.rows[i]);
-      spec.train_row_labels.push_back(train_rows.labels[i]);
-    }
-    for (size_t i : split.test) {
-      spec.test_rows.push_back(train_rows.rows[i]);
-      spec.test_row_labels.push_back(train_rows.labels[i]);
-    }
-  } else {
-    spec.train_rows = std::move(train_rows.rows);
-    spec.train_row_labels = std::move(train_rows.labels);
-    ASSIGN_OR_RETURN(Rows test_rows, LoadRows(test_files, format, base_dir));
-    spec.test_rows = std::move(test_rows.rows);
-    spec.test_row_labels = std::move(test_rows.labels);
-  }
-  if (hooks.on_event) {
-    hooks.on_event("info", absl::StrCat("dataset ", ds.source(), ": ", spec.train_rows.size(), " train rows, ",
-                                        spec.test_rows.size(), " test rows"));
-  }
-
-  // Prompt and settings.
-  const auto& prompt = lease.prompt();
-  spec.prompt.mode = prompt.mode() == "chat" ? PromptFormat::Mode::kChat : PromptFormat::Mode::kTemplate;
-  spec.prompt.input_template = prompt.input_template();
-  spec.prompt.completion_template = prompt.completion_template();
-  spec.prompt.messages_column = prompt.messages_column();
+  ASSIGN_OR_RETURN(DatasetSplits splits, LoadDatasetSplits(lease, options, hooks));
+  spec.train_rows = std::move(splits.train.rows);
+  spec.train_row_labels = std::move(splits.train.labels);
+  spec.test_rows = std::move(splits.test.rows);
+  spec.test_row_labels = std::move(splits.test.labels);
+  spec.prompt = PromptOf(lease);
   const nlohmann::json settings = StructToJson(lease.settings());
   spec.lora = settings.value("lora", nlohmann::json::object());
   spec.training = settings.value("training", nlohmann::json::object());
@@ -197,6 +212,47 @@ absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease,
   spec.checkpoint_dir = lease.checkpoint_dir();
   spec.threads = options.threads;
   return RunFineTune(spec, hooks);
+}
+
+absl::StatusOr<std::vector<CandidateMetrics>> RunLeasedEvaluation(const internal::v1::JobLease& lease,
+                                                                  const JobRunnerOptions& options,
+                                                                  const FineTuneHooks& hooks) {
+  RETURN_IF_ERROR(CheckJobFolders(lease, options));
+  EvaluateSpec spec;
+  ASSIGN_OR_RETURN(spec.model_dir, ModelDir(lease, options, hooks));
+  for (const internal::v1::EvaluationAdapter& a : lease.evaluation().adapters()) {
+    EvaluationCandidate c;
+    c.adapter_id = a.id();
+    c.adapter_name = a.name();
+    if (a.source().type() == "huggingface") {
+      ASSIGN_OR_RETURN(c.adapter_dir, HubSnapshotDir(RepoKind::kModel, a.source().source(), a.source().commit_sha(),
+                                                     options, hooks));
+    } else {
+      c.adapter_dir = a.source().source();
+    }
+    spec.adapters.push_back(std::move(c));
+  }
+  const nlohmann::json settings = StructToJson(lease.settings());
+  spec.evaluation = settings.value("evaluation", nlohmann::json::object());
+  spec.generation = settings.value("generation", nlohmann::json::object());
+  spec.split = spec.evaluation.value("split", std::string("test"));
+  ASSIGN_OR_RETURN(DatasetSplits splits, LoadDatasetSplits(lease, options, hooks));
+  Rows& rows = spec.split == "train" ? splits.train : splits.test;
+  spec.rows = std::move(rows.rows);
+  spec.row_labels = std::move(rows.labels);
+  spec.prompt = PromptOf(lease);
+  spec.threads = options.threads;
+  EvaluateHooks evaluate_hooks;
+  evaluate_hooks.on_event = hooks.on_event;
+  evaluate_hooks.cancelled = hooks.cancelled;
+  evaluate_hooks.on_progress = [&](int64_t done, int64_t total) {
+    if (!hooks.on_progress) return;
+    FineTuneProgress p;
+    p.step = done;
+    p.total_steps = total;
+    hooks.on_progress(p);
+  };
+  return RunEvaluation(spec, evaluate_hooks);
 }
 
 }  // namespace tuneforge

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/hf_hub_client.h"
+#include "services/trainer/recipes/evaluate.h"
 #include "services/trainer/recipes/export_model.h"
 #include "services/trainer/recipes/fine_tune.h"
 #include "tuneforge/internal/v1/worker.pb.h"
@@ -41,6 +42,12 @@ absl::StatusOr<FineTuneResult> RunLeasedJob(const internal::v1::JobLease& lease,
 // RunLeasedJob.
 absl::StatusOr<ExportResult> RunLeasedExport(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
                                              const FineTuneHooks& hooks);
+
+// Runs a leased evaluation job (lease.kind() == "evaluation"): the base model, the adapters of lease.evaluation()
+// and the split named by settings.evaluation.split -> RunEvaluation. Progress reports count candidates as steps.
+absl::StatusOr<std::vector<CandidateMetrics>> RunLeasedEvaluation(const internal::v1::JobLease& lease,
+                                                                  const JobRunnerOptions& options,
+                                                                  const FineTuneHooks& hooks);
 
 }  // namespace tuneforge
 

@@ -1,11 +1,13 @@
 // Lease loop, heartbeat thread and result reporting.
 #include "services/trainer/worker/worker.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 #include "services/trainer/worker/trainer_metrics.h"
 #include "spdlog/spdlog.h"
 
@@ -209,13 +211,23 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
   };
   hooks.cancelled = [&] { return cancel_requested.load() || lease_lost.load() || stop.load(); };
 
+  // Every kind ends in a FineTuneResult-shaped outcome for the reporting below; exports and evaluations keep
+  // their own results beside it.
   const bool export_job = lease.kind() == "export";
+  const bool evaluation_job = lease.kind() == "evaluation";
   absl::StatusOr<FineTuneResult> result = absl::UnknownError("not run");
-  absl::StatusOr<ExportResult> exported = absl::UnknownError("not run");
+  std::vector<CandidateMetrics> evaluated;
   if (export_job) {
-    exported = RunLeasedExport(lease, options_.runner, hooks);
+    absl::StatusOr<ExportResult> exported = RunLeasedExport(lease, options_.runner, hooks);
     result = exported.ok() ? absl::StatusOr<FineTuneResult>(FineTuneResult{}) : exported.status();
     if (exported.ok()) result->adapter_dir = exported->output_dir;
+  } else if (evaluation_job) {
+    absl::StatusOr<std::vector<CandidateMetrics>> metrics = RunLeasedEvaluation(lease, options_.runner, hooks);
+    result = metrics.ok() ? absl::StatusOr<FineTuneResult>(FineTuneResult{}) : metrics.status();
+    if (metrics.ok()) {
+      result->adapter_dir = lease.output_dir();
+      evaluated = *std::move(metrics);
+    }
   } else {
     result = RunLeasedJob(lease, options_.runner, hooks);
   }
@@ -257,7 +269,31 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
       *request.mutable_progress() = pending.progress();
       *request.mutable_metrics() = pending.metrics();
     }
-    if (!export_job) {
+    // Sample texts are cut so that the report stays within the server's 4 MiB request limit (3 MiB of text).
+    size_t texts = 0;
+    for (const CandidateMetrics& m : evaluated) texts += 4 * m.samples.size();
+    const size_t max_text = std::min<size_t>(64 << 10, (3 << 20) / std::max<size_t>(texts, 1));
+    const auto cut = [max_text](const std::string& text) { return text.substr(0, Utf8PrefixLength(text, max_text)); };
+    for (const CandidateMetrics& m : evaluated) {
+      tuneforge::v1::CandidateResult* r = request.add_evaluation_results();
+      r->set_adapter_id(m.adapter_id);
+      r->set_adapter_name(m.adapter_name);
+      r->set_loss(m.loss);
+      r->set_perplexity(m.perplexity);
+      r->set_examples(m.examples);
+      r->set_tokens(m.tokens);
+      r->set_label_tokens(m.label_tokens);
+      r->set_generation_tokens_per_second(m.generation_tokens_per_second);
+      for (const SampleResult& sample : m.samples) {
+        tuneforge::v1::EvaluationSample* out = r->add_samples();
+        out->set_row(sample.row);
+        out->set_prompt(cut(sample.prompt));
+        out->set_reference(cut(sample.reference));
+        out->set_output(cut(sample.output));
+        out->set_stop_reason(sample.stop_reason);
+      }
+    }
+    if (!export_job && !evaluation_job) {
       // A run resumed from its last checkpoint reports no step of its own: the result has the totals.
       request.mutable_progress()->set_step(result->steps);
       request.mutable_progress()->set_total_steps(result->steps);
@@ -273,7 +309,9 @@ void Worker::RunJob(const iv1::JobLease& lease, const std::atomic<bool>& stop) {
       auto context = Context(std::chrono::seconds(export_job ? 1800 : 60));
       return queue_->CompleteJob(context.get(), request, &response);
     });
-    if (status.ok() && export_job) {
+    if (status.ok() && evaluation_job) {
+      spdlog::info("job {}: evaluated {} candidates", lease.job_id(), evaluated.size());
+    } else if (status.ok() && export_job) {
       spdlog::info("job {}: exported to {}{}", lease.job_id(), response.export_destination(),
                    response.exported_model_id().empty() ? ""
                                                         : absl::StrCat("; model ", response.exported_model_id()));

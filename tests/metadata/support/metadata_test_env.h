@@ -17,6 +17,7 @@
 #include "tuneforge/v1/configs.grpc.pb.h"
 #include "tuneforge/internal/v1/worker.grpc.pb.h"
 #include "tuneforge/v1/datasets.grpc.pb.h"
+#include "tuneforge/v1/evaluations.grpc.pb.h"
 #include "tuneforge/v1/jobs.grpc.pb.h"
 #include "tuneforge/v1/models.grpc.pb.h"
 #include "tuneforge/v1/prompts.grpc.pb.h"
@@ -66,6 +67,7 @@ class MetadataTestEnv {
   std::unique_ptr<v1::Adapters::Stub> adapters() const { return v1::Adapters::NewStub(channel_); }
   std::unique_ptr<v1::Admin::Stub> admin() const { return v1::Admin::NewStub(channel_); }
   std::unique_ptr<v1::FineTuningJobs::Stub> jobs() const { return v1::FineTuningJobs::NewStub(channel_); }
+  std::unique_ptr<v1::EvaluationJobs::Stub> evaluations() const { return v1::EvaluationJobs::NewStub(channel_); }
   std::unique_ptr<internal::v1::WorkerQueue::Stub> queue() const { return internal::v1::WorkerQueue::NewStub(channel_); }
 
   // Registers the reference case generated at test time, GeneratedReference()/<reference_case> (its model files
