@@ -7,7 +7,7 @@ three prompts of different lengths, left padded, greedily (do_sample=False):
 
     greedy              the base model
     greedy_lora         the base model with the case's LoRA adapter in lora/ (PeftModel.from_pretrained)
-    repetition_penalty  the base model, repetition_penalty=1.3
+    repetition_penalty  the base model, repetition_penalty=2
     eos                 the base model with eos_token_id = [a token one row generates early, one never generated]:
                         that row stops and is padded with pad_token_id while the others go on
 
@@ -37,7 +37,7 @@ The repetition penalty: transformers penalizes every id in the padded input_ids,
 left-padded row; tuneforge penalizes a row's own tokens only. The run is kept only where both agree (checked with a
 plain no-cache loop that implements tuneforge's rule), so the reference is transformers' output either way. The
 sampled run with a penalty is kept only where another pad id (so another "seen" id in the padded rows) draws the same
-tokens.
+tokens and where its draws, replayed with tuneforge's rule, give generate()'s tokens.
 
 Usage: make_generation_reference.py --reference DIR --out DIR [--seed N] [--cases a,b] [--attn eager|sdpa]
 Without --seed a random seed is drawn and printed first, with the command that replays it.
