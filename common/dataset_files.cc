@@ -366,11 +366,11 @@ class FileStream {
     }
     if (S_ISDIR(st.st_mode)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, " is a directory; give the path of a .jsonl, .json or .csv file"));
+          absl::StrCat(where, " is a directory; give the path of a .jsonl, .json, .csv or .parquet file"));
     }
     if (!S_ISREG(st.st_mode)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, " is not a regular file; give the path of a .jsonl, .json or .csv file"));
+          absl::StrCat(where, " is not a regular file; give the path of a .jsonl, .json, .csv or .parquet file"));
     }
     if (st.st_size > limits.max_file_bytes) {
       return absl::ResourceExhaustedError(TooLargeMessage(label, st.st_size, limits.max_file_bytes));
@@ -424,6 +424,25 @@ class FileStream {
       if (!piece.empty()) return piece;
     }
     return {};
+  }
+
+  // Reads the rest of a binary file (Parquet) for its size and hash, without the text checks of Next().
+  absl::Status HashAll() {
+    std::string chunk(limits_.read_chunk_bytes, '\0');
+    while (true) {
+      ssize_t n;
+      do {
+        n = ::read(fd_, chunk.data(), chunk.size());
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) return absl::DataLossError(absl::StrCat(where_, ": read error: ", std::strerror(errno)));
+      if (n == 0) return absl::OkStatus();
+      hash_.Update(std::string_view(chunk.data(), static_cast<size_t>(n)));
+      size_ += n;
+      max_buffered_ = chunk.size();
+      if (size_ > limits_.max_file_bytes) {  // it grew since it was opened
+        return absl::ResourceExhaustedError(TooLargeMessage(label_, size_, limits_.max_file_bytes));
+      }
+    }
   }
 
   const absl::Status& status() const { return status_; }
@@ -991,13 +1010,14 @@ std::string_view DatasetFormatName(DatasetFormat f) {
     case DatasetFormat::kJsonl: return "jsonl";
     case DatasetFormat::kJson: return "json";
     case DatasetFormat::kCsv: return "csv";
+    case DatasetFormat::kParquet: return "parquet";
   }
   return "unknown";
 }
 
 absl::StatusOr<DatasetFormat> DatasetFormatFromPath(std::string_view path_in, std::string_view field_in) {
   const absl::string_view path = Av(path_in), field = Av(field_in);
-  constexpr absl::string_view kSupported = "supported formats: .jsonl (or .ndjson), .json, .csv";
+  constexpr absl::string_view kSupported = "supported formats: .jsonl (or .ndjson), .json, .csv, .parquet";
   size_t slash = path.rfind('/');
   absl::string_view name = slash == absl::string_view::npos ? path : path.substr(slash + 1);
   size_t dot = name.rfind('.');
@@ -1010,10 +1030,11 @@ absl::StatusOr<DatasetFormat> DatasetFormatFromPath(std::string_view path_in, st
   if (ext == "json") return DatasetFormat::kJson;
   if (ext == "csv") return DatasetFormat::kCsv;
   if (ext == "parquet") {
+    if (ParquetSupported()) return DatasetFormat::kParquet;
     return absl::UnimplementedError(absl::StrCat(
         field, ": '", path,
-        "': parquet is not supported yet; convert the file to jsonl (e.g. "
-        "pandas.read_parquet(...).to_json(lines=True, orient='records'))"));
+        "': this tuneforge was built without Parquet support (rebuild it with pyarrow in its Python environment); "
+        "or convert the file to jsonl (e.g. pandas.read_parquet(...).to_json(lines=True, orient='records'))"));
   }
   return absl::InvalidArgumentError(
       absl::StrCat(field, ": '", path, "' has extension '.", name.substr(dot + 1), "'; ", kSupported));
@@ -1026,6 +1047,22 @@ absl::StatusOr<DatasetFileSummary> SummarizeDatasetFile(const std::string& path,
   DatasetFileSummary summary;
   summary.format = format;
   size_t held = 0;
+  if (format == DatasetFormat::kParquet) {
+    // The raw bytes for size and hash (the same checks of the path as every format), then Arrow's reader.
+    RETURN_IF_ERROR(stream->HashAll());
+    ASSIGN_OR_RETURN(const ParquetSummary parquet, SummarizeParquetFile(path, stream->where()));
+    summary.num_rows = parquet.num_rows;
+    for (const ParquetColumn& c : parquet.columns) {
+      summary.columns.push_back(c.name);
+      summary.features.push_back({c.name, c.type, c.null_count});
+    }
+    summary.size = stream->size();
+    summary.sha256 = stream->HexDigest();
+    summary.max_buffered_bytes = stream->max_buffered();
+    summary.parquet_row_groups = parquet.num_row_groups;
+    summary.parquet_compression = parquet.compression;
+    return summary;
+  }
   if (format == DatasetFormat::kCsv) {
     std::vector<CsvColumn> columns;
     bool header = true;
@@ -1112,6 +1149,7 @@ absl::Status ForEachDatasetRow(const std::string& path, std::string_view label_i
                                const std::function<bool(size_t, json&&)>& row, const DatasetReadLimits& limits) {
   const absl::string_view label = Av(label_in);
   ASSIGN_OR_RETURN(std::unique_ptr<FileStream> stream, FileStream::Open(path, label, limits));
+  if (summary.format == DatasetFormat::kParquet) return ForEachParquetRow(path, stream->where(), row);
   size_t index = 0;
   if (summary.format == DatasetFormat::kCsv) {
     bool header = true;
@@ -1301,7 +1339,9 @@ std::vector<size_t> FirstIndices(int64_t n) {
 std::vector<DatasetFeature> MergeFeatures(std::vector<DatasetFeature> train, const std::vector<DatasetFeature>& test) {
   for (DatasetFeature& f : train) {
     for (const DatasetFeature& t : test) {
-      if (t.name != f.name || t.type == f.type || t.type == "null") continue;
+      if (t.name != f.name) continue;
+      f.null_count = f.null_count < 0 || t.null_count < 0 ? -1 : f.null_count + t.null_count;
+      if (t.type == f.type || t.type == "null") continue;
       const bool numbers = (f.type == "int" || f.type == "float") && (t.type == "int" || t.type == "float");
       f.type = f.type == "null" ? t.type : numbers ? "float" : "mixed";
     }

@@ -1,4 +1,4 @@
-// Local dataset files (jsonl, json, csv): streaming parsers with line-accurate errors, feature inference, a
+// Local dataset files (jsonl, json, csv, parquet): streaming parsers with line-accurate errors, feature inference, a
 // deterministic train/test split and the summary the metadata service records for a local DatasetRevision. A file
 // is read in chunks: its size never becomes memory, only the read buffer and one row at a time do.
 #ifndef TUNEFORGE_COMMON_DATASET_FILES_H_
@@ -17,21 +17,23 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "common/parquet_file.h"
 
 namespace tuneforge {
 
-enum class DatasetFormat { kJsonl, kJson, kCsv };
-std::string_view DatasetFormatName(DatasetFormat f);  // "jsonl", "json", "csv"
+enum class DatasetFormat { kJsonl, kJson, kCsv, kParquet };
+std::string_view DatasetFormatName(DatasetFormat f);  // "jsonl", "json", "csv", "parquet"
 
-// By extension (.jsonl/.ndjson, .json, .csv, case-insensitive). .parquet -> UNIMPLEMENTED "parquet is not supported
-// yet; convert the file to jsonl (e.g. pandas.read_parquet(...).to_json(lines=True, orient='records'))"; any other
-// extension -> INVALID_ARGUMENT listing the formats. `field` names the request field in messages.
+// By extension (.jsonl/.ndjson, .json, .csv, .parquet, case-insensitive); .parquet in a build without Arrow ->
+// UNIMPLEMENTED saying how to rebuild or convert; any other extension -> INVALID_ARGUMENT listing the formats.
+// `field` names the request field in messages.
 absl::StatusOr<DatasetFormat> DatasetFormatFromPath(std::string_view path, std::string_view field);
 
 // type: "string", "int", "float", "bool", "list", "object", "mixed", or "null" (no non-null value anywhere).
 struct DatasetFeature {
   std::string name;
   std::string type;
+  int64_t null_count = -1;  // rows where it is null or missing; -1: not counted (text formats)
 };
 
 struct DatasetFileContent {
@@ -68,6 +70,9 @@ struct DatasetFileSummary {
   // How the rows are read back (ForEachDatasetRow): csv column types, and the key holding the rows of a .json object.
   std::vector<int> csv_column_types;
   std::string json_rows_key;
+  // Parquet: row groups, and the compression of the first column chunk.
+  int parquet_row_groups = 0;
+  std::string parquet_compression;
 };
 
 // One streaming pass: checks the whole file as LoadDatasetFile does (same errors; a row over max_row_bytes ->

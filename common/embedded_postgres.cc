@@ -3,6 +3,7 @@
 #include "common/embedded_postgres.h"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -72,7 +73,7 @@ struct ChildResult {
 
 // Runs argv (argv[0] an absolute path) and waits for it. Output is captured through a pipe, or, when
 // `output_fd` >= 0, goes to that descriptor (pg_ctl start: the server inherits it and outlives the call, so a pipe
-// would never see EOF). Only async-signal-safe calls happen between fork and exec.
+// would never see EOF).
 absl::StatusOr<ChildResult> RunChild(const std::vector<std::string>& argv, int output_fd = -1) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -82,35 +83,34 @@ absl::StatusOr<ChildResult> RunChild(const std::vector<std::string>& argv, int o
   if (output_fd < 0 && ::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("cannot create a pipe to run ", argv[0], ": ", ErrnoText(errno)));
   }
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const int out = output_fd >= 0 ? output_fd : pipe_fds[1];
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    int err = errno;
+  // posix_spawn rather than fork: glibc's runs no fork handlers, so a library's handlers (Arrow's, once it has
+  // thread pools) can neither deadlock nor run against state torn down at exit, when destructors stop the server.
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawnattr_init(&attr);
+  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  ::posix_spawn_file_actions_adddup2(&actions, out, 1);
+  ::posix_spawn_file_actions_adddup2(&actions, out, 2);
+  // The server must not inherit our sockets, pipes and lock files; our cwd may be unreadable for the postgres user.
+  ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  ::posix_spawn_file_actions_addchdir_np(&actions, "/");
+  sigset_t none, pipe_only;
+  sigemptyset(&none);
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  ::posix_spawnattr_setsigmask(&attr, &none);
+  ::posix_spawnattr_setsigdefault(&attr, &pipe_only);
+  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int spawned = ::posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::posix_spawnattr_destroy(&attr);
+  if (spawned != 0) {
     if (pipe_fds[0] >= 0) ::close(pipe_fds[0]), ::close(pipe_fds[1]);
-    if (null_fd >= 0) ::close(null_fd);
-    return absl::ResourceExhaustedError(absl::StrCat("cannot start ", argv[0], ": fork: ", ErrnoText(err)));
+    return absl::ResourceExhaustedError(absl::StrCat("cannot start ", argv[0], ": ", ErrnoText(spawned)));
   }
-  if (pid == 0) {
-    if (null_fd >= 0) ::dup2(null_fd, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    // The server must not inherit our sockets, pipes and lock files.
-    if (::close_range(3, ~0U, 0) != 0) {
-      for (int fd = 3; fd < 65536; ++fd) ::close(fd);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    if (::chdir("/") != 0) _exit(126);  // our cwd may be unreadable for the postgres user
-    ::execv(args[0], args.data());
-    static const char kMsg[] = "exec failed\n";
-    ssize_t ignored = ::write(2, kMsg, sizeof(kMsg) - 1);
-    (void)ignored;
-    _exit(127);
-  }
-  if (null_fd >= 0) ::close(null_fd);
   ChildResult result;
   if (output_fd < 0) {
     ::close(pipe_fds[1]);

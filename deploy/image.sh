@@ -20,7 +20,9 @@ case "${1:-}" in
       torch="torch==$(sed -n 's/^torch==//p' scripts/python-requirements.txt)+cpu"
       index=(--index-url "$TORCH_CPU_INDEX" --extra-index-url https://pypi.org/simple)
     fi
-    "$venv/bin/python" -m pip install -q --progress-bar off -c scripts/python-requirements.txt "${index[@]}" "$torch"
+    # pyarrow: its wheel carries the Arrow C++ libraries that read Parquet datasets.
+    "$venv/bin/python" -m pip install -q --progress-bar off -c scripts/python-requirements.txt "${index[@]}" "$torch" \
+      pyarrow
     "$venv/bin/python" -c 'import torch; print("tuneforge image: torch", torch.__version__, "CUDA", torch.version.cuda)'
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTUNEFORGE_BUILD_TESTS=OFF -DTUNEFORGE_TORCH="$venv/bin/python"
     cmake --build build -j "${BUILD_JOBS:-$(nproc)}" --target "${bins[@]}"
@@ -38,6 +40,9 @@ case "${1:-}" in
     for extra in torch.libs nvidia; do
       if [ -d "$sp/$extra" ]; then cp -a "$sp/$extra" "/stage$sp/"; fi
     done
+    # Arrow's libraries, found by the binaries through the absolute RUNPATH of the pyarrow folder.
+    mkdir -p "/stage$sp/pyarrow"
+    cp -a "$sp"/pyarrow/libarrow.so.* "$sp"/pyarrow/libparquet.so.* "/stage$sp/pyarrow/"
     ;;
   check)
     for b in "${bins[@]}"; do

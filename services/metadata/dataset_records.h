@@ -13,9 +13,16 @@
 
 namespace tuneforge {
 
+// The largest dataset revision AddDataset records (tuneforge-metadata --max-dataset-rows, --max-dataset-bytes).
+struct DatasetLimits {
+  int64_t max_rows = 100'000'000;
+  int64_t max_bytes = int64_t{64} << 30;  // 64 GiB, over all data files of the revision
+};
+
 struct DatasetFeatureRecord {
   std::string name;
   std::string type;  // string, int, float, bool, list, object, mixed or null
+  int64_t null_count = -1;  // -1: not counted
 };
 
 struct DatasetSplitRecord {

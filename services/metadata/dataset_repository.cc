@@ -49,13 +49,19 @@ std::string Dump(const json& value) { return ForJsonb(value).dump(-1, ' ', false
 std::vector<DatasetFeatureRecord> FeaturesFromJson(const json& j) {
   std::vector<DatasetFeatureRecord> out;
   if (!j.is_array()) return out;
-  for (const json& f : j) out.push_back({f.value("name", ""), f.value("type", "")});
+  for (const json& f : j) {
+    out.push_back({f.value("name", ""), f.value("type", ""), f.value("null_count", int64_t{-1})});
+  }
   return out;
 }
 
 json FeaturesToJson(const std::vector<DatasetFeatureRecord>& features) {
   json out = json::array();
-  for (const auto& f : features) out.push_back({{"name", f.name}, {"type", f.type}});
+  for (const auto& f : features) {
+    json feature = {{"name", f.name}, {"type", f.type}};
+    if (f.null_count >= 0) feature["null_count"] = f.null_count;
+    out.push_back(std::move(feature));
+  }
   return out;
 }
 

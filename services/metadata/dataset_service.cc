@@ -2,6 +2,7 @@
 #include "services/metadata/dataset_service.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <cctype>
 #include <limits>
 #include <optional>
@@ -78,8 +79,24 @@ std::string GuessSplit(const std::string& path) {
 }  // namespace
 
 DatasetService::DatasetService(Store& store, const AllowedRoots& roots, const HubClient& hub,
-                               std::string default_hf_token)
-    : store_(store), roots_(roots), hub_(hub), default_hf_token_(std::move(default_hf_token)) {}
+                               std::string default_hf_token, DatasetLimits limits)
+    : store_(store), limits_(limits), roots_(roots), hub_(hub), default_hf_token_(std::move(default_hf_token)) {}
+
+absl::Status DatasetService::CheckLimits(int64_t rows, int64_t bytes, const std::string& what) const {
+  if (bytes > limits_.max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, " has ", bytes, " bytes of data files, over this server's limit of ", limits_.max_bytes,
+        " bytes per dataset revision (tuneforge-metadata --max-dataset-bytes, TUNEFORGE_MAX_DATASET_BYTES); use a "
+        "smaller dataset or subset, or ask the operator to raise the limit"));
+  }
+  if (rows > limits_.max_rows) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, " has ", rows, " rows, over this server's limit of ", limits_.max_rows,
+        " rows per dataset revision (tuneforge-metadata --max-dataset-rows, TUNEFORGE_MAX_DATASET_ROWS); use a "
+        "smaller dataset or subset, or ask the operator to raise the limit"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const AddDatasetInput& input) {
   RETURN_IF_ERROR(ValidateRepoId(input.repo_id, "huggingface.repo_id"));
@@ -88,15 +105,16 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
   const std::string& token = input.token.empty() ? default_hf_token_ : input.token;
   ASSIGN_OR_RETURN(HubRepoInfo info, hub_.GetRepoInfo(RepoKind::kDataset, input.repo_id, input.revision, token));
 
-  // Data files are *.jsonl / *.json / *.csv at the root or under data/, as the Hub's own loader looks for them.
+  // Data files are *.jsonl / *.json / *.csv / *.parquet at the root or under data/, as the Hub's own loader looks for
+  // them.
   DatasetRevisionRecord revision;
   std::set<std::string> formats;
-  int parquet_files = 0;
+  int unreadable_parquet = 0;  // in a build without Parquet support
   for (const HubFile& f : info.files) {
     const std::string base = Basename(f.path);
     if (IsHubMetadataFile(base)) continue;
     absl::StatusOr<DatasetFormat> format = DatasetFormatFromPath(f.path, "huggingface.repo_id");
-    if (format.status().code() == absl::StatusCode::kUnimplemented) ++parquet_files;
+    if (format.status().code() == absl::StatusCode::kUnimplemented) ++unreadable_parquet;
     if (!format.ok()) continue;
     const bool in_data_location = f.path.find('/') == std::string::npos || absl::StartsWith(f.path, "data/");
     if (!in_data_location) continue;
@@ -104,19 +122,22 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
     revision.files.push_back({f.path, f.size, f.sha256});
   }
   if (revision.files.empty()) {
-    if (parquet_files > 0) {
+    if (unreadable_parquet > 0) {
       return absl::UnimplementedError(absl::StrCat(
-          "huggingface.repo_id: '", input.repo_id, "' at ", info.sha, " has only parquet data files (", parquet_files,
-          "); parquet is not supported yet; convert them to jsonl (e.g. "
-          "pandas.read_parquet(...).to_json(lines=True, orient='records')) or use a repo with jsonl, json or csv "
-          "files"));
+          "huggingface.repo_id: '", input.repo_id, "' at ", info.sha, " has only parquet data files (",
+          unreadable_parquet, ") and this tuneforge was built without Parquet support; rebuild it with pyarrow in "
+          "its Python environment, or use a repo with jsonl, json or csv files"));
     }
     return absl::InvalidArgumentError(absl::StrCat(
         "huggingface.repo_id: '", input.repo_id, "' at ", info.sha,
-        " has no data files; tuneforge reads *.jsonl, *.json and *.csv files at the repo root or under data/"));
+        " has no data files; tuneforge reads *.jsonl, *.json, *.csv and *.parquet files at the repo root or under "
+        "data/"));
   }
   std::sort(revision.files.begin(), revision.files.end(),
             [](const FileRecord& a, const FileRecord& b) { return a.path < b.path; });
+  int64_t bytes = 0;
+  for (const FileRecord& f : revision.files) bytes += f.size;
+  RETURN_IF_ERROR(CheckLimits(0, bytes, absl::StrCat("huggingface.repo_id: '", input.repo_id, "' at ", info.sha)));
 
   // A gated repo lists its files to anyone but serves them only to accepted users: read one byte to find out now
   // rather than when a job starts.
@@ -171,15 +192,27 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveLocal(const AddData
     return absl::InvalidArgumentError(absl::StrCat("local.seed ", seed, " is larger than ",
                                                    std::numeric_limits<int64_t>::max(), "; use a smaller seed"));
   }
+  // The bytes before anything is read, the rows once they are counted.
+  int64_t bytes = 0;
+  for (const std::string* path : {&train_path, static_cast<const std::string*>(&test_path)}) {
+    std::error_code ec;
+    const std::uintmax_t size = path->empty() ? 0 : std::filesystem::file_size(*path, ec);
+    if (!ec) bytes += static_cast<int64_t>(size);
+  }
+  const std::string what = test_path.empty() ? "local.train_path" : "local.train_path with local.test_path";
+  RETURN_IF_ERROR(CheckLimits(0, bytes, what));
   absl::StatusOr<LocalDatasetInfo> inspected =
       InspectLocalDataset(train_path, test_path, input.test_size.value_or(kDefaultTestSize), seed);
   if (!inspected.ok()) return NameLocalField(inspected.status(), train_path, test_path);
   const LocalDatasetInfo& info = *inspected;
+  int64_t rows = 0;
+  for (const DatasetSplitInfo& s : info.splits) rows += s.num_rows;
+  RETURN_IF_ERROR(CheckLimits(rows, bytes, what));
 
   DatasetRevisionRecord revision;
   revision.fingerprint = info.fingerprint;
   revision.format = std::string(DatasetFormatName(info.format));
-  for (const DatasetFeature& f : info.features) revision.features.push_back({f.name, f.type});
+  for (const DatasetFeature& f : info.features) revision.features.push_back({f.name, f.type, f.null_count});
   for (const DatasetSplitInfo& s : info.splits) revision.splits.push_back({s.name, s.num_rows, s.files});
   for (const auto& [path, size, sha256] : info.files) revision.files.push_back({path, size, sha256});
   revision.split_generated = info.split_generated;

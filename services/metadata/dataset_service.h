@@ -65,8 +65,10 @@ struct DatasetPreview {
 
 class DatasetService {
  public:
-  // `default_hf_token` (the server's HF_TOKEN) is used when a request carries none.
-  DatasetService(Store& store, const AllowedRoots& roots, const HubClient& hub, std::string default_hf_token);
+  // `default_hf_token` (the server's HF_TOKEN) is used when a request carries none. A revision over `limits` is
+  // RESOURCE_EXHAUSTED, naming the limit and its setting.
+  DatasetService(Store& store, const AllowedRoots& roots, const HubClient& hub, std::string default_hf_token,
+                 DatasetLimits limits = {});
 
   absl::StatusOr<AddDatasetResult> AddDataset(const AddDatasetInput& input);
   absl::StatusOr<DatasetRecord> GetDataset(const std::string& ref);
@@ -86,8 +88,11 @@ class DatasetService {
   absl::StatusOr<DatasetRevisionRecord> ResolveLocal(const AddDatasetInput& input, const std::string& train_path,
                                                      nlohmann::json* preview);
   absl::StatusOr<DatasetRecord> FindDataset(Tx& tx, const std::string& ref);
+  // RESOURCE_EXHAUSTED when `rows` or `bytes` pass limits_, starting with `what` and naming the setting.
+  absl::Status CheckLimits(int64_t rows, int64_t bytes, const std::string& what) const;
 
   Store& store_;
+  DatasetLimits limits_;
   const AllowedRoots& roots_;
   const HubClient& hub_;
   std::string default_hf_token_;

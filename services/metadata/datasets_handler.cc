@@ -69,6 +69,7 @@ void ToProto(const DatasetRevisionRecord& r, v1::DatasetRevision* out) {
     v1::Feature* feature = out->add_features();
     feature->set_name(f.name);
     feature->set_type(f.type);
+    if (f.null_count >= 0) feature->set_null_count(f.null_count);
   }
   for (const DatasetSplitRecord& s : r.splits) {
     v1::DatasetSplit* split = out->add_splits();

@@ -146,7 +146,7 @@ absl::Status CheckDataset(const json& row, const std::string& where, const Impor
 absl::Status CheckDatasetRevision(const json& row, const std::string& where) {
   RETURN_IF_ERROR(ValidateRevision(Str(row, "requested_revision"), At(where, "requested_revision")));
   RETURN_IF_ERROR(ArrayOf(row.at("features"), At(where, "features"), [](const json& f, const std::string& at) {
-    return ObjectWith(f, at, {{"name", IsString}, {"type", IsString}});
+    return ObjectWith(f, at, {{"name", IsString}, {"type", IsString}, {"null_count", IsInteger}});
   }));
   RETURN_IF_ERROR(ArrayOf(row.at("splits"), At(where, "splits"), [](const json& s, const std::string& at) {
     return ObjectWith(s, at, {{"name", IsString}, {"num_rows", IsInteger}, {"files", [](const json& f, const std::string& a) {

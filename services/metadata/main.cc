@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   options.tls = {config->tls_cert, config->tls_key, config->tls_client_ca};
   options.max_request_bytes = static_cast<size_t>(config->max_request_bytes);
   options.max_document_bytes = static_cast<size_t>(config->max_document_bytes);
+  options.dataset_limits = config->dataset_limits;
   options.metrics_port = config->metrics_port;
   absl::StatusOr<std::unique_ptr<tuneforge::MetadataServer>> server = tuneforge::MetadataServer::Start(options);
   if (!server.ok()) return Fail(server.status());

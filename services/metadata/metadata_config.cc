@@ -2,6 +2,7 @@
 #include "services/metadata/metadata_config.h"
 
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <tuple>
 
@@ -43,6 +44,8 @@ const std::map<std::string, FlagSpec>& Flags() {
       {"metrics-port", {"TUNEFORGE_METRICS_PORT", "serve Prometheus metrics at http://<listen>:<port>/metrics (default: off; 0 picks a free port)"}},
       {"max-request-bytes", {"TUNEFORGE_MAX_REQUEST_BYTES", "largest request of every method but Admin/ImportDatabase, and largest message of a streamed request, in bytes (default 4194304)"}},
       {"max-document-bytes", {"TUNEFORGE_MAX_DOCUMENT_BYTES", "largest database document Admin/ImportDatabase(Stream) accepts and ExportDatabase(Stream) returns, in bytes (default 268435456)"}},
+      {"max-dataset-rows", {"TUNEFORGE_MAX_DATASET_ROWS", "most rows of a dataset revision AddDataset records, over its splits (default 100000000)"}},
+      {"max-dataset-bytes", {"TUNEFORGE_MAX_DATASET_BYTES", "largest dataset revision AddDataset records: bytes of all its data files (default 68719476736, 64 GiB)"}},
   };
   return *flags;
 }
@@ -51,8 +54,9 @@ bool IsLoopbackAddress(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || absl::StartsWith(host, "127.");
 }
 
-absl::StatusOr<int> ParseInt(const std::string& name, const std::string& value, int lo, int hi) {
-  int v = 0;
+template <typename Int>
+absl::StatusOr<Int> ParseInt(const std::string& name, const std::string& value, Int lo, Int hi) {
+  Int v = 0;
   if (!absl::SimpleAtoi(value, &v) || v < lo || v > hi) {
     return absl::InvalidArgumentError(absl::StrCat("--", name, "='", value, "' is not a number from ", lo, " to ", hi));
   }
@@ -173,6 +177,14 @@ absl::StatusOr<MetadataConfig> ParseMetadataConfig(int argc, char** argv) {
         {"max-document-bytes", &config.max_document_bytes, 1 << 20, 2046 << 20}}) {
     if (values.count(flag) == 0) continue;
     auto parsed = ParseInt(flag, values[flag], lo, hi);
+    if (!parsed.ok()) return parsed.status();
+    *target = *parsed;
+  }
+  for (const auto& [flag, target] :
+       {std::pair<const char*, int64_t*>{"max-dataset-rows", &config.dataset_limits.max_rows},
+        {"max-dataset-bytes", &config.dataset_limits.max_bytes}}) {
+    if (values.count(flag) == 0) continue;
+    auto parsed = ParseInt<int64_t>(flag, values[flag], 1, std::numeric_limits<int64_t>::max());
     if (!parsed.ok()) return parsed.status();
     *target = *parsed;
   }

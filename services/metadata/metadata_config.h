@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/log_escaping.h"
+#include "services/metadata/dataset_records.h"
 
 namespace tuneforge {
 
@@ -34,6 +35,9 @@ struct MetadataConfig {
   // --max-document-bytes / TUNEFORGE_MAX_DOCUMENT_BYTES: largest database document of ImportDatabase and
   // ExportDatabase (1 MiB - 2046 MiB; default 256 MiB).
   int max_document_bytes = 256 << 20;
+  // --max-dataset-rows / TUNEFORGE_MAX_DATASET_ROWS, --max-dataset-bytes / TUNEFORGE_MAX_DATASET_BYTES: the largest
+  // dataset revision AddDataset records.
+  DatasetLimits dataset_limits;
   // --metrics-port / TUNEFORGE_METRICS_PORT: Prometheus /metrics over HTTP on the --listen address; -1 (unset): off;
   // 0 picks a free port.
   int metrics_port = -1;

@@ -87,7 +87,8 @@ absl::StatusOr<std::unique_ptr<MetadataServer>> MetadataServer::Start(const Meta
   parts->model_service =
       std::make_unique<ModelService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
   parts->dataset_service =
-      std::make_unique<DatasetService>(*parts->store, *parts->roots, *parts->hub, options.hf_token);
+      std::make_unique<DatasetService>(*parts->store, *parts->roots, *parts->hub, options.hf_token,
+                                       options.dataset_limits);
   parts->datasets_handler = std::make_unique<DatasetsHandler>(*parts->dataset_service);
   parts->prompt_service = std::make_unique<PromptService>(*parts->store);
   parts->prompts_handler = std::make_unique<PromptsHandler>(*parts->prompt_service);

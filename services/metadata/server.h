@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/grpc_tls.h"
+#include "services/metadata/dataset_records.h"
 
 namespace tuneforge {
 
@@ -40,6 +41,9 @@ struct MetadataServerOptions {
   size_t max_request_bytes = size_t{4} << 20;
   // The largest database document ImportDatabase accepts and ExportDatabase returns, in bytes.
   size_t max_document_bytes = size_t{256} << 20;
+  // The largest dataset revision AddDataset records: rows (local files; the Hub's row counts are unknown until
+  // read) and bytes of its data files.
+  DatasetLimits dataset_limits;
   // Prometheus metrics over HTTP at /metrics on this port, bound to the listen address's host; -1 serves none, 0
   // picks a free port (see MetadataServer::metrics_port()).
   int metrics_port = -1;

@@ -60,19 +60,24 @@ TEST(DatasetFormatTest, KnownExtensionsCaseInsensitive) {
   EXPECT_EQ(DatasetFormatName(DatasetFormat::kCsv), "csv");
 }
 
-TEST(DatasetFormatTest, ParquetIsNotSupportedYetAndSaysHowToConvert) {
+TEST(DatasetFormatTest, ParquetIsReadWhenTheBuildHasArrowAndOtherwiseSaysHowToGetIt) {
+  if (ParquetSupported()) {
+    EXPECT_THAT(DatasetFormatFromPath("/d/train-00000-of-00002.Parquet", "local.path"), IsOk());
+    EXPECT_EQ(DatasetFormatName(DatasetFormat::kParquet), "parquet");
+    return;
+  }
   EXPECT_THAT(DatasetFormatFromPath("/d/train.parquet", "local.path"),
               StatusIs(absl::StatusCode::kUnimplemented,
                        AllOf(HasSubstr("local.path: '/d/train.parquet'"),
-                             HasSubstr("parquet is not supported yet; convert the file to jsonl (e.g. "
-                                       "pandas.read_parquet(...).to_json(lines=True, orient='records'))"))));
+                             HasSubstr("built without Parquet support"),
+                             HasSubstr("pandas.read_parquet(...).to_json(lines=True, orient='records')"))));
 }
 
 TEST(DatasetFormatTest, OtherExtensionsListTheFormats) {
   EXPECT_THAT(DatasetFormatFromPath("/d/train.txt", "local.path"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "local.path: '/d/train.txt' has extension '.txt'; supported formats: .jsonl (or .ndjson), "
-                       ".json, .csv"));
+                       ".json, .csv, .parquet"));
   EXPECT_THAT(DatasetFormatFromPath("/d/train.jsonl.gz", "local.test_path"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.test_path: '/d/train.jsonl.gz' has extension '.gz'")));
   EXPECT_THAT(DatasetFormatFromPath("/d.v2/train", "local.path"),
@@ -297,7 +302,8 @@ TEST_F(DatasetFilesTest, MissingDirectoryAndTooLargeFiles) {
   std::filesystem::create_directories(scratch_.path() + "/dir.jsonl");
   EXPECT_THAT(LoadDatasetFile(scratch_.path() + "/dir.jsonl", DatasetFormat::kJsonl, scratch_.path() + "/dir.jsonl"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       scratch_.path() + "/dir.jsonl is a directory; give the path of a .jsonl, .json or .csv file"));
+                       scratch_.path() + "/dir.jsonl is a directory; give the path of a .jsonl, .json, .csv or .parquet "
+                       "file"));
   std::string path = Write("big.jsonl", "{\"a\": 1}\n{\"a\": 2}\n");
   EXPECT_THAT(LoadDatasetFile(path, DatasetFormat::kJsonl, "big.jsonl", 10),
               StatusIs(absl::StatusCode::kResourceExhausted,
@@ -507,9 +513,11 @@ TEST_F(DatasetFilesTest, InspectChecksTestSize) {
 }
 
 TEST_F(DatasetFilesTest, InspectParquetAndUnknownFormats) {
+  // Not Parquet inside: refused as damaged (with Arrow), or as unsupported by this build (without).
   std::string path = Write("train.parquet", "PAR1");
   EXPECT_THAT(InspectLocalDataset(path, "", 0.1, 42),
-              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("local.train_path: '" + path + "': parquet is not supported yet")));
+              StatusIs(ParquetSupported() ? absl::StatusCode::kInvalidArgument : absl::StatusCode::kUnimplemented,
+                       HasSubstr(ParquetSupported() ? "is not a readable Parquet file" : "without Parquet support")));
   std::string train = Write("train.jsonl", NumberedJsonl(3));
   std::string test = Write("test.txt", "x");
   EXPECT_THAT(InspectLocalDataset(train, test, 0.1, 42),

@@ -14,6 +14,7 @@
 #            fp32 single file, bf16) that transformers loads alone must give PeftModel(base, adapter)'s fp32 logits
 #            within 1e-4 and PEFT's merge_and_unload() weights; an adapter export is byte-identical; an existing
 #            destination needs --overwrite, which gives the exported model a new revision.
+#   parquet: the demo rows written as Parquet by pyarrow train exactly as the jsonl rows do (the same loss).
 #   evaluation: `tuneforge eval start --watch` scores tiny-llama and two trained adapters on the test split; each
 #            loss equals transformers' (PeftModel's) on the same rows within 1e-4.
 # The models, inputs, PEFT adapters and training all come from one seed, printed first
@@ -83,18 +84,29 @@ check "datasets add demo-instructions" "name: demo-instructions" "$(tf datasets 
   "$data/demo-instructions/train.jsonl" --test-file "$data/demo-instructions/test.jsonl" 2>&1)"
 check "prompts add qa" "name: qa" "$(tf prompts add qa --dataset demo-instructions --template-input $'Q: {question}\nA: ' \
   --template-completion '{answer}' 2>&1)"
+# The same rows as Parquet (written by pyarrow, several row groups): a job on them must train exactly as on jsonl.
+for split in train test; do
+  "$py" -c 'import sys, pyarrow.json as pj, pyarrow.parquet as pq
+pq.write_table(pj.read_json(sys.argv[1]), sys.argv[2], row_group_size=8, compression="zstd")' \
+    "$data/demo-instructions/$split.jsonl" "$data/demo-instructions/$split.parquet" 2>>"$work/python.log"
+done
+check "datasets add demo-parquet (Parquet files)" "format: parquet" "$(tf datasets add demo-parquet \
+  "$data/demo-instructions/train.parquet" --test-file "$data/demo-instructions/test.parquet" 2>&1)"
+check "prompts add qa-pq" "name: qa-pq" "$(tf prompts add qa-pq --dataset demo-parquet \
+  --template-input $'Q: {question}\nA: ' --template-completion '{answer}' 2>&1)"
 
 # 1. Forward: fine-tuning jobs on the two trainers (fp32, 4 steps, a high constant rate so every lora_B moves).
-# name|model|r|alpha|use_rslora|target_modules (JSON)
+# name|model|r|alpha|use_rslora|target_modules (JSON)|dataset|prompt
 forward_jobs=(
   "fwd-llama-all|tiny-llama|8|16|false|\"all-linear\""
+  "fwd-llama-all-parquet|tiny-llama|8|16|false|\"all-linear\"|demo-parquet|qa-pq"
   "fwd-llama-qv-rslora|tiny-llama|4|8|true|[\"q_proj\",\"v_proj\"]"
   "fwd-phi3-all-rslora|tiny-phi3|8|16|true|\"all-linear\""
   "fwd-phi3-fused|tiny-phi3|4|8|false|[\"qkv_proj\",\"gate_up_proj\"]"
 )
 for spec in "${forward_jobs[@]}"; do
-  IFS='|' read -r name model r alpha rslora targets <<<"$spec"
-  out="$(tf jobs start --model "$model" --dataset demo-instructions --prompt qa --name "$name" \
+  IFS='|' read -r name model r alpha rslora targets dataset prompt <<<"$spec"
+  out="$(tf jobs start --model "$model" --dataset "${dataset:-demo-instructions}" --prompt "${prompt:-qa}" --name "$name" \
     --set "lora.r=$r" --set "lora.lora_alpha=$alpha" --set "lora.use_rslora=$rslora" \
     --set "lora.target_modules=$targets" \
     --set training.max_steps=4 --set training.learning_rate=0.01 --set training.lr_scheduler=constant \
@@ -149,6 +161,15 @@ for spec in "${forward_jobs[@]}"; do
   check "job $name registered its adapter as trained" "SOURCE_TYPE_TRAINED" "$got"
   adapter_path[$name]="$(echo "$got" | field "['adapter']['source']")"
 done
+
+loss_of() { tf jobs get "$1" --output json 2>&1 | field "['job']['metrics']['train_loss']"; }
+jsonl_loss="$(loss_of fwd-llama-all)"
+parquet_loss="$(loss_of fwd-llama-all-parquet)"
+if [ -n "$jsonl_loss" ] && [ "$jsonl_loss" == "$parquet_loss" ]; then
+  ok "the job on the Parquet files trains exactly as on jsonl (train loss $parquet_loss)"
+else
+  fail "the job on the Parquet files: train loss '$parquet_loss', on jsonl '$jsonl_loss'"
+fi
 
 # 3. tuneforge's logits for every adapter, from its registered path.
 logits() {  # logits NAME MODEL ATTN

@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -18,11 +19,14 @@
 #include "nlohmann/json.hpp"
 #include "services/metadata/dataset_service.h"
 #include "services/metadata/request_checks.h"
+#include "services/metadata/server.h"
 #include "tests/metadata/support/metadata_test_env.h"
+#include "tests/support/testdata.h"
 
 namespace tuneforge::testing {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -150,6 +154,112 @@ TEST_F(DatasetsTest, AddsALocalJsonlFileAndCutsTheTestSplitWithTheDefaultSeed) {
   // The same bytes elsewhere have the same fingerprint: it covers content and split settings, not the location.
   v1::AddDatasetResponse copy = MustAdd(Local("qa-copy", env_.WriteFile("copy/qa.jsonl", content)));
   EXPECT_EQ(copy.revision().fingerprint(), r.fingerprint());
+}
+
+// Parquet files written by pyarrow at test time (the parquet_files fixture), as local and as Hub datasets.
+std::string ParquetReference() {
+  if (const char* dir = std::getenv("TUNEFORGE_PARQUET_REFERENCE")) return dir;
+#ifdef TUNEFORGE_PARQUET_REFERENCE
+  return TUNEFORGE_PARQUET_REFERENCE;
+#else
+  return "";
+#endif
+}
+
+TEST_F(DatasetsTest, AddsParquetFilesWithTheirTypesNullsAndPreview) {
+  const std::string dir = ParquetReference();
+  if (!ParquetSupported() || dir.empty() || !std::filesystem::exists(dir + "/manifest.json")) {
+    GTEST_SKIP() << "no Parquet support or no Parquet files (the parquet_files fixture needs a Python with pyarrow)";
+  }
+  std::filesystem::create_directories(env_.root() + "/pq");
+  for (const char* file : {"chat.parquet", "codec_zstd.parquet", "codec_gzip.parquet"}) {
+    std::filesystem::copy_file(dir + "/" + file, env_.root() + "/pq/" + file);
+  }
+  v1::AddDatasetResponse chat = MustAdd(Local("chat", env_.root() + "/pq/chat.parquet"));
+  const v1::DatasetRevision& r = chat.revision();
+  EXPECT_EQ(r.format(), "parquet");
+  std::vector<std::string> features;
+  for (const auto& f : r.features()) {
+    features.push_back(f.name() + ":" + f.type() + ":" + std::to_string(f.null_count()));
+  }
+  EXPECT_THAT(features, ElementsAre("messages:list:0", "conversations:list:0", "source:string:0"));
+  ASSERT_EQ(r.splits_size(), 2);
+  EXPECT_EQ(r.splits(0).num_rows() + r.splits(1).num_rows(), 40);
+  EXPECT_EQ(r.files(0).sha256(), Sha256Hex(ReadFileBytes(env_.root() + "/pq/chat.parquet")));
+
+  // The preview holds the nested messages as JSON.
+  v1::GetDatasetPreviewRequest preview;
+  preview.set_dataset("chat");
+  v1::GetDatasetPreviewResponse shown;
+  ASSERT_TRUE(env_.datasets()->GetDatasetPreview(Context().get(), preview, &shown).ok());
+  ASSERT_GT(shown.splits_size(), 0);
+  std::string text;
+  google::protobuf::util::MessageToJsonString(shown, &text);
+  EXPECT_THAT(text, HasSubstr("\"role\":\"user\""));
+
+  // A train and a test file; null counts add up over both.
+  v1::AddDatasetResponse scored = MustAdd(Local("scored", env_.root() + "/pq/codec_zstd.parquet",
+                                                env_.root() + "/pq/codec_gzip.parquet"));
+  ASSERT_EQ(scored.revision().features_size(), 3);
+  EXPECT_EQ(scored.revision().features(2).name(), "score");
+  EXPECT_EQ(scored.revision().features(2).type(), "float");
+  EXPECT_EQ(scored.revision().features(2).null_count(), 16);
+  EXPECT_FALSE(scored.revision().split_generated());
+
+  // From the Hub: parquet shards under data/ are its data files, split by their names.
+  env_.hub().AddCommit(RepoKind::kDataset, "org/parquet",
+                       {{"data/train-00000-of-00002.parquet", ReadFileBytes(dir + "/codec_zstd.parquet")},
+                        {"data/train-00001-of-00002.parquet", ReadFileBytes(dir + "/codec_gzip.parquet")},
+                        {"data/test-00000-of-00001.parquet", ReadFileBytes(dir + "/codec_none.parquet")},
+                        {"README.md", "# x\n"}});
+  v1::AddDatasetResponse hub = MustAdd(Hub("hub-pq", "org/parquet"));
+  EXPECT_EQ(hub.revision().format(), "parquet");
+  ASSERT_EQ(hub.revision().splits_size(), 2);
+  EXPECT_THAT(hub.revision().splits(0).files(),
+              ElementsAre("data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"));
+  EXPECT_THAT(hub.revision().splits(1).files(), ElementsAre("data/test-00000-of-00001.parquet"));
+}
+
+TEST(DatasetLimitsTest, ARevisionOverTheLimitsIsResourceExhaustedNamingTheSetting) {
+  MetadataTestEnv env([](MetadataServerOptions& options) {
+    options.dataset_limits.max_rows = 10;
+    options.dataset_limits.max_bytes = 4000;
+  });
+  const auto add = [&](const v1::AddDatasetRequest& request) {
+    v1::AddDatasetResponse response;
+    return env.datasets()->AddDataset(Context().get(), request, &response);
+  };
+  v1::AddDatasetRequest request;
+  request.set_name("rows");
+  request.mutable_local()->set_train_path(env.WriteFile("eleven.jsonl", Jsonl(0, 11)));
+  grpc::Status status = add(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), AllOf(HasSubstr("11 rows"), HasSubstr("limit of 10 rows"),
+                                            HasSubstr("--max-dataset-rows"), HasSubstr("TUNEFORGE_MAX_DATASET_ROWS")));
+  // Train and test files count together.
+  request.mutable_local()->set_train_path(env.WriteFile("six.jsonl", Jsonl(0, 6)));
+  request.mutable_local()->set_test_path(env.WriteFile("five.jsonl", Jsonl(6, 5)));
+  EXPECT_EQ(add(request).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  request.mutable_local()->set_test_path(env.WriteFile("four.jsonl", Jsonl(6, 4)));
+  EXPECT_TRUE(add(request).ok());
+
+  // Bytes: refused before the file is read.
+  v1::AddDatasetRequest big;
+  big.set_name("bytes");
+  big.mutable_local()->set_train_path(env.WriteFile("big.jsonl", std::string(5000, ' ') + Jsonl(0, 2)));
+  status = add(big);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), AllOf(HasSubstr("limit of 4000 bytes"), HasSubstr("--max-dataset-bytes")));
+
+  // A Hub dataset by the sizes its files have on the Hub.
+  env.hub().AddCommit(RepoKind::kDataset, "org/big", {{"data/train.jsonl", std::string(3000, ' ') + Jsonl(0, 2)},
+                                                      {"data/test.jsonl", std::string(3000, ' ') + Jsonl(0, 2)}});
+  v1::AddDatasetRequest hub;
+  hub.set_name("hub-big");
+  hub.mutable_huggingface()->set_repo_id("org/big");
+  status = add(hub);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), AllOf(HasSubstr("org/big"), HasSubstr("TUNEFORGE_MAX_DATASET_BYTES")));
 }
 
 TEST_F(DatasetsTest, PreviewReturnsTheStoredFirstRowsOfEachSplit) {
@@ -504,8 +614,6 @@ TEST_F(DatasetsTest, HuggingFaceErrorsMapToSpecificCodesAndTokensAreNeverStored)
   env_.hub().AddCommit(RepoKind::kDataset, "org/private", files);
   env_.hub().SetPrivate("org/private", true);
   env_.hub().AllowToken("hf_secret_token_for_tests_0123456789");
-  env_.hub().AddCommit(RepoKind::kDataset, "org/parquet",
-                       {{"data/train-00000-of-00001.parquet", "PAR1...."}, {"README.md", "# x\n"}});
   env_.hub().AddCommit(RepoKind::kDataset, "org/empty", {{"README.md", "# x\n"}, {"nested/rows.jsonl", Jsonl(0, 2)}});
 
   ExpectError(Hub("d", "org/missing"), grpc::StatusCode::NOT_FOUND, "org/missing");
@@ -516,7 +624,6 @@ TEST_F(DatasetsTest, HuggingFaceErrorsMapToSpecificCodesAndTokensAreNeverStored)
               "gated");
   ExpectError(Hub("d", "org/private", "", "hf_wrong_token_aaaaaaaaaaaaaaaaaaaaaaa"),
               grpc::StatusCode::UNAUTHENTICATED, "token");
-  ExpectError(Hub("d", "org/parquet"), grpc::StatusCode::UNIMPLEMENTED, "parquet is not supported yet");
   ExpectError(Hub("d", "org/empty"), grpc::StatusCode::INVALID_ARGUMENT, "has no data files");
   ExpectError(Hub("d", "org/empty", "no-such-branch"), grpc::StatusCode::NOT_FOUND, "no-such-branch");
   ExpectError(Hub("d", "a/b/c"), grpc::StatusCode::INVALID_ARGUMENT, "huggingface.repo_id");
@@ -547,8 +654,13 @@ TEST_F(DatasetsTest, LocalFileErrorsNameTheFieldAndSayWhatToDo) {
   ExpectError(Local("d", env_.root() + "/missing.jsonl"), grpc::StatusCode::NOT_FOUND, "does not exist");
   ExpectError(Local("d", good, env_.root() + "/missing.jsonl"), grpc::StatusCode::NOT_FOUND, "local.test_path");
   ExpectError(Local("d", good, good), grpc::StatusCode::INVALID_ARGUMENT, "same file as local.train_path");
-  ExpectError(Local("d", env_.WriteFile("rows.parquet", "PAR1")), grpc::StatusCode::UNIMPLEMENTED,
-              "parquet is not supported yet");
+  if (ParquetSupported()) {
+    ExpectError(Local("d", env_.WriteFile("rows.parquet", "PAR1")), grpc::StatusCode::INVALID_ARGUMENT,
+                "is not a readable Parquet file");
+  } else {
+    ExpectError(Local("d", env_.WriteFile("rows.parquet", "PAR1")), grpc::StatusCode::UNIMPLEMENTED,
+                "built without Parquet support");
+  }
   ExpectError(Local("d", env_.WriteFile("rows.txt", "hello\n")), grpc::StatusCode::INVALID_ARGUMENT,
               "local.train_path");
   ExpectError(Local("d", env_.WriteFile("broken.jsonl", Jsonl(0, 2) + "{not json\n")),

@@ -25,7 +25,8 @@ class MetadataConfigTest : public ::testing::Test {
     for (const char* v : {"TUNEFORGE_LISTEN", "TUNEFORGE_PORT", "TUNEFORGE_DATABASE_URL", "TUNEFORGE_HOME",
                           "TUNEFORGE_ALLOWED_ROOTS", "HF_ENDPOINT", "TUNEFORGE_POOL_SIZE", "TUNEFORGE_LOG_LEVEL",
                           "HF_TOKEN", "TUNEFORGE_AUTH", "TUNEFORGE_ADMIN_TOKEN_FILE", "TUNEFORGE_TLS_CERT",
-                          "TUNEFORGE_TLS_KEY", "TUNEFORGE_TLS_CLIENT_CA"}) {
+                          "TUNEFORGE_TLS_KEY", "TUNEFORGE_TLS_CLIENT_CA", "TUNEFORGE_MAX_DATASET_ROWS",
+                          "TUNEFORGE_MAX_DATASET_BYTES"}) {
       unsetenv(v);
     }
     setenv("HOME", "/home/someone", 1);
@@ -65,6 +66,22 @@ TEST_F(MetadataConfigTest, EnvironmentIsTheFallbackAndFlagsWin) {
   EXPECT_EQ(flags->port, 7000);
   EXPECT_EQ(flags->database_url, "postgresql://other/y");
   EXPECT_EQ(flags->home, "/srv/tf");
+}
+
+TEST_F(MetadataConfigTest, DatasetLimitsHaveDefaultsFlagsAndVariables) {
+  auto defaults = Parse({});
+  ASSERT_THAT(defaults, IsOk());
+  EXPECT_EQ(defaults->dataset_limits.max_rows, 100'000'000);
+  EXPECT_EQ(defaults->dataset_limits.max_bytes, int64_t{64} << 30);
+  setenv("TUNEFORGE_MAX_DATASET_BYTES", "137438953472", 1);  // 128 GiB: past int32
+  auto set = Parse({"--max-dataset-rows=5000"});
+  ASSERT_THAT(set, IsOk());
+  EXPECT_EQ(set->dataset_limits.max_rows, 5000);
+  EXPECT_EQ(set->dataset_limits.max_bytes, int64_t{128} << 30);
+  EXPECT_THAT(Parse({"--max-dataset-rows=0"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-dataset-rows='0'")));
+  EXPECT_THAT(Parse({"--max-dataset-bytes=lots"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-dataset-bytes='lots'")));
 }
 
 TEST_F(MetadataConfigTest, BadValuesAreRefusedNamingThem) {
