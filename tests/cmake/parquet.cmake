@@ -2,7 +2,6 @@
 # Parquet cases of datasets_test: every type, nulls, nested chat rows, row groups and compressions, and damaged
 # files. The seed varies per run and is printed; `make_parquet_files.py --seed N` replays it. Skipped (77) without
 # a Python that has pyarrow; the tests then skip their Parquet cases and say why.
-set(TUNEFORGE_PARQUET_REFERENCE_DIR ${CMAKE_CURRENT_BINARY_DIR}/parquet_files)
 add_test(NAME parquet_files
          COMMAND ${RUN_OR_SKIP} --needs-python "${TUNEFORGE_TEST_PYTHON}" "pyarrow" --
                  ${TUNEFORGE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/make_parquet_files.py
@@ -11,6 +10,5 @@ set_tests_properties(parquet_files PROPERTIES FIXTURES_SETUP parquet_files SKIP_
 foreach(test parquet_file_test datasets_test)
   if(TARGET ${test})
     set_property(TEST ${test} APPEND PROPERTY FIXTURES_REQUIRED parquet_files)
-    target_compile_definitions(${test} PRIVATE TUNEFORGE_PARQUET_REFERENCE="${TUNEFORGE_PARQUET_REFERENCE_DIR}")
   endif()
 endforeach()

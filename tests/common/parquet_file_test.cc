@@ -25,20 +25,11 @@ using ::testing::HasSubstr;
 using testing::IsOk;
 using testing::StatusIs;
 
-std::string ReferenceDir() {
-  if (const char* dir = std::getenv("TUNEFORGE_PARQUET_REFERENCE")) return dir;
-#ifdef TUNEFORGE_PARQUET_REFERENCE
-  return TUNEFORGE_PARQUET_REFERENCE;
-#else
-  return "";
-#endif
-}
-
 class ParquetFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!ParquetSupported()) GTEST_SKIP() << "this build has no Parquet support (no pyarrow at configure time)";
-    dir_ = ReferenceDir();
+    dir_ = testing::ParquetReference();
     std::ifstream in(dir_ + "/manifest.json");
     if (dir_.empty() || !in) {
       GTEST_SKIP() << "no Parquet files: run the parquet_files fixture (tests/reference/make_parquet_files.py "

@@ -157,18 +157,9 @@ TEST_F(DatasetsTest, AddsALocalJsonlFileAndCutsTheTestSplitWithTheDefaultSeed) {
 }
 
 // Parquet files written by pyarrow at test time (the parquet_files fixture), as local and as Hub datasets.
-std::string ParquetReference() {
-  if (const char* dir = std::getenv("TUNEFORGE_PARQUET_REFERENCE")) return dir;
-#ifdef TUNEFORGE_PARQUET_REFERENCE
-  return TUNEFORGE_PARQUET_REFERENCE;
-#else
-  return "";
-#endif
-}
-
 TEST_F(DatasetsTest, AddsParquetFilesWithTheirTypesNullsAndPreview) {
   const std::string dir = ParquetReference();
-  if (!ParquetSupported() || dir.empty() || !std::filesystem::exists(dir + "/manifest.json")) {
+  if (!ParquetSupported() || dir.empty()) {
     GTEST_SKIP() << "no Parquet support or no Parquet files (the parquet_files fixture needs a Python with pyarrow)";
   }
   std::filesystem::create_directories(env_.root() + "/pq");

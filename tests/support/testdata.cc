@@ -31,6 +31,11 @@ std::string SharedTestdataMissing() {
 
 std::string GeneratedReference() { return EnvOr("TUNEFORGE_GENERATED_REFERENCE", TUNEFORGE_GENERATED_REFERENCE); }
 
+std::string ParquetReference() {
+  const std::string dir = EnvOr("TUNEFORGE_PARQUET_REFERENCE", TUNEFORGE_PARQUET_REFERENCE);
+  return std::filesystem::exists(dir + "/manifest.json") ? dir : "";
+}
+
 std::string GeneratedReferenceMissing() {
   const std::string dir = GeneratedReference();
   if (std::filesystem::is_regular_file(dir + "/llama/model.safetensors")) return "";

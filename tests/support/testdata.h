@@ -21,6 +21,9 @@ std::string SharedTestdataMissing();
 // 4.44 cases: config.json is transformers 5's (rope_parameters, tie_word_embeddings always written), seeds are drawn
 // per run. TUNEFORGE_GENERATED_REFERENCE in the environment overrides the build-tree location.
 std::string GeneratedReference();
+// The Parquet files and manifest.json the parquet_files test writes (tests/reference/make_parquet_files.py);
+// TUNEFORGE_PARQUET_REFERENCE in the environment overrides the path. "" when they are not there.
+std::string ParquetReference();
 // Why a test that reads GeneratedReference() cannot run here ("" when the cases are there).
 std::string GeneratedReferenceMissing();
 
