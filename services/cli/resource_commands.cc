@@ -304,14 +304,35 @@ std::vector<Command> PromptCommands() {
             "template.completion_template"},
            {"chat-column", "COLUMN", "a column of {role, content} messages, rendered with the model's chat template",
             "chat.messages_column"},
+           {"chat-format", "FORMAT",
+            "how --chat-column writes a message: openai ({role, content}, the default) or sharegpt ({from, value}, "
+            "from human, gpt or system)",
+            "chat.message_format"},
+           {"alpaca", "", "Alpaca instruction/input/output columns, read as Stanford Alpaca's prompt text", "",
+            Binding::kNone},
+           {"alpaca-instruction", "COLUMN", "with --alpaca: the instruction column (default instruction)",
+            "alpaca.instruction_column"},
+           {"alpaca-input", "COLUMN", "with --alpaca: the input column, may be empty per row (default input)",
+            "alpaca.input_column"},
+           {"alpaca-output", "COLUMN", "with --alpaca: the column the model learns to write (default output)",
+            "alpaca.output_column"},
+           {"alpaca-chat", "",
+            "with --alpaca: render user = instruction (+ input), assistant = output with the model's chat template",
+            "alpaca.use_chat_template"},
            Description("prompt")},
           UnaryCommand(&Prompts::Stub::AddPrompt,
-                       View{"prompt", {}, {}, "prompt {prompt.name} revision {prompt.revision_number}: {outcome}"}),
+                       View{"prompt", {}, {}, "prompt {prompt.name} revision {prompt.revision_number}: {outcome}"},
+                       PrepareFn<v1::AddPromptRequest>([](const ParsedArgs& args, v1::AddPromptRequest* request) {
+                         if (args.Has("alpaca")) request->mutable_alpaca();
+                         return absl::OkStatus();
+                       })),
           "tuneforge prompts add qa --dataset demo-instructions \\\n"
           "    --template-input $'### Question:\\n{question}\\n### Answer:\\n' --template-completion '{answer}'\n"
-          "tuneforge prompts add chat --dataset support-chats --chat-column messages",
+          "tuneforge prompts add chat --dataset support-chats --chat-column messages\n"
+          "tuneforge prompts add sharegpt --dataset slimorca --chat-column conversations --chat-format sharegpt\n"
+          "tuneforge prompts add alpaca --dataset alpaca-cleaned --alpaca",
           "Slots are checked against the dataset's columns. The shell's $'...' quoting writes line breaks.",
-          {{"template-input", "chat-column"}}),
+          {{"template-input", "chat-column", "alpaca"}}),
       Get(kPrompt, &Prompts::Stub::GetPrompt),
       List(kPrompt, &Prompts::Stub::ListPrompts,
            {{"NAME", "name"},

@@ -172,6 +172,10 @@ absl::Status CheckPrompt(const json& row, const std::string& where) {
       RETURN_IF_ERROR(PromptTemplate::Parse(Str(row, column), At(where, column)).status());
     }
     if (Str(row, "completion_template").empty()) return Invalid(At(where, "completion_template"), "is empty");
+  } else if (Str(row, "mode") == "alpaca") {
+    for (const char* column : {"instruction_column", "input_column", "output_column"}) {
+      if (Str(row, column).empty()) return Invalid(At(where, column), "is empty; an alpaca prompt names its columns");
+    }
   } else if (Str(row, "messages_column").empty()) {
     return Invalid(At(where, "messages_column"), "is empty; a chat prompt names its messages column");
   }

@@ -22,6 +22,11 @@ PromptRecord PromptFromRow(const pqxx::row& row) {
   p.input_template = Str(row, "input_template");
   p.completion_template = Str(row, "completion_template");
   p.messages_column = Str(row, "messages_column");
+  p.message_format = Str(row, "message_format");
+  p.instruction_column = Str(row, "instruction_column");
+  p.input_column = Str(row, "input_column");
+  p.output_column = Str(row, "output_column");
+  p.use_chat_template = Bool(row, "use_chat_template");
   const nlohmann::json slots = Json(row, "slots");
   if (slots.is_array()) {
     for (const nlohmann::json& s : slots) p.slots.push_back(s.get<std::string>());
@@ -56,7 +61,9 @@ std::string PromptRepository::Insert(Tx& tx, const PromptRecord& p) {
   // Slots come from templates that passed the UTF-8 check, so the strict dump cannot throw.
   return tx.work()
       .exec_prepared1("prompt_insert", p.name, p.description, p.dataset_revision_id, p.mode, p.input_template,
-                      p.completion_template, p.messages_column, nlohmann::json(p.slots).dump(), p.fingerprint)["id"]
+                      p.completion_template, p.messages_column, nlohmann::json(p.slots).dump(), p.fingerprint,
+                      p.message_format, p.instruction_column, p.input_column, p.output_column,
+                      p.use_chat_template)["id"]
       .as<std::string>();
 }
 

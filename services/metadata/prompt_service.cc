@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -37,19 +38,31 @@ const DatasetFeatureRecord* FindFeature(const std::vector<DatasetFeatureRecord>&
   return nullptr;
 }
 
-// Length-prefixed, so that moving text between the fields changes the fingerprint.
-std::string Fingerprint(const std::string& mode, const std::string& input_template,
-                        const std::string& completion_template, const std::string& messages_column,
-                        const std::string& dataset_revision_id) {
+// Length-prefixed, so that moving text between the fields changes the fingerprint. Fields added after the first
+// version are hashed only when they differ from what a prompt of that mode meant before, so that prompts written
+// then keep their fingerprints.
+std::string Fingerprint(const PromptRecord& p) {
   Sha256 h;
-  h.Update(absl::StrCat("tuneforge.prompt.v1\nmode=", mode, "\n"));
-  for (const std::string* part : {&input_template, &completion_template, &messages_column, &dataset_revision_id}) {
+  h.Update(absl::StrCat("tuneforge.prompt.v1\nmode=", p.mode, "\n"));
+  std::vector<const std::string*> parts = {&p.input_template, &p.completion_template, &p.messages_column,
+                                           &p.dataset_revision_id};
+  const std::string chat_template_flag = p.use_chat_template ? "chat_template" : "text";
+  if (p.mode == "chat" && p.message_format != "openai") parts.push_back(&p.message_format);
+  if (p.mode == "alpaca") {
+    for (const std::string* part : {&p.instruction_column, &p.input_column, &p.output_column, &chat_template_flag}) {
+      parts.push_back(part);
+    }
+  }
+  for (const std::string* part : parts) {
     h.Update(absl::StrCat(part->size(), ":"));
     h.Update(*part);
     h.Update("\n");
   }
   return h.HexDigest();
 }
+
+// An Alpaca column's feature type: text, or values of several types (checked row by row when training).
+bool HoldsText(const DatasetFeatureRecord& f) { return f.type == "string" || f.type == "mixed"; }
 
 }  // namespace
 
@@ -92,9 +105,32 @@ absl::StatusOr<AddPromptResult> PromptService::AddPrompt(const AddPromptInput& i
     RETURN_IF_ERROR(CheckText(input.messages_column, "chat.messages_column", kMaxColumnNameBytes));
     wanted.messages_column = input.messages_column;
     wanted.slots.push_back(input.messages_column);
+    wanted.message_format = input.message_format.empty() ? "openai" : input.message_format;
+    if (wanted.message_format != "openai" && wanted.message_format != "sharegpt") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chat.message_format is '", input.message_format,
+          "'; set \"openai\" ({\"role\", \"content\"} messages) or \"sharegpt\" ({\"from\", \"value\"} turns)"));
+    }
+  } else if (input.mode == "alpaca") {
+    wanted.instruction_column = input.instruction_column.empty() ? "instruction" : input.instruction_column;
+    wanted.input_column = input.input_column.empty() ? "input" : input.input_column;
+    wanted.output_column = input.output_column.empty() ? "output" : input.output_column;
+    wanted.use_chat_template = input.use_chat_template;
+    RETURN_IF_ERROR(CheckText(wanted.instruction_column, "alpaca.instruction_column", kMaxColumnNameBytes));
+    RETURN_IF_ERROR(CheckText(wanted.input_column, "alpaca.input_column", kMaxColumnNameBytes));
+    RETURN_IF_ERROR(CheckText(wanted.output_column, "alpaca.output_column", kMaxColumnNameBytes));
+    if (wanted.output_column == wanted.instruction_column || wanted.output_column == wanted.input_column) {
+      return absl::InvalidArgumentError(absl::StrCat("alpaca.output_column '", wanted.output_column,
+                                                     "' is also the instruction or input column; the model would "
+                                                     "read what it learns to write. Set another column"));
+    }
+    for (const std::string* c : {&wanted.instruction_column, &wanted.input_column, &wanted.output_column}) {
+      AddUnique(*c, &wanted.slots);
+    }
   } else {
     return absl::InvalidArgumentError(
-        "format is required: set template {input_template, completion_template} or chat {messages_column}");
+        "format is required: set template {input_template, completion_template}, chat {messages_column} or alpaca "
+        "{instruction_column, input_column, output_column}");
   }
 
   AddPromptResult result;
@@ -134,6 +170,29 @@ absl::StatusOr<AddPromptResult> PromptService::AddPrompt(const AddPromptInput& i
             }
           }
         }
+      } else if (wanted.mode == "alpaca") {
+        for (const auto& [field, name, flag] :
+             {std::make_tuple("alpaca.instruction_column", &wanted.instruction_column, "--alpaca-instruction"),
+              std::make_tuple("alpaca.input_column", &wanted.input_column, "--alpaca-input"),
+              std::make_tuple("alpaca.output_column", &wanted.output_column, "--alpaca-output")}) {
+          const DatasetFeatureRecord* column = FindFeature(revision.features, *name);
+          const bool is_input = name == &wanted.input_column;
+          if (column == nullptr) {
+            // Instruction-only datasets leave out the default input column: every row then has no input.
+            if (is_input && input.input_column.empty()) {
+              wanted.slots.erase(std::remove(wanted.slots.begin(), wanted.slots.end(), *name), wanted.slots.end());
+              continue;
+            }
+            return absl::InvalidArgumentError(absl::StrCat(field, ": '", *name, "' is not a column of ", where,
+                                                           "; available columns: ", AvailableColumns(revision.features),
+                                                           ". Set ", field, " (", flag, ") to the column to use"));
+          }
+          if (!HoldsText(*column) && !(is_input && column->type == "null")) {
+            return absl::InvalidArgumentError(absl::StrCat(field, ": column '", *name, "' of ", where, " holds ",
+                                                           column->type, " values; an alpaca column holds text. Set ",
+                                                           field, " (", flag, ") to a text column"));
+          }
+        }
       } else {
         const DatasetFeatureRecord* column = FindFeature(revision.features, wanted.messages_column);
         if (column == nullptr) {
@@ -150,8 +209,7 @@ absl::StatusOr<AddPromptResult> PromptService::AddPrompt(const AddPromptInput& i
     }
 
     wanted.dataset_revision_id = revision.id;
-    wanted.fingerprint = Fingerprint(wanted.mode, wanted.input_template, wanted.completion_template,
-                                     wanted.messages_column, wanted.dataset_revision_id);
+    wanted.fingerprint = Fingerprint(wanted);
     prompts_.LockName(tx, wanted.name);
     if (std::optional<PromptRecord> same = prompts_.Find(tx, wanted.name, wanted.fingerprint)) {
       result.prompt = *same;

@@ -23,10 +23,15 @@ struct AddPromptInput {
   std::string description;
   std::string dataset;              // id or name
   std::string dataset_revision_id;  // empty: the dataset's latest revision
-  std::string mode;                 // "template" | "chat"; empty when the request named no format
+  std::string mode;                 // "template" | "chat" | "alpaca"; empty when the request named no format
   std::string input_template;
   std::string completion_template;
   std::string messages_column;
+  std::string message_format;      // chat: "openai" | "sharegpt"; empty: openai
+  std::string instruction_column;  // alpaca; empty: "instruction"
+  std::string input_column;        // alpaca; empty: "input" (then a dataset without that column has no inputs)
+  std::string output_column;       // alpaca; empty: "output"
+  bool use_chat_template = false;  // alpaca
 };
 
 struct AddPromptResult {

@@ -15,10 +15,17 @@ void ToProto(const PromptRecord& p, v1::Prompt* out) {
   out->set_revision_number(p.revision_number);
   out->set_dataset_id(p.dataset_id);
   out->set_dataset_revision_id(p.dataset_revision_id);
-  out->set_mode(p.mode == "chat" ? v1::PROMPT_MODE_CHAT : v1::PROMPT_MODE_TEMPLATE);
+  out->set_mode(p.mode == "chat"     ? v1::PROMPT_MODE_CHAT
+                : p.mode == "alpaca" ? v1::PROMPT_MODE_ALPACA
+                                     : v1::PROMPT_MODE_TEMPLATE);
   out->set_input_template(p.input_template);
   out->set_completion_template(p.completion_template);
   out->set_messages_column(p.messages_column);
+  out->set_message_format(p.message_format);
+  out->set_instruction_column(p.instruction_column);
+  out->set_input_column(p.input_column);
+  out->set_output_column(p.output_column);
+  out->set_use_chat_template(p.use_chat_template);
   for (const std::string& s : p.slots) out->add_slots(s);
   out->set_fingerprint(p.fingerprint);
   ToProto(p.create_time, out->mutable_create_time());
@@ -39,6 +46,13 @@ grpc::Status PromptsHandler::AddPrompt(grpc::ServerContext* context, const v1::A
   } else if (request->has_chat()) {
     input.mode = "chat";
     input.messages_column = request->chat().messages_column();
+    input.message_format = request->chat().message_format();
+  } else if (request->has_alpaca()) {
+    input.mode = "alpaca";
+    input.instruction_column = request->alpaca().instruction_column();
+    input.input_column = request->alpaca().input_column();
+    input.output_column = request->alpaca().output_column();
+    input.use_chat_template = request->alpaca().use_chat_template();
   }
   absl::StatusOr<AddPromptResult> result = service_.AddPrompt(input);
   if (!result.ok()) return ToGrpcStatus(result.status());

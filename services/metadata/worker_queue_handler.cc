@@ -67,6 +67,11 @@ void LeaseToProto(const LeasedJob& l, iv1::JobLease* out) {
   out->mutable_prompt()->set_input_template(l.prompt.input_template);
   out->mutable_prompt()->set_completion_template(l.prompt.completion_template);
   out->mutable_prompt()->set_messages_column(l.prompt.messages_column);
+  out->mutable_prompt()->set_message_format(l.prompt.message_format);
+  out->mutable_prompt()->set_instruction_column(l.prompt.instruction_column);
+  out->mutable_prompt()->set_input_column(l.prompt.input_column);
+  out->mutable_prompt()->set_output_column(l.prompt.output_column);
+  out->mutable_prompt()->set_use_chat_template(l.prompt.use_chat_template);
 }
 
 }  // namespace

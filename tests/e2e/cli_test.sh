@@ -64,7 +64,7 @@ help_cases=(
   "datasets revisions|NAME --page-size"
   "datasets preview|NAME --split --revision"
   "datasets remove|NAME --force"
-  "prompts add|NAME --dataset --dataset-revision --template-input --template-completion --chat-column"
+  "prompts add|NAME --dataset --dataset-revision --template-input --template-completion --chat-column --chat-format --alpaca --alpaca-instruction --alpaca-input --alpaca-output --alpaca-chat"
   "prompts get|NAME"
   "prompts list|--name-prefix --dataset --page-size"
   "prompts remove|NAME --force"
@@ -252,6 +252,20 @@ check "it is INVALID_ARGUMENT from the server" "error: INVALID_ARGUMENT:" "$err"
 check "it names the slot" "nope" "$err"
 tf prompts add both --dataset demo-instructions --template-input '{question}' --chat-column messages
 check_rc "--template-input and --chat-column together" 2
+tf prompts add al --dataset demo-instructions --alpaca --alpaca-instruction question --alpaca-output answer \
+  --alpaca-chat --output json
+check_rc "prompts add --alpaca" 0
+check "the --alpaca flags reach the request" "PROMPT_MODE_ALPACA question answer True ['question', 'answer']" \
+  "$(py '" ".join([d["prompt"]["mode"], d["prompt"]["instruction_column"], d["prompt"]["output_column"],
+                   str(d["prompt"]["use_chat_template"]), str(d["prompt"]["slots"])])')"
+tf prompts add al2 --dataset demo-instructions --alpaca
+check_rc "an --alpaca column the dataset lacks" 1
+check "it names the flag to set" "Set alpaca.instruction_column (--alpaca-instruction)" "$err"
+tf prompts add sg --dataset demo-instructions --chat-column question --chat-format xml
+check_rc "an unknown --chat-format" 1
+check "--chat-format reaches the request" "chat.message_format is 'xml'" "$err"
+tf prompts add al3 --dataset demo-instructions --alpaca --chat-column question
+check_rc "--alpaca and --chat-column together" 2
 tf prompts list
 check "prompts list shows the prompt" "qa" "$out"
 

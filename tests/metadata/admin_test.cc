@@ -525,6 +525,12 @@ TEST_F(AdminDocumentTest, RecordsAreCheckedAsTheirAddRpcsCheckThem) {
   d = document_;
   d["tables"]["prompts"][0]["input_template"] = "Q: {question";
   expect(d, absl::StatusCode::kInvalidArgument, "document.tables.prompts[0].input_template");
+  d = document_;
+  d["tables"]["prompts"][0]["mode"] = "alpaca";
+  d["tables"]["prompts"][0]["instruction_column"] = "question";
+  d["tables"]["prompts"][0]["output_column"] = "answer";
+  expect(d, absl::StatusCode::kInvalidArgument,
+         "document.tables.prompts[0].input_column is empty; an alpaca prompt names its columns");
 
   const size_t config = RowWhere(document_, "configs", "name", "my-lora");
   d = document_;

@@ -200,6 +200,30 @@ TEST_F(JobsTest, BadStartRequestsNameTheField) {
   EXPECT_EQ(listed.jobs_size(), 1);  // failed Starts stored nothing
 }
 
+TEST_F(JobsTest, TheLeaseCarriesAnAlpacaPrompt) {
+  v1::AddPromptRequest alpaca;
+  alpaca.set_name("alpaca-prompt");
+  alpaca.set_dataset("qa");
+  alpaca.mutable_alpaca()->set_instruction_column("question");
+  alpaca.mutable_alpaca()->set_output_column("answer");
+  alpaca.mutable_alpaca()->set_use_chat_template(true);
+  v1::AddPromptResponse added;
+  ASSERT_TRUE(env_.prompts()->AddPrompt(Context().get(), alpaca, &added).ok());
+  v1::StartFineTuningJobRequest r = Request("alpaca-job");
+  r.set_prompt("alpaca-prompt");
+  v1::FineTuningJob job;
+  ASSERT_TRUE(Start(r, &job).ok());
+  iv1::LeaseJobResponse leased = Lease("w1");
+  ASSERT_TRUE(leased.has_lease());
+  const iv1::PromptSpec& prompt = leased.lease().prompt();
+  EXPECT_EQ(prompt.mode(), "alpaca");
+  EXPECT_EQ(prompt.instruction_column(), "question");
+  EXPECT_EQ(prompt.input_column(), "input");  // the default; rows without it have no input
+  EXPECT_EQ(prompt.output_column(), "answer");
+  EXPECT_TRUE(prompt.use_chat_template());
+  EXPECT_EQ(prompt.message_format(), "");
+}
+
 TEST_F(JobsTest, WorkerCallsNeedTheToken) {
   iv1::LeaseJobRequest r;
   r.set_worker_id("w");

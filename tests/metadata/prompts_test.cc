@@ -281,6 +281,90 @@ TEST_F(PromptsTest, ChatPromptNeedsAListColumn) {
   EXPECT_EQ(switched.prompt().dataset_id(), chat.dataset().id());
 }
 
+TEST_F(PromptsTest, ChatPromptMessageFormats) {
+  std::string rows;
+  for (int i = 0; i < 4; ++i) {
+    nlohmann::json turns = nlohmann::json::array({{{"from", "human"}, {"value", "hi " + std::to_string(i)}},
+                                                  {{"from", "gpt"}, {"value", "hello"}}});
+    rows += nlohmann::ordered_json{{"conversations", turns}, {"id", i}}.dump() + "\n";
+  }
+  AddDataset("sharegpt", "sharegpt.jsonl", rows);
+  v1::AddPromptResponse openai = MustAdd(Chat("sg", "sharegpt", "conversations"));
+  EXPECT_EQ(openai.prompt().message_format(), "openai");
+  v1::AddPromptRequest request = Chat("sg", "sharegpt", "conversations");
+  request.mutable_chat()->set_message_format("sharegpt");
+  v1::AddPromptResponse sharegpt = MustAdd(request);
+  // The format is part of the prompt's content: changing it is a new revision.
+  EXPECT_EQ(sharegpt.outcome(), v1::ADD_OUTCOME_NEW_REVISION);
+  EXPECT_EQ(sharegpt.prompt().message_format(), "sharegpt");
+  EXPECT_NE(sharegpt.prompt().fingerprint(), openai.prompt().fingerprint());
+  EXPECT_EQ(MustAdd(request).outcome(), v1::ADD_OUTCOME_EXISTING);
+  v1::GetPromptResponse got;
+  ASSERT_TRUE(Get("sg", &got).ok());
+  EXPECT_EQ(got.prompt().message_format(), "sharegpt");
+  request.mutable_chat()->set_message_format("xml");
+  ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT,
+              "chat.message_format is 'xml'; set \"openai\" ({\"role\", \"content\"} messages) or \"sharegpt\"");
+}
+
+v1::AddPromptRequest Alpaca(const std::string& name, const std::string& dataset) {
+  v1::AddPromptRequest r;
+  r.set_name(name);
+  r.set_dataset(dataset);
+  r.mutable_alpaca();
+  return r;
+}
+
+TEST_F(PromptsTest, AlpacaPromptChecksItsColumns) {
+  std::string rows, no_input_rows;
+  for (int i = 0; i < 4; ++i) {
+    rows += nlohmann::ordered_json{{"instruction", "do " + std::to_string(i)}, {"input", i % 2 ? "x" : ""},
+                                   {"output", "done"}, {"n", i}}
+                .dump() +
+            "\n";
+    no_input_rows += nlohmann::ordered_json{{"instruction", "do"}, {"output", "done"}}.dump() + "\n";
+  }
+  AddDataset("alpaca", "alpaca.jsonl", rows);
+  AddDataset("no-input", "no_input.jsonl", no_input_rows);
+
+  v1::AddPromptResponse added = MustAdd(Alpaca("al", "alpaca"));
+  EXPECT_EQ(added.outcome(), v1::ADD_OUTCOME_CREATED);
+  EXPECT_EQ(added.prompt().mode(), v1::PROMPT_MODE_ALPACA);
+  EXPECT_EQ(added.prompt().instruction_column(), "instruction");
+  EXPECT_EQ(added.prompt().input_column(), "input");
+  EXPECT_EQ(added.prompt().output_column(), "output");
+  EXPECT_FALSE(added.prompt().use_chat_template());
+  EXPECT_THAT(added.prompt().slots(), ElementsAre("instruction", "input", "output"));
+  EXPECT_EQ(MustAdd(Alpaca("al", "alpaca")).outcome(), v1::ADD_OUTCOME_EXISTING);
+  v1::AddPromptRequest chat = Alpaca("al", "alpaca");
+  chat.mutable_alpaca()->set_use_chat_template(true);
+  v1::AddPromptResponse as_chat = MustAdd(chat);
+  EXPECT_EQ(as_chat.outcome(), v1::ADD_OUTCOME_NEW_REVISION);
+  EXPECT_TRUE(as_chat.prompt().use_chat_template());
+  v1::GetPromptResponse got;
+  ASSERT_TRUE(Get("al", &got).ok());
+  EXPECT_EQ(got.prompt().mode(), v1::PROMPT_MODE_ALPACA);
+  EXPECT_TRUE(got.prompt().use_chat_template());
+
+  // Without an input column every row has no input, unless the prompt names one.
+  v1::AddPromptResponse no_input = MustAdd(Alpaca("al-no-input", "no-input"));
+  EXPECT_THAT(no_input.prompt().slots(), ElementsAre("instruction", "output"));
+  v1::AddPromptRequest named = Alpaca("p", "no-input");
+  named.mutable_alpaca()->set_input_column("context");
+  ExpectError(named, grpc::StatusCode::INVALID_ARGUMENT,
+              "alpaca.input_column: 'context' is not a column of dataset 'no-input' (revision 1); available columns: "
+              "instruction, output. Set alpaca.input_column (--alpaca-input) to the column to use");
+  v1::AddPromptRequest numbers = Alpaca("p", "alpaca");
+  numbers.mutable_alpaca()->set_output_column("n");
+  ExpectError(numbers, grpc::StatusCode::INVALID_ARGUMENT,
+              "alpaca.output_column: column 'n' of dataset 'alpaca' (revision 1) holds int values; an alpaca column "
+              "holds text. Set alpaca.output_column (--alpaca-output) to a text column");
+  v1::AddPromptRequest same = Alpaca("p", "alpaca");
+  same.mutable_alpaca()->set_output_column("instruction");
+  ExpectError(same, grpc::StatusCode::INVALID_ARGUMENT,
+              "alpaca.output_column 'instruction' is also the instruction or input column");
+}
+
 TEST_F(PromptsTest, HubDatasetsWithUnknownFeaturesAcceptAnySlot) {
   env_.hub().AddCommit(RepoKind::kDataset, "org/qa", {{"data/train.jsonl", QaRows(4)}});
   v1::AddDatasetRequest request;

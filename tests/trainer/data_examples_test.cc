@@ -1,6 +1,7 @@
 // The data pipeline's examples: template and chat prompts, label masks and EOS against the real tokenizers of
 // ../shared/testdata (skipped when it is not beside the clone), and truncation, pad/EOS fallbacks and the errors
 // naming the row and the column with a tiny tokenizer written here.
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -325,6 +326,220 @@ TEST(DataExamplesTest, ChatRowErrorsAndSkippedConversations) {
   ASSERT_THAT(set.status(), IsOk());
   EXPECT_EQ(set->examples.size(), 1u);
   EXPECT_THAT(set->skipped_rows, ElementsAre(1u));
+}
+
+// The tiny tokenizer has no decoder (Decode puts spaces between tokens): its text is its tokens one by one. With
+// `labeled_only`, the tokens that carry a loss, runs separated by '|'.
+std::string TinyText(const Tokenizer& tok, const Example& ex, bool labeled_only) {
+  std::string out;
+  bool in_run = false;
+  for (size_t t = 0; t < ex.input_ids.size(); ++t) {
+    if (labeled_only && ex.labels[t] == kIgnoreLabel) {
+      in_run = false;
+      continue;
+    }
+    if (labeled_only && !in_run && !out.empty()) out += "|";
+    in_run = true;
+    out += tok.Decode({ex.input_ids[t]}, false).value_or("<bad id>");
+  }
+  return out;
+}
+
+// The conversation of Conversation() as ShareGPT turns.
+Json ShareGptConversation() {
+  return Json::parse(R"([
+    {"from": "system", "value": "You are terse."},
+    {"from": "human", "value": "Capital of France?"},
+    {"from": "gpt", "value": "Paris."},
+    {"from": "human", "value": "And of Italy?"},
+    {"from": "gpt", "value": "Rome."}])");
+}
+
+PromptFormat ShareGptPrompt() {
+  PromptFormat f = ChatPrompt();
+  f.messages_column = "conversations";
+  f.message_format = PromptFormat::MessageFormat::kShareGpt;
+  return f;
+}
+
+void ExpectShareGptMatchesOpenAi(const Tokenizer& tok, const ChatFormat& chat) {
+  auto openai = ExampleBuilder::Create(&tok, &chat, ChatPrompt(), {});
+  auto sharegpt = ExampleBuilder::Create(&tok, &chat, ShareGptPrompt(), {});
+  ASSERT_THAT(openai.status(), IsOk());
+  ASSERT_THAT(sharegpt.status(), IsOk());
+  auto want = openai->Build(Json{{"messages", Conversation()}}, "row");
+  auto got = sharegpt->Build(Json{{"conversations", ShareGptConversation()}, {"id", "x1"}}, "row");
+  ASSERT_THAT(want.status(), IsOk());
+  ASSERT_THAT(got.status(), IsOk());
+  EXPECT_EQ(got->input_ids, want->input_ids);
+  EXPECT_EQ(got->labels, want->labels);
+  EXPECT_TRUE(std::any_of(got->labels.begin(), got->labels.end(), [](int32_t l) { return l != kIgnoreLabel; }));
+}
+
+TEST(DataExamplesTest, ShareGptTurnsGiveTheIdsAndLabelsOfOpenAiMessages) {
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
+  ASSERT_NE(tok, nullptr);
+  auto chat = LoadChatFormat(dir.path());
+  ASSERT_THAT(chat.status(), IsOk());
+  ExpectShareGptMatchesOpenAi(*tok, *chat);
+  if (!::tuneforge::testing::SharedTestdataMissing().empty()) return;  // the real templates need the data
+  for (const std::string name : {"llama3_1", "qwen3"}) {
+    SCOPED_TRACE(name);
+    auto real = LoadTokenizer(name);
+    ASSERT_NE(real, nullptr);
+    auto real_chat = LoadChatFormat(TokenizerDir(name));
+    ASSERT_THAT(real_chat.status(), IsOk());
+    ExpectShareGptMatchesOpenAi(*real, *real_chat);
+  }
+}
+
+TEST(DataExamplesTest, ShareGptErrorsNameTheFileRowAndTurn) {
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
+  ASSERT_NE(tok, nullptr);
+  auto chat = LoadChatFormat(dir.path());
+  ASSERT_THAT(chat.status(), IsOk());
+  auto builder = ExampleBuilder::Create(tok.get(), &*chat, ShareGptPrompt(), {});
+  ASSERT_THAT(builder.status(), IsOk());
+  const std::vector<std::string> labels = {"train.jsonl row 1", "train.jsonl row 2"};
+  auto with_second = [&](const char* turns) {
+    return builder->BuildAll({Json{{"conversations", ShareGptConversation()}},
+                              Json{{"conversations", Json::parse(turns)}}},
+                             "train", labels);
+  };
+  EXPECT_THAT(with_second(R"([{"from": "human", "value": "hi"}, {"value": "hello"}])"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("train.jsonl row 2: column 'conversations' turn 2 has no string \"from\" "
+                                 "(human, gpt or system)")));
+  EXPECT_THAT(with_second(R"([{"from": "human", "value": "hi"}, {"from": "narrator", "value": "hello"}])"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("train.jsonl row 2: column 'conversations' turn 2 is from 'narrator'; ShareGPT turns "
+                                 "must be from human, gpt or system")));
+  EXPECT_THAT(with_second(R"([{"from": "human", "value": "hi"}, {"from": "function_call", "value": "{}"}])"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("tool calls and their results cannot be trained")));
+  EXPECT_THAT(with_second(R"([{"from": "human", "value": 3}])"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("train.jsonl row 2: column 'conversations' turn 1 has no string \"value\"")));
+  EXPECT_THAT(with_second(R"([{"role": "user", "content": "hi"}])"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("it has \"role\": set the prompt's message format to openai")));
+  // OpenAI-format prompt over ShareGPT rows says which format to set.
+  PromptFormat openai = ChatPrompt();
+  openai.messages_column = "conversations";
+  auto openai_builder = ExampleBuilder::Create(tok.get(), &*chat, openai, {});
+  ASSERT_THAT(openai_builder.status(), IsOk());
+  EXPECT_THAT(openai_builder->BuildAll({Json{{"conversations", ShareGptConversation()}}}, "train", labels),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("train.jsonl row 1: column 'conversations' message 1 has no string \"role\" (system, "
+                                 "user or assistant); it has \"from\": set the prompt's message format to sharegpt")));
+}
+
+PromptFormat AlpacaPrompt(bool chat) {
+  PromptFormat f;
+  f.mode = PromptFormat::Mode::kAlpaca;
+  f.alpaca_chat = chat;
+  return f;
+}
+
+// Stanford Alpaca's PROMPT_DICT, as written in its train.py.
+constexpr char kAlpacaWithInput[] =
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\nTranslate to French.\n\n### Input:\nGood morning\n\n### Response:";
+constexpr char kAlpacaNoInput[] =
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\nName a primary color.\n\n### Response:";
+
+TEST(DataExamplesTest, AlpacaRowsReadStanfordAlpacaPromptText) {
+  EXPECT_EQ(AlpacaPromptText("Translate to French.", "Good morning"), kAlpacaWithInput);
+  EXPECT_EQ(AlpacaPromptText("Name a primary color.", ""), kAlpacaNoInput);
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
+  ASSERT_NE(tok, nullptr);
+  ExampleOptions opts;
+  opts.eos_id = tok->TokenToId("</s>");
+  auto builder = ExampleBuilder::Create(tok.get(), nullptr, AlpacaPrompt(false), opts);
+  ASSERT_THAT(builder.status(), IsOk());
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {Json{{"instruction", "Translate to French."}, {"input", "Good morning"}, {"output", "Bonjour"}},
+       kAlpacaWithInput},
+      {Json{{"instruction", "Name a primary color."}, {"input", ""}, {"output", "Red"}}, kAlpacaNoInput},
+      {Json{{"instruction", "Name a primary color."}, {"input", nullptr}, {"output", "Red"}}, kAlpacaNoInput},
+      {Json{{"instruction", "Name a primary color."}, {"output", "Red"}}, kAlpacaNoInput},
+  };
+  for (const auto& [row, prompt] : cases) {
+    SCOPED_TRACE(row.dump());
+    auto ex = builder->Build(row, "row");
+    ASSERT_THAT(ex.status(), IsOk());
+    const std::string output = row["output"].get<std::string>();
+    std::vector<int32_t> want = tok->Encode(prompt + output, true).value_or(std::vector<int32_t>{});
+    want.push_back(opts.eos_id);
+    EXPECT_EQ(ex->input_ids, want);
+    EXPECT_EQ(TinyText(*tok, *ex, true), output + "</s>");
+  }
+  // Other column names.
+  PromptFormat renamed = AlpacaPrompt(false);
+  renamed.instruction_column = "task";
+  renamed.input_column = "context";
+  renamed.output_column = "answer";
+  auto renamed_builder = ExampleBuilder::Create(tok.get(), nullptr, renamed, opts);
+  ASSERT_THAT(renamed_builder.status(), IsOk());
+  auto ex = renamed_builder->Build(
+      Json{{"task", "Translate to French."}, {"context", "Good morning"}, {"answer", "Bonjour"}}, "row");
+  ASSERT_THAT(ex.status(), IsOk());
+  EXPECT_EQ(TinyText(*tok, *ex, false), std::string(kAlpacaWithInput) + "Bonjour</s>");
+}
+
+TEST(DataExamplesTest, AlpacaRowsAsChatMessages) {
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
+  ASSERT_NE(tok, nullptr);
+  auto chat = LoadChatFormat(dir.path());
+  ASSERT_THAT(chat.status(), IsOk());
+  EXPECT_THAT(ExampleBuilder::Create(tok.get(), nullptr, AlpacaPrompt(true), {}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no chat_template")));
+  auto alpaca = ExampleBuilder::Create(tok.get(), &*chat, AlpacaPrompt(true), {});
+  auto messages = ExampleBuilder::Create(tok.get(), &*chat, ChatPrompt(), {});
+  ASSERT_THAT(alpaca.status(), IsOk());
+  ASSERT_THAT(messages.status(), IsOk());
+  auto ex = alpaca->Build(Json{{"instruction", "Translate."}, {"input", "Hi"}, {"output", "Salut"}}, "row");
+  auto want = messages->Build(Json{{"messages", Json::parse(R"([{"role": "user", "content": "Translate.\n\nHi"},
+                                                               {"role": "assistant", "content": "Salut"}])")}},
+                              "row");
+  ASSERT_THAT(ex.status(), IsOk());
+  ASSERT_THAT(want.status(), IsOk());
+  EXPECT_EQ(ex->input_ids, want->input_ids);
+  EXPECT_EQ(ex->labels, want->labels);
+  EXPECT_EQ(TinyText(*tok, *ex, false), "<user>\nTranslate.\n\nHi</s>\n<assistant>\nSalut</s>\n");
+  EXPECT_EQ(TinyText(*tok, *ex, true), "Salut</s>\n");
+  auto no_input = alpaca->Build(Json{{"instruction", "Wave."}, {"input", ""}, {"output", "Hi"}}, "row");
+  ASSERT_THAT(no_input.status(), IsOk());
+  EXPECT_EQ(TinyText(*tok, *no_input, false), "<user>\nWave.</s>\n<assistant>\nHi</s>\n");
+}
+
+TEST(DataExamplesTest, AlpacaErrorsNameTheFileRowAndColumn) {
+  ScratchDir dir;
+  auto tok = LoadTinyTokenizer(dir);
+  ASSERT_NE(tok, nullptr);
+  auto builder = ExampleBuilder::Create(tok.get(), nullptr, AlpacaPrompt(false), {});
+  ASSERT_THAT(builder.status(), IsOk());
+  const std::vector<std::string> labels = {"data/train-00000.parquet row 1", "data/train-00000.parquet row 2"};
+  const Json good = {{"instruction", "a"}, {"output", "b"}};
+  EXPECT_THAT(builder->BuildAll({good, Json{{"instruction", "a"}}}, "train", labels),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("data/train-00000.parquet row 2 has no column 'output', the prompt's "
+                                 "alpaca.output_column")));
+  EXPECT_THAT(builder->BuildAll({good, Json{{"instruction", 7}, {"output", "b"}}}, "train", labels),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("data/train-00000.parquet row 2: column 'instruction' (alpaca.instruction_column) "
+                                 "must be a string, not 7")));
+  EXPECT_THAT(builder->BuildAll({good, Json{{"instruction", "a"}, {"input", nullptr}, {"output", nullptr}}}, "train",
+                                labels),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("data/train-00000.parquet row 2 has a null 'output'")));
 }
 
 TEST(DataExamplesTest, PadIdFallsBackToEos) {

@@ -246,6 +246,47 @@ TEST(WorkerHubTest, ABadRowFailsTheJobWithTheRowAndColumnAndNoRetry) {
   EXPECT_THAT(job.error().message(), HasSubstr("train.jsonl row 11 has a null value"));
 }
 
+TEST(WorkerHubTest, AShareGptTurnWithoutFromFailsTheJobNamingTheFileRowAndTurn) {
+  MetadataTestEnv env;
+  ScratchDir demo("tuneforge-demo");
+  ASSERT_TRUE(WriteDemoData(demo.path()));
+  const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
+  std::string rows;
+  for (int i = 0; i < 10; ++i) {
+    rows += "{\"conversations\": [{\"from\": \"human\", \"value\": \"q" + std::to_string(i) +
+            "\"}, {\"from\": \"gpt\", \"value\": \"a\"}]}\n";
+  }
+  rows += "{\"conversations\": [{\"from\": \"human\", \"value\": \"q10\"}, {\"value\": \"a\"}]}\n";
+  const std::string train = env.WriteFile("sharegpt/train.jsonl", rows);
+  ASSERT_TRUE(AddLocalModel(env, "demo-llama", model_dir));
+  v1::AddDatasetRequest dataset;
+  dataset.set_name("sharegpt");
+  dataset.mutable_local()->set_train_path(train);
+  dataset.mutable_local()->set_test_size(0.1);
+  ASSERT_TRUE(AddDataset(env, dataset));
+  v1::AddPromptRequest prompt;
+  prompt.set_name("sharegpt");
+  prompt.set_dataset("sharegpt");
+  prompt.mutable_chat()->set_messages_column("conversations");
+  prompt.mutable_chat()->set_message_format("sharegpt");
+  v1::AddPromptResponse added;
+  ASSERT_TRUE(env.prompts()->AddPrompt(Context().get(), prompt, &added).ok());
+  v1::StartFineTuningJobRequest start;
+  start.set_name("sharegpt-job");
+  start.set_model("demo-llama");
+  start.set_dataset("sharegpt");
+  start.set_prompt("sharegpt");
+  (*start.mutable_training()->mutable_fields())["dtype"].set_string_value("fp32");
+  ASSERT_TRUE(StartJob(env, start));
+
+  HubClient hub;
+  const v1::FineTuningJob job = RunUntilEnd(env, TestWorkerOptions(env, hub), "sharegpt-job");
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(job.error().code(), "INVALID_ARGUMENT");
+  EXPECT_THAT(job.error().message(),
+              HasSubstr("train.jsonl row 11: column 'conversations' turn 2 has no string \"from\""));
+}
+
 TEST(WorkerHubTest, TrainerServicePrefetchesIntoTheCacheAndReportsStatus) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");

@@ -36,7 +36,7 @@ absl::StatusOr<std::unique_ptr<ExampleTokenizer>> ExampleTokenizer::Load(const s
   } else if (c.status().code() != absl::StatusCode::kNotFound) {
     return c.status();
   }
-  if (prompt.mode == PromptFormat::Mode::kChat) {
+  if (prompt.mode == PromptFormat::Mode::kChat || (prompt.mode == PromptFormat::Mode::kAlpaca && prompt.alpaca_chat)) {
     ASSIGN_OR_RETURN(out->chat_, LoadChatFormat(model_dir));
   }
   options.eos_id = ResolveEosId(*out->tokenizer_, tokenizer_config.eos_token, arch.eos_token_ids);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,39 +24,6 @@ bool StartsWith(const std::string& s, const std::string& prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
 
-// The messages column of a row as the template sees it, or an error naming the row, the column and the problem.
-absl::StatusOr<nlohmann::ordered_json> RowMessages(const nlohmann::json& row, const std::string& column,
-                                                   const std::string& label) {
-  if (!row.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(label, " is not a JSON object; fix or remove that row"));
-  }
-  auto it = row.find(column);
-  if (it == row.end() || it->is_null()) {
-    return absl::InvalidArgumentError(absl::StrCat(label, (it == row.end() ? " has no column '" : " has a null '"),
-                                                   column, "', the prompt's messages column; fill it with a list of "
-                                                   "{\"role\", \"content\"} messages or remove the row"));
-  }
-  if (!it->is_array() || it->empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(label, ": column '", column, "' must be a non-empty list of ",
-                                                   "{\"role\", \"content\"} messages, not ", it->dump().substr(0, 80)));
-  }
-  for (size_t i = 0; i < it->size(); ++i) {
-    const nlohmann::json& m = (*it)[i];
-    const std::string where = absl::StrCat(label, ": column '", column, "' message ", i + 1);
-    if (!m.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, " is not an object"));
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, " has no string \"role\" (system, user or assistant)"));
-    }
-    auto content = m.find("content");
-    if (content == m.end() || !content->is_string()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, " has no string \"content\"; only text messages can be trained on"));
-    }
-  }
-  return nlohmann::ordered_json::parse(it->dump());
-}
-
 // What a template shows of an assistant message in the history: the text after a reasoning block ("<think>...
 // </think>", which reasoning models' templates drop from earlier turns), without surrounding whitespace (which
 // most templates trim).
@@ -67,7 +35,101 @@ std::string VisibleContent(const std::string& content) {
   return std::string(v);
 }
 
+// ShareGPT speaker names as chat roles. Tool turns (function_call, observation, tool) are refused: they need the
+// template's tool-call rendering, which a text-only conversation cannot give them.
+std::optional<std::string> ShareGptRole(const std::string& from) {
+  if (from == "human" || from == "user") return "user";
+  if (from == "gpt" || from == "assistant" || from == "chatgpt") return "assistant";
+  if (from == "system") return "system";
+  return std::nullopt;
+}
+
+// A string-valued Alpaca column, or an error naming the row, the column and the prompt field that chose it.
+absl::StatusOr<std::string> AlpacaText(const nlohmann::json& row, const std::string& column, const char* field,
+                                       bool optional, const std::string& label) {
+  auto it = row.find(column);
+  if (it == row.end() || it->is_null()) {
+    if (optional) return std::string();
+    return absl::InvalidArgumentError(absl::StrCat(label, (it == row.end() ? " has no column '" : " has a null '"),
+                                                   column, "', the prompt's alpaca.", field,
+                                                   "; fill it or remove the row"));
+  }
+  if (!it->is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(label, ": column '", column, "' (alpaca.", field,
+                                                   ") must be a string, not ", it->dump().substr(0, 80)));
+  }
+  return it->get<std::string>();
+}
+
 }  // namespace
+
+std::string AlpacaPromptText(const std::string& instruction, const std::string& input) {
+  if (input.empty()) {
+    return absl::StrCat(
+        "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+        "\n\n### Instruction:\n",
+        instruction, "\n\n### Response:");
+  }
+  return absl::StrCat(
+      "Below is an instruction that describes a task, paired with an input that provides further context. "
+      "Write a response that appropriately completes the request.\n\n### Instruction:\n",
+      instruction, "\n\n### Input:\n", input, "\n\n### Response:");
+}
+
+absl::StatusOr<nlohmann::ordered_json> RowMessages(const nlohmann::json& row, const std::string& column,
+                                                   PromptFormat::MessageFormat format, const std::string& label) {
+  const bool sharegpt = format == PromptFormat::MessageFormat::kShareGpt;
+  const char* const shape = sharegpt ? "{\"from\", \"value\"} turns" : "{\"role\", \"content\"} messages";
+  const char* const role_key = sharegpt ? "from" : "role";
+  const char* const content_key = sharegpt ? "value" : "content";
+  const char* const item = sharegpt ? "turn" : "message";
+  if (!row.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(label, " is not a JSON object; fix or remove that row"));
+  }
+  auto it = row.find(column);
+  if (it == row.end() || it->is_null()) {
+    return absl::InvalidArgumentError(absl::StrCat(label, (it == row.end() ? " has no column '" : " has a null '"),
+                                                   column, "', the prompt's messages column; fill it with a list of ",
+                                                   shape, " or remove the row"));
+  }
+  if (!it->is_array() || it->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(label, ": column '", column, "' must be a non-empty list of ",
+                                                   shape, ", not ", it->dump().substr(0, 80)));
+  }
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < it->size(); ++i) {
+    const nlohmann::json& m = (*it)[i];
+    const std::string where = absl::StrCat(label, ": column '", column, "' ", item, " ", i + 1);
+    if (!m.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, " is not an object"));
+    auto role = m.find(role_key);
+    if (role == m.end() || !role->is_string()) {
+      std::string hint = sharegpt ? " (human, gpt or system)" : " (system, user or assistant)";
+      if (!sharegpt && m.contains("from")) hint += "; it has \"from\": set the prompt's message format to sharegpt";
+      if (sharegpt && m.contains("role")) hint += "; it has \"role\": set the prompt's message format to openai";
+      return absl::InvalidArgumentError(absl::StrCat(where, " has no string \"", role_key, "\"", hint));
+    }
+    auto content = m.find(content_key);
+    if (content == m.end() || !content->is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, " has no string \"", content_key,
+                                                     "\"; only text messages can be trained on"));
+    }
+    if (!sharegpt) {
+      out.push_back(nlohmann::ordered_json::parse(m.dump()));
+      continue;
+    }
+    const std::string& from = role->get_ref<const std::string&>();
+    std::optional<std::string> mapped = ShareGptRole(from);
+    if (!mapped) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, " is from '", from, "'; ShareGPT turns must be from human, gpt or system",
+          (from == "function_call" || from == "observation" || from == "tool"
+               ? " (tool calls and their results cannot be trained on yet; remove those rows)"
+               : "")));
+    }
+    out.push_back({{"role", *mapped}, {"content", content->get<std::string>()}});
+  }
+  return out;
+}
 
 absl::StatusOr<ExampleBuilder> ExampleBuilder::Create(const Tokenizer* tokenizer, const ChatFormat* chat,
                                                       const PromptFormat& format, const ExampleOptions& options) {
@@ -80,16 +142,25 @@ absl::StatusOr<ExampleBuilder> ExampleBuilder::Create(const Tokenizer* tokenizer
   b.tokenizer_ = tokenizer;
   b.format_ = format;
   b.options_ = options;
-  if (format.mode == PromptFormat::Mode::kChat) {
+  if (format.mode == PromptFormat::Mode::kAlpaca) {
+    if (format.instruction_column.empty() || format.input_column.empty() || format.output_column.empty()) {
+      return absl::InvalidArgumentError(
+          "alpaca prompt: instruction_column, input_column and output_column must be set");
+    }
+  }
+  if (format.mode == PromptFormat::Mode::kChat || (format.mode == PromptFormat::Mode::kAlpaca && format.alpaca_chat)) {
     if (chat == nullptr) {
       return absl::FailedPreconditionError(
           "the prompt renders chat messages, but the model's tokenizer has no chat_template in "
           "tokenizer_config.json; use a template prompt (input_template / completion_template) instead");
     }
-    if (format.messages_column.empty()) return absl::InvalidArgumentError("chat prompt: messages_column is empty");
+    if (format.mode == PromptFormat::Mode::kChat && format.messages_column.empty()) {
+      return absl::InvalidArgumentError("chat prompt: messages_column is empty");
+    }
     b.chat_ = chat;
     return b;
   }
+  if (format.mode == PromptFormat::Mode::kAlpaca) return b;
   ASSIGN_OR_RETURN(PromptTemplate input, PromptTemplate::Parse(format.input_template, "input_template"));
   ASSIGN_OR_RETURN(PromptTemplate completion, PromptTemplate::Parse(format.completion_template, "completion_template"));
   b.input_ = std::move(input);
@@ -98,12 +169,40 @@ absl::StatusOr<ExampleBuilder> ExampleBuilder::Create(const Tokenizer* tokenizer
 }
 
 absl::StatusOr<Example> ExampleBuilder::Build(const nlohmann::json& row, std::string_view row_label) const {
-  return format_.mode == PromptFormat::Mode::kChat ? BuildChat(row, row_label) : BuildTemplate(row, row_label);
+  switch (format_.mode) {
+    case PromptFormat::Mode::kChat:
+      return BuildChat(row, row_label);
+    case PromptFormat::Mode::kAlpaca:
+      return BuildAlpaca(row, row_label);
+    case PromptFormat::Mode::kTemplate:
+      break;
+  }
+  return BuildTemplate(row, row_label);
 }
 
 absl::StatusOr<Example> ExampleBuilder::BuildTemplate(const nlohmann::json& row, std::string_view row_label) const {
   ASSIGN_OR_RETURN(std::string input, input_->Render(row, row_label));
   ASSIGN_OR_RETURN(std::string completion, completion_->Render(row, row_label));
+  return BuildText(input, completion);
+}
+
+absl::StatusOr<Example> ExampleBuilder::BuildAlpaca(const nlohmann::json& row, std::string_view row_label) const {
+  const std::string label(row_label);
+  if (!row.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(label, " is not a JSON object; fix or remove that row"));
+  }
+  ASSIGN_OR_RETURN(std::string instruction,
+                   AlpacaText(row, format_.instruction_column, "instruction_column", false, label));
+  ASSIGN_OR_RETURN(std::string input, AlpacaText(row, format_.input_column, "input_column", true, label));
+  ASSIGN_OR_RETURN(std::string output, AlpacaText(row, format_.output_column, "output_column", false, label));
+  if (!format_.alpaca_chat) return BuildText(AlpacaPromptText(instruction, input), output);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "user"}, {"content", input.empty() ? instruction : instruction + "\n\n" + input}});
+  messages.push_back({{"role", "assistant"}, {"content", output}});
+  return BuildMessages(messages, label, "the alpaca columns");
+}
+
+absl::StatusOr<Example> ExampleBuilder::BuildText(const std::string& input, const std::string& completion) const {
   Example ex;
   ASSIGN_OR_RETURN(ex.input_ids, tokenizer_->Encode(input + completion, /*add_special_tokens=*/true));
   if (options_.train_on_input) {
@@ -124,7 +223,13 @@ absl::StatusOr<Example> ExampleBuilder::BuildTemplate(const nlohmann::json& row,
 
 absl::StatusOr<Example> ExampleBuilder::BuildChat(const nlohmann::json& row, std::string_view row_label) const {
   const std::string label(row_label);
-  ASSIGN_OR_RETURN(nlohmann::ordered_json messages, RowMessages(row, format_.messages_column, label));
+  ASSIGN_OR_RETURN(nlohmann::ordered_json messages,
+                   RowMessages(row, format_.messages_column, format_.message_format, label));
+  return BuildMessages(messages, label, absl::StrCat("column '", format_.messages_column, "'"));
+}
+
+absl::StatusOr<Example> ExampleBuilder::BuildMessages(const nlohmann::ordered_json& messages, const std::string& label,
+                                                      const std::string& source) const {
   auto render = [&](size_t count, bool add_generation_prompt) -> absl::StatusOr<std::string> {
     nlohmann::ordered_json part = nlohmann::ordered_json::array();
     for (size_t i = 0; i < count; ++i) part.push_back(messages[i]);
@@ -132,8 +237,8 @@ absl::StatusOr<Example> ExampleBuilder::BuildChat(const nlohmann::json& row, std
   };
   auto full = render(messages.size(), false);
   if (!full.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(label, ": the model's chat template refused column '",
-                                                   format_.messages_column, "': ", full.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(label, ": the model's chat template refused ", source, ": ", full.status().message()));
   }
   Example ex;
   ASSIGN_OR_RETURN(ex.input_ids, tokenizer_->Encode(*full, /*add_special_tokens=*/false));

@@ -1,6 +1,7 @@
-// Training examples from dataset rows: a prompt template ({column} slots, an input part and a completion part) or
-// a chat-messages column rendered with the model's chat template, tokenized, with labels -100 on the tokens the
-// model only reads, EOS appended and truncation at max_seq_len.
+// Training examples from dataset rows: a prompt template ({column} slots, an input part and a completion part), a
+// chat-messages column (OpenAI or ShareGPT shape) rendered with the model's chat template, or Alpaca
+// instruction/input/output columns (as Stanford Alpaca's prompt text or as chat messages), tokenized, with labels
+// -100 on the tokens the model only reads, EOS appended and truncation at max_seq_len.
 #ifndef TUNEFORGE_SERVICES_TRAINER_DATA_EXAMPLES_H_
 #define TUNEFORGE_SERVICES_TRAINER_DATA_EXAMPLES_H_
 
@@ -22,12 +23,31 @@
 namespace tuneforge {
 
 struct PromptFormat {
-  enum class Mode { kTemplate, kChat };
+  enum class Mode { kTemplate, kChat, kAlpaca };
+  // How a chat column writes a message: OpenAI {"role", "content"} or ShareGPT {"from", "value"} (human -> user,
+  // gpt -> assistant, system -> system).
+  enum class MessageFormat { kOpenAi, kShareGpt };
   Mode mode = Mode::kTemplate;
   std::string input_template;       // kTemplate: what the model reads
   std::string completion_template;  // kTemplate: what it learns to write
   std::string messages_column;      // kChat: a column of [{"role", "content"}, ...]
+  MessageFormat message_format = MessageFormat::kOpenAi;  // kChat
+  std::string instruction_column = "instruction";         // kAlpaca: a string
+  std::string input_column = "input";                     // kAlpaca: a string, or absent, null or "" for none
+  std::string output_column = "output";                   // kAlpaca: a string, the completion
+  // kAlpaca: user = instruction (+ "\n\n" + input), assistant = output through the model's chat template, instead
+  // of Stanford Alpaca's prompt text.
+  bool alpaca_chat = false;
 };
+
+// Stanford Alpaca's prompt text (PROMPT_DICT in its train.py) for an instruction and an input ("" for none); the
+// output follows it directly as the completion.
+std::string AlpacaPromptText(const std::string& instruction, const std::string& input);
+
+// A chat column's value as OpenAI messages ([{"role", "content"}, ...]): checked, and converted from ShareGPT turns
+// when `format` says so. Errors are INVALID_ARGUMENT starting with `row_label`, naming the column and the turn.
+absl::StatusOr<nlohmann::ordered_json> RowMessages(const nlohmann::json& row, const std::string& column,
+                                                   PromptFormat::MessageFormat format, const std::string& row_label);
 
 struct ExampleOptions {
   int64_t max_seq_len = 2048;
@@ -63,8 +83,9 @@ class ExampleBuilder {
   static absl::StatusOr<ExampleBuilder> Create(const Tokenizer* tokenizer, const ChatFormat* chat,
                                                const PromptFormat& format, const ExampleOptions& options);
 
-  // One row, untruncated. A row without a column a slot needs, a null value, or a messages column that is not a
-  // list of {"role": string, "content": string} -> INVALID_ARGUMENT starting with `row_label` and naming the column.
+  // One row, untruncated. A row without a column a slot needs, a null value, a messages column that is not a
+  // list of {"role": string, "content": string} (or ShareGPT {"from", "value"} turns), or an Alpaca column that is
+  // missing or not a string -> INVALID_ARGUMENT starting with `row_label` and naming the column.
   absl::StatusOr<Example> Build(const nlohmann::json& row, std::string_view row_label) const;
 
   // Every row of a split, truncated and filtered as ExampleSet says. The first bad row fails the whole set; its
@@ -79,6 +100,11 @@ class ExampleBuilder {
   ExampleBuilder() = default;
   absl::StatusOr<Example> BuildTemplate(const nlohmann::json& row, std::string_view row_label) const;
   absl::StatusOr<Example> BuildChat(const nlohmann::json& row, std::string_view row_label) const;
+  absl::StatusOr<Example> BuildAlpaca(const nlohmann::json& row, std::string_view row_label) const;
+  absl::StatusOr<Example> BuildText(const std::string& input, const std::string& completion) const;
+  // `source` names what the messages came from in errors, e.g. "column 'messages'".
+  absl::StatusOr<Example> BuildMessages(const nlohmann::ordered_json& messages, const std::string& label,
+                                        const std::string& source) const;
 
   const Tokenizer* tokenizer_ = nullptr;
   const ChatFormat* chat_ = nullptr;

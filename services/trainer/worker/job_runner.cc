@@ -148,10 +148,20 @@ absl::StatusOr<DatasetSplits> LoadDatasetSplits(const internal::v1::JobLease& le
 PromptFormat PromptOf(const internal::v1::JobLease& lease) {
   const auto& prompt = lease.prompt();
   PromptFormat out;
-  out.mode = prompt.mode() == "chat" ? PromptFormat::Mode::kChat : PromptFormat::Mode::kTemplate;
+  out.mode = prompt.mode() == "chat"     ? PromptFormat::Mode::kChat
+             : prompt.mode() == "alpaca" ? PromptFormat::Mode::kAlpaca
+                                         : PromptFormat::Mode::kTemplate;
   out.input_template = prompt.input_template();
   out.completion_template = prompt.completion_template();
   out.messages_column = prompt.messages_column();
+  out.message_format = prompt.message_format() == "sharegpt" ? PromptFormat::MessageFormat::kShareGpt
+                                                              : PromptFormat::MessageFormat::kOpenAi;
+  if (prompt.mode() == "alpaca") {
+    out.instruction_column = prompt.instruction_column();
+    out.input_column = prompt.input_column();
+    out.output_column = prompt.output_column();
+    out.alpaca_chat = prompt.use_chat_template();
+  }
   return out;
 }
 
