@@ -579,6 +579,7 @@ absl::StatusOr<HubRepoInfo> ParseRepoInfo(const std::string& body, const std::st
       // false, or the approval mode ("auto" / "manual").
       info.gated = (g->is_boolean() && g->get<bool>()) || (g->is_string() && !g->get<std::string>().empty());
     }
+    if (auto card = doc.find("cardData"); card != doc.end() && card->is_object()) info.card_data = card->dump();
     auto siblings = doc.find("siblings");
     if (siblings == doc.end() || !siblings->is_array()) {
       return absl::InvalidArgumentError("'siblings' is missing or not a list");

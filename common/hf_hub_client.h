@@ -35,6 +35,8 @@ struct HubRepoInfo {
   bool gated = false;
   bool is_private = false;
   std::vector<HubFile> files;
+  // The README's YAML metadata as the Hub parses it ("cardData"), as JSON text; "" when the answer has none.
+  std::string card_data;
 };
 
 struct HubClientOptions {

@@ -252,6 +252,20 @@ std::vector<Command> DatasetCommands() {
       {"seed", "N", "seed of that cut (default 42)", "local.seed"},
   };
   for (Option& hub : HubFlags("dataset")) add_flags.push_back(std::move(hub));
+  add_flags.push_back({"config", "NAME",
+                       "with --hf: the config (subset), as load_dataset(repo, NAME) takes it (default: the repo's "
+                       "default config)",
+                       "huggingface.config"});
+  add_flags.push_back({"train-split", "SPLIT", "with --hf: the split to train on (default train, or the only split)",
+                       "huggingface.train_split"});
+  add_flags.push_back({"test-split", "SPLIT",
+                       "with --hf: the split to evaluate on (default test, else validation); none for no test split",
+                       "huggingface.test_split"});
+  add_flags.push_back({"data-files", "FROM",
+                       "with --hf: repo (the repo's own files only) or parquet_conversion (the Hub's Parquet "
+                       "conversion, refs/convert/parquet); default: the repo's files when tuneforge reads them, else "
+                       "the conversion",
+                       "huggingface.data_files"});
   add_flags.push_back(Description("dataset"));
   return {
       Row(kDataset, "add", "register a dataset from a local .jsonl/.json/.csv file or the Hugging Face Hub",
@@ -261,7 +275,8 @@ std::vector<Command> DatasetCommands() {
           add_flags,
           UnaryCommand(&Datasets::Stub::AddDataset, View{"dataset", {}, {}, "dataset {dataset.name}: {outcome}"}),
           "tuneforge datasets add demo-instructions ./data/train.jsonl --test-file ./data/test.jsonl\n"
-          "tuneforge datasets add alpaca --hf tatsu-lab/alpaca",
+          "tuneforge datasets add alpaca --hf tatsu-lab/alpaca\n"
+          "tuneforge datasets add gsm8k-socratic --hf openai/gsm8k --config socratic --test-split none",
           absl::StrCat("Adding what exists returns it (EXISTING), or a new revision when the content changed.\n",
                        kLocalPathNote, "\n", kTokenNote),
           {{"TRAIN_FILE", "hf"}}),
@@ -272,6 +287,7 @@ std::vector<Command> DatasetCommands() {
             {"SOURCE", "source_type"},
             {"REVISIONS", "revision_count"},
             {"LOCATION", "source"},
+            {"CONFIG", "config"},
             {"ID", "id"}},
            {{"name-prefix", "PREFIX", "only names starting with PREFIX", "name_prefix"},
             {"source-type", "TYPE", "only this source: huggingface, local", "source_type"}},

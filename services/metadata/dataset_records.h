@@ -27,8 +27,9 @@ struct DatasetFeatureRecord {
 
 struct DatasetSplitRecord {
   std::string name;  // "train" | "test"
-  int64_t num_rows = 0;  // 0 when unknown (Hub datasets)
+  int64_t num_rows = 0;  // 0 when unknown (Hub datasets whose card does not say)
   std::vector<std::string> files;
+  std::string source_split;  // Hub only: the repo's name for the split (e.g. "validation")
 };
 
 struct DatasetRevisionRecord {
@@ -37,9 +38,12 @@ struct DatasetRevisionRecord {
   int revision_number = 0;
   std::string requested_revision;  // Hub only
   std::string commit_sha;          // Hub only
+  std::string data_revision;       // Hub only: "" (the repo's files) or kParquetConversionRevision
+  std::string data_commit_sha;     // Hub only: the commit the files are read from
+  std::vector<std::string> available_configs;  // Hub only: every config of the repo
   std::string fingerprint;
-  std::string format;  // "jsonl" | "json" | "csv" ("mixed" for a Hub repo with several)
-  std::vector<DatasetFeatureRecord> features;  // empty when unknown (Hub datasets for now)
+  std::string format;  // "jsonl" | "json" | "csv" | "parquet" ("mixed" for a Hub config with several)
+  std::vector<DatasetFeatureRecord> features;  // Hub datasets: from the card's dataset_info, empty when it has none
   std::vector<DatasetSplitRecord> splits;
   std::vector<FileRecord> files;
   bool split_generated = false;
@@ -54,6 +58,7 @@ struct DatasetRecord {
   std::string description;
   std::string source_type;  // "huggingface" | "local"
   std::string source;       // Hub repo id, or the canonical path of the local train file
+  std::string config;       // Hub only: the config (subset); "" for Hub datasets added before configs were recorded
   int revision_count = 0;
   std::optional<DatasetRevisionRecord> latest_revision;
   absl::Time create_time;

@@ -72,6 +72,7 @@ std::vector<DatasetSplitRecord> SplitsFromJson(const json& j) {
     DatasetSplitRecord split;
     split.name = s.value("name", "");
     split.num_rows = s.value("num_rows", int64_t{0});
+    split.source_split = s.value("source_split", "");
     if (s.contains("files") && s["files"].is_array()) {
       for (const json& f : s["files"]) split.files.push_back(f.get<std::string>());
     }
@@ -88,7 +89,11 @@ json FilesToJsonValue(const std::vector<FileRecord>& files) {
 
 json SplitsToJson(const std::vector<DatasetSplitRecord>& splits) {
   json out = json::array();
-  for (const auto& s : splits) out.push_back({{"name", s.name}, {"num_rows", s.num_rows}, {"files", s.files}});
+  for (const auto& s : splits) {
+    json split = {{"name", s.name}, {"num_rows", s.num_rows}, {"files", s.files}};
+    if (!s.source_split.empty()) split["source_split"] = s.source_split;
+    out.push_back(std::move(split));
+  }
   return out;
 }
 
@@ -99,6 +104,14 @@ DatasetRevisionRecord RevisionFromRow(const pqxx::row& row) {
   r.revision_number = static_cast<int>(Int(row, "r_revision_number"));
   r.requested_revision = Str(row, "r_requested_revision");
   r.commit_sha = Str(row, "r_commit_sha");
+  r.data_revision = Str(row, "r_data_revision");
+  r.data_commit_sha = Str(row, "r_data_commit_sha");
+  const json configs = Json(row, "r_available_configs");
+  if (configs.is_array()) {
+    for (const json& c : configs) {
+      if (c.is_string()) r.available_configs.push_back(c.get<std::string>());
+    }
+  }
   r.fingerprint = Str(row, "r_fingerprint");
   r.format = Str(row, "r_format");
   r.features = FeaturesFromJson(Json(row, "r_features"));
@@ -118,6 +131,7 @@ DatasetRecord DatasetFromRow(const pqxx::row& row) {
   d.description = Str(row, "description");
   d.source_type = Str(row, "source_type");
   d.source = Str(row, "source");
+  d.config = Str(row, "config");
   d.revision_count = static_cast<int>(Int(row, "revision_count"));
   d.create_time = Micros(row, "create_us");
   d.update_time = Micros(row, "update_us");
@@ -146,8 +160,12 @@ std::optional<DatasetRecord> DatasetRepository::GetByName(Tx& tx, const std::str
 }
 
 std::optional<DatasetRecord> DatasetRepository::GetBySource(Tx& tx, const std::string& source_type,
-                                                           const std::string& source) {
-  return FirstDataset(tx.work().exec_prepared("dataset_get_by_source", source_type, source));
+                                                           const std::string& source, const std::string& config) {
+  return FirstDataset(tx.work().exec_prepared("dataset_get_by_source", source_type, source, config));
+}
+
+void DatasetRepository::SetConfig(Tx& tx, const std::string& dataset_id, const std::string& config) {
+  tx.work().exec_prepared("dataset_set_config", dataset_id, config);
 }
 
 void DatasetRepository::Lock(Tx& tx, const std::string& dataset_id) {
@@ -156,7 +174,7 @@ void DatasetRepository::Lock(Tx& tx, const std::string& dataset_id) {
 
 std::string DatasetRepository::Insert(Tx& tx, const DatasetRecord& d) {
   return tx.work()
-      .exec_prepared1("dataset_insert", d.name, d.description, d.source_type, d.source)["id"]
+      .exec_prepared1("dataset_insert", d.name, d.description, d.source_type, d.source, d.config)["id"]
       .as<std::string>();
 }
 
@@ -169,7 +187,7 @@ std::string DatasetRepository::InsertRevision(Tx& tx, const DatasetRevisionRecor
       .exec_prepared1("dataset_revision_insert", r.dataset_id, r.requested_revision, r.commit_sha, r.fingerprint,
                       r.format, Dump(FeaturesToJson(r.features)), Dump(SplitsToJson(r.splits)), Dump(preview),
                       Dump(FilesToJsonValue(r.files)), r.split_generated, static_cast<int64_t>(r.split_seed),
-                      r.test_size)["id"]
+                      r.test_size, r.data_revision, r.data_commit_sha, Dump(json(r.available_configs)))["id"]
       .as<std::string>();
 }
 

@@ -28,7 +28,10 @@ class DatasetRepository {
  public:
   std::optional<DatasetRecord> GetById(Tx& tx, const std::string& id);
   std::optional<DatasetRecord> GetByName(Tx& tx, const std::string& name);
-  std::optional<DatasetRecord> GetBySource(Tx& tx, const std::string& source_type, const std::string& source);
+  std::optional<DatasetRecord> GetBySource(Tx& tx, const std::string& source_type, const std::string& source,
+                                           const std::string& config);
+  // Records the config of a Hub dataset that has none recorded (added before configs were).
+  void SetConfig(Tx& tx, const std::string& dataset_id, const std::string& config);
   void Lock(Tx& tx, const std::string& dataset_id);
   std::string Insert(Tx& tx, const DatasetRecord& dataset);
   void Touch(Tx& tx, const std::string& dataset_id);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <cctype>
 #include <limits>
 #include <optional>
@@ -13,7 +14,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/dataset_files.h"
+#include "common/hub_dataset_layout.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "services/metadata/job_repository.h"
@@ -42,38 +45,34 @@ absl::Status NameLocalField(const absl::Status& status, const std::string& train
   return absl::Status(status.code(), absl::StrCat(field, ": ", status.message()));
 }
 
-// Files of a Hub dataset repo that hold metadata rather than rows.
-bool IsHubMetadataFile(const std::string& basename) {
-  static const std::set<std::string>* names =
-      new std::set<std::string>{"dataset_infos.json", "dataset_info.json", "dataset_dict.json", "state.json"};
-  return basename.empty() || basename[0] == '.' || names->count(absl::AsciiStrToLower(basename)) > 0;
-}
-
-std::string Basename(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-// Whether `keyword` occurs in `lower_path` as a word: not preceded or followed by a letter ("train-00000-of-00001",
-// "data/train/x", "my_test.csv"; not "constraint"). Digits and punctuation count as separators, as in the
-// datasets library's split-name patterns.
-bool HasSplitWord(const std::string& lower_path, const std::string& keyword) {
-  for (size_t pos = lower_path.find(keyword); pos != std::string::npos; pos = lower_path.find(keyword, pos + 1)) {
-    const bool letter_before = pos > 0 && std::isalpha(static_cast<unsigned char>(lower_path[pos - 1]));
-    const size_t end = pos + keyword.size();
-    const bool letter_after = end < lower_path.size() && std::isalpha(static_cast<unsigned char>(lower_path[end]));
-    if (!letter_before && !letter_after) return true;
+// Config and split names as the Hub and the datasets library write them: 1-128 printable characters, no '/'.
+absl::Status CheckHubName(const std::string& name, const char* field) {
+  RETURN_IF_ERROR(CheckText(name, field, 128));
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '/' || c == '\\') {
+      return absl::InvalidArgumentError(absl::StrCat(field, " '", name.substr(0, 40),
+                                                     "' has a control character or a slash; use the name the Hub shows"));
+    }
   }
-  return false;
+  return absl::OkStatus();
 }
 
-// "train", "test" or "" (other splits such as validation, or a name that says both).
-std::string GuessSplit(const std::string& path) {
-  const std::string lower = absl::AsciiStrToLower(path);
-  const bool train = HasSplitWord(lower, "train") || HasSplitWord(lower, "training");
-  const bool test = HasSplitWord(lower, "test") || HasSplitWord(lower, "testing");
-  if (train == test) return "";
-  return train ? "train" : "test";
+// The config a request names, or the repo's default one.
+absl::StatusOr<HubDataConfig> ChooseConfig(const HubDatasetLayout& layout, const std::string& wanted,
+                                           const std::string& at) {
+  std::vector<std::string> names;
+  for (const HubDataConfig& c : layout.configs) names.push_back(c.name);
+  const std::string& name = wanted.empty() ? layout.default_config : wanted;
+  for (const HubDataConfig& c : layout.configs) {
+    if (c.name == name) return c;
+  }
+  if (wanted.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "huggingface.config: ", at, " has ", names.size(), " configs and none is the default (",
+        absl::StrJoin(names, ", "), "); name one (tuneforge datasets add --config NAME)"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat("huggingface.config: '", wanted, "' is not a config of ", at,
+                                                 "; its configs: ", absl::StrJoin(names, ", ")));
 }
 
 }  // namespace
@@ -98,71 +97,189 @@ absl::Status DatasetService::CheckLimits(int64_t rows, int64_t bytes, const std:
   return absl::OkStatus();
 }
 
-absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const AddDatasetInput& input) {
+absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const AddDatasetInput& input,
+                                                                        std::string* config_name) {
   RETURN_IF_ERROR(ValidateRepoId(input.repo_id, "huggingface.repo_id"));
   RETURN_IF_ERROR(ValidateRevision(input.revision, "huggingface.revision"));
   RETURN_IF_ERROR(ValidateHubToken(input.token, "huggingface.token"));
+  if (!input.config.empty()) RETURN_IF_ERROR(CheckHubName(input.config, "huggingface.config"));
+  if (!input.train_split.empty()) RETURN_IF_ERROR(CheckHubName(input.train_split, "huggingface.train_split"));
+  if (!input.test_split.empty()) RETURN_IF_ERROR(CheckHubName(input.test_split, "huggingface.test_split"));
+  if (!input.train_split.empty() && input.train_split == input.test_split) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "huggingface.test_split '", input.test_split, "' is the train split too; name another split, or \"none\""));
+  }
+  if (!input.data_files.empty() && input.data_files != "repo" && input.data_files != "parquet_conversion") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "huggingface.data_files ", input.data_files, " is not a HubDataFiles value; use HUB_DATA_FILES_REPO, "
+        "HUB_DATA_FILES_PARQUET_CONVERSION, or leave it unset"));
+  }
   const std::string& token = input.token.empty() ? default_hf_token_ : input.token;
   ASSIGN_OR_RETURN(HubRepoInfo info, hub_.GetRepoInfo(RepoKind::kDataset, input.repo_id, input.revision, token));
+  const std::string at = absl::StrCat("'", input.repo_id, "' at ", info.sha.substr(0, 12));
+  nlohmann::json card;
+  if (!info.card_data.empty()) card = nlohmann::json::parse(info.card_data, nullptr, /*allow_exceptions=*/false);
+  if (card.is_discarded() || !card.is_object()) card = nlohmann::json();
 
-  // Data files are *.jsonl / *.json / *.csv / *.parquet at the root or under data/, as the Hub's own loader looks for
-  // them.
+  // The repo's own files, as the datasets library sees them, unless they cannot be read here: then the Hub's
+  // Parquet conversion of the repo.
+  const bool revision_is_conversion = absl::StartsWith(input.revision, kParquetConversionRevision);
+  const bool want_conversion = input.data_files == "parquet_conversion" || revision_is_conversion;
+  std::vector<std::string> paths;
+  for (const HubFile& f : info.files) paths.push_back(f.path);
   DatasetRevisionRecord revision;
+  HubDataConfig chosen;
+  std::vector<std::string> config_names;
+  std::string why_not_repo;  // why the repo's own files are not used
+  const std::vector<HubFile>* files = &info.files;
+  std::vector<HubFile> conversion_files;
+  if (!want_conversion) {
+    absl::StatusOr<HubDatasetLayout> layout = ResolveHubDatasetLayout(paths, card, "huggingface.repo_id");
+    if (layout.ok()) {
+      ASSIGN_OR_RETURN(chosen, ChooseConfig(*layout, input.config, at));
+      for (const HubDataConfig& c : layout->configs) config_names.push_back(c.name);
+      if (!chosen.unreadable.empty()) {
+        why_not_repo = absl::StrCat("config '", chosen.name, "' of ", at, " cannot be read here: ", chosen.unreadable);
+      } else if (chosen.module == "parquet" &&
+                 DatasetFormatFromPath(chosen.splits.front().files.front(), "huggingface.repo_id").status().code() ==
+                     absl::StatusCode::kUnimplemented) {
+        why_not_repo = absl::StrCat(at, " has parquet data files and this tuneforge was built without Parquet "
+                                    "support; rebuild it with pyarrow in its Python environment");
+      }
+    } else if (layout.status().code() == absl::StatusCode::kNotFound) {
+      why_not_repo = absl::StrCat(at, " has no data files the datasets library would read (", layout.status().message(),
+                                  ")");
+    } else {
+      return layout.status();
+    }
+    if (!why_not_repo.empty() && input.data_files == "repo") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "huggingface.repo_id: ", why_not_repo, "; leave huggingface.data_files unset (or set "
+          "HUB_DATA_FILES_PARQUET_CONVERSION, tuneforge datasets add --data-files parquet_conversion) to read the Hub's Parquet "
+          "conversion of the repo instead"));
+    }
+  }
+  if (want_conversion || !why_not_repo.empty()) {
+    // The Hub converts the main branch's newest commit: an older commit has no conversion of its own.
+    if (!revision_is_conversion && !input.revision.empty() && input.revision != "main") {
+      ASSIGN_OR_RETURN(HubRepoInfo main, hub_.GetRepoInfo(RepoKind::kDataset, input.repo_id, "main", token));
+      if (main.sha != info.sha) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "huggingface.revision: ", why_not_repo.empty() ? "" : absl::StrCat(why_not_repo, ", and "),
+            "the Hub's Parquet conversion is of the main branch's newest commit (", main.sha.substr(0, 12), "), not of ",
+            at, "; leave huggingface.revision empty to use it"));
+      }
+    }
+    absl::StatusOr<HubRepoInfo> converted =
+        revision_is_conversion
+            ? absl::StatusOr<HubRepoInfo>(info)
+            : hub_.GetRepoInfo(RepoKind::kDataset, input.repo_id, kParquetConversionRevision, token);
+    if (!converted.ok()) {
+      if (converted.status().code() != absl::StatusCode::kNotFound) return converted.status();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "huggingface.repo_id: ", why_not_repo.empty() ? "" : absl::StrCat(why_not_repo, ", and "), "'",
+          input.repo_id, "' has no Parquet conversion (branch ", kParquetConversionRevision,
+          ") on the Hub; convert its data to jsonl, json, csv or parquet files in the repo"));
+    }
+    conversion_files = converted->files;
+    std::vector<std::string> converted_paths;
+    for (const HubFile& f : conversion_files) converted_paths.push_back(f.path);
+    ASSIGN_OR_RETURN(HubDatasetLayout layout,
+                     ResolveParquetConversionLayout(converted_paths, card, "huggingface.repo_id"));
+    ASSIGN_OR_RETURN(chosen, ChooseConfig(layout, input.config,
+                                          absl::StrCat("the Parquet conversion of '", input.repo_id, "'")));
+    config_names.clear();
+    for (const HubDataConfig& c : layout.configs) config_names.push_back(c.name);
+    revision.data_revision = kParquetConversionRevision;
+    revision.data_commit_sha = converted->sha;
+    files = &conversion_files;
+  } else {
+    revision.data_commit_sha = info.sha;
+  }
+
+  // The splits to train and evaluate on.
+  auto find_split = [&](const std::string& name) -> const HubDataSplit* {
+    for (const HubDataSplit& s : chosen.splits) {
+      if (s.name == name) return &s;
+    }
+    return nullptr;
+  };
+  std::vector<std::string> split_names;
+  for (const HubDataSplit& s : chosen.splits) split_names.push_back(s.name);
+  const std::string listed = absl::StrCat("config '", chosen.name, "' has the splits ", absl::StrJoin(split_names, ", "));
+  const HubDataSplit* train = nullptr;
+  if (!input.train_split.empty()) {
+    train = find_split(input.train_split);
+    if (train == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("huggingface.train_split: '", input.train_split,
+                                                     "' is not a split of ", at, "; ", listed));
+    }
+  } else {
+    train = find_split("train");
+    if (train == nullptr && chosen.splits.size() == 1) train = &chosen.splits.front();
+    if (train == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("huggingface.train_split: ", at, " has no split named train; ",
+                                                     listed, "; name the one to train on (--train-split)"));
+    }
+  }
+  const HubDataSplit* test = nullptr;
+  if (input.test_split == "none") {
+    test = nullptr;
+  } else if (!input.test_split.empty()) {
+    test = find_split(input.test_split);
+    if (test == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("huggingface.test_split: '", input.test_split,
+                                                     "' is not a split of ", at, "; ", listed, ", or use \"none\""));
+    }
+  } else {
+    for (const char* name : {"test", "validation"}) {
+      const HubDataSplit* s = find_split(name);
+      if (test == nullptr && s != nullptr && s != train) test = s;
+    }
+  }
+  if (test == train) test = nullptr;
+
+  std::map<std::string, const HubFile*> by_path;
+  for (const HubFile& f : *files) by_path[f.path] = &f;
+  int64_t bytes = 0, rows = 0;
   std::set<std::string> formats;
-  int unreadable_parquet = 0;  // in a build without Parquet support
-  for (const HubFile& f : info.files) {
-    const std::string base = Basename(f.path);
-    if (IsHubMetadataFile(base)) continue;
-    absl::StatusOr<DatasetFormat> format = DatasetFormatFromPath(f.path, "huggingface.repo_id");
-    if (format.status().code() == absl::StatusCode::kUnimplemented) ++unreadable_parquet;
-    if (!format.ok()) continue;
-    const bool in_data_location = f.path.find('/') == std::string::npos || absl::StartsWith(f.path, "data/");
-    if (!in_data_location) continue;
-    formats.insert(std::string(DatasetFormatName(*format)));
-    revision.files.push_back({f.path, f.size, f.sha256});
+  for (const HubDataSplit* s : {train, test}) {
+    if (s == nullptr) continue;
+    DatasetSplitRecord split{s == train ? "train" : "test", std::max<int64_t>(s->num_rows, 0), s->files};
+    split.source_split = s->name;
+    revision.splits.push_back(std::move(split));
+    rows += std::max<int64_t>(s->num_rows, 0);
+    for (const std::string& path : s->files) {
+      const HubFile* f = by_path.at(path);
+      revision.files.push_back({f->path, f->size, f->sha256});
+      bytes += f->size;
+      const size_t dot = path.rfind('.');
+      const std::string ext = absl::AsciiStrToLower(path.substr(dot + 1));
+      formats.insert(ext == "ndjson" ? "jsonl" : ext);
+    }
   }
   if (revision.files.empty()) {
-    if (unreadable_parquet > 0) {
-      return absl::UnimplementedError(absl::StrCat(
-          "huggingface.repo_id: '", input.repo_id, "' at ", info.sha, " has only parquet data files (",
-          unreadable_parquet, ") and this tuneforge was built without Parquet support; rebuild it with pyarrow in "
-          "its Python environment, or use a repo with jsonl, json or csv files"));
-    }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "huggingface.repo_id: '", input.repo_id, "' at ", info.sha,
-        " has no data files; tuneforge reads *.jsonl, *.json, *.csv and *.parquet files at the repo root or under "
-        "data/"));
+    return absl::InvalidArgumentError(absl::StrCat("huggingface.repo_id: ", at, ": ", listed, ", and they hold no "
+                                                   "data file"));
   }
   std::sort(revision.files.begin(), revision.files.end(),
             [](const FileRecord& a, const FileRecord& b) { return a.path < b.path; });
-  int64_t bytes = 0;
-  for (const FileRecord& f : revision.files) bytes += f.size;
-  RETURN_IF_ERROR(CheckLimits(0, bytes, absl::StrCat("huggingface.repo_id: '", input.repo_id, "' at ", info.sha)));
+  const std::string what = absl::StrCat("huggingface.repo_id: ", at, " (config '", chosen.name, "')");
+  RETURN_IF_ERROR(CheckLimits(rows, bytes, what));
 
   // A gated repo lists its files to anyone but serves them only to accepted users: read one byte to find out now
   // rather than when a job starts.
   if (info.gated) {
-    absl::StatusOr<std::string> probe =
-        hub_.FetchRange(RepoKind::kDataset, input.repo_id, info.sha, revision.files.front().path, token, 0, 1);
+    absl::StatusOr<std::string> probe = hub_.FetchRange(RepoKind::kDataset, input.repo_id, revision.data_commit_sha,
+                                                        revision.files.front().path, token, 0, 1);
     if (!probe.ok() && probe.status().code() != absl::StatusCode::kOutOfRange) return probe.status();
   }
 
-  // Features and row counts are unknown until a worker reads the files; split names are guessed from file names.
-  // As in the datasets library, a repo whose file names name no split is all train.
-  DatasetSplitRecord train{"train", 0, {}}, test{"test", 0, {}};
-  for (const FileRecord& f : revision.files) {
-    const std::string split = GuessSplit(f.path);
-    if (split == "train") train.files.push_back(f.path);
-    if (split == "test") test.files.push_back(f.path);
-  }
-  if (train.files.empty() && test.files.empty()) {
-    for (const FileRecord& f : revision.files) train.files.push_back(f.path);
-  }
-  if (!train.files.empty()) revision.splits.push_back(train);
-  if (!test.files.empty()) revision.splits.push_back(test);
-
+  for (const HubDataFeature& f : chosen.features) revision.features.push_back({f.name, f.type, -1});
   Sha256 fingerprint;
-  fingerprint.Update(absl::StrCat("huggingface\n", input.repo_id, "\n", info.sha, "\n"));
+  fingerprint.Update(absl::StrCat("huggingface\n", input.repo_id, "\n", info.sha, "\nconfig ", chosen.name, "\n",
+                                  revision.data_revision, "\n", revision.data_commit_sha, "\n"));
+  for (const DatasetSplitRecord& s : revision.splits) fingerprint.Update(absl::StrCat(s.name, "=", s.source_split, "\n"));
   for (const FileRecord& f : revision.files) {
     fingerprint.Update(absl::StrCat(f.path, "\t", f.size, "\t", f.sha256, "\n"));
   }
@@ -170,6 +287,8 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
   revision.commit_sha = info.sha;
   revision.fingerprint = fingerprint.HexDigest();
   revision.format = formats.size() == 1 ? *formats.begin() : "mixed";
+  revision.available_configs = std::move(config_names);
+  *config_name = chosen.name;
   return revision;
 }
 
@@ -236,7 +355,7 @@ absl::StatusOr<AddDatasetResult> DatasetService::AddDataset(const AddDatasetInpu
   if (input.source_type == "huggingface") {
     wanted.source_type = "huggingface";
     wanted.source = input.repo_id;
-    ASSIGN_OR_RETURN(revision, ResolveHuggingFace(input));
+    ASSIGN_OR_RETURN(revision, ResolveHuggingFace(input, &wanted.config));
   } else if (input.source_type == "local") {
     wanted.source_type = "local";
     ASSIGN_OR_RETURN(wanted.source, roots_.Resolve(input.train_path, "local.train_path"));
@@ -250,12 +369,16 @@ absl::StatusOr<AddDatasetResult> DatasetService::AddDataset(const AddDatasetInpu
   RETURN_IF_ERROR(store_.InTransaction([&](Tx& tx) -> absl::Status {
     std::optional<DatasetRecord> existing = datasets_.GetByName(tx, wanted.name);
     if (existing.has_value()) {
-      if (existing->source_type != wanted.source_type || existing->source != wanted.source) {
+      // A Hub dataset recorded before configs were has none: it takes the config it is added with now.
+      const bool same_config = existing->config == wanted.config || existing->config.empty();
+      if (existing->source_type != wanted.source_type || existing->source != wanted.source || !same_config) {
         return absl::AlreadyExistsError(absl::StrCat(
             "dataset '", wanted.name, "' already exists with source ", existing->source_type, " '", existing->source,
-            "'; choose another name, or remove the existing dataset first"));
+            "'", existing->config.empty() ? "" : absl::StrCat(" (config '", existing->config, "')"),
+            "; choose another name, or remove the existing dataset first"));
       }
       datasets_.Lock(tx, existing->id);
+      if (existing->config != wanted.config) datasets_.SetConfig(tx, existing->id, wanted.config);
       if (std::optional<DatasetRevisionRecord> same = datasets_.FindRevision(tx, existing->id, revision.fingerprint)) {
         result.revision = *same;
         result.outcome = AddOutcome::kExisting;
@@ -269,10 +392,16 @@ absl::StatusOr<AddDatasetResult> DatasetService::AddDataset(const AddDatasetInpu
       result.dataset = *datasets_.GetById(tx, existing->id);
       return absl::OkStatus();
     }
-    if (std::optional<DatasetRecord> same_source = datasets_.GetBySource(tx, wanted.source_type, wanted.source)) {
+    std::optional<DatasetRecord> same_source = datasets_.GetBySource(tx, wanted.source_type, wanted.source, wanted.config);
+    if (!same_source.has_value() && !wanted.config.empty()) {
+      same_source = datasets_.GetBySource(tx, wanted.source_type, wanted.source, "");
+    }
+    if (same_source.has_value()) {
       return absl::AlreadyExistsError(absl::StrCat(
-          "the ", wanted.source_type, " source '", wanted.source, "' is already registered as dataset '",
-          same_source->name, "' (", same_source->id, "); use that name to add revisions"));
+          "the ", wanted.source_type, " source '", wanted.source, "'",
+          wanted.config.empty() ? "" : absl::StrCat(" (config '", wanted.config, "')"),
+          " is already registered as dataset '", same_source->name, "' (", same_source->id,
+          "); use that name to add revisions"));
     }
     std::string dataset_id = datasets_.Insert(tx, wanted);
     revision.dataset_id = dataset_id;

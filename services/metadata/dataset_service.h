@@ -24,6 +24,10 @@ struct AddDatasetInput {
   std::string repo_id;      // huggingface
   std::string revision;     // huggingface; empty means main
   std::string token;        // huggingface; never stored or logged
+  std::string config;       // huggingface; empty: the repo's default config
+  std::string train_split;  // huggingface; empty: "train" or the only split
+  std::string test_split;   // huggingface; empty: "test", else "validation", else none; "none": none
+  std::string data_files;   // huggingface; "" (repo files, else the Parquet conversion), "repo", "parquet_conversion"
   std::string train_path;   // local
   std::string test_path;    // local; empty: the test split is cut from the train file
   std::optional<double> test_size;  // local; default 0.1
@@ -84,7 +88,8 @@ class DatasetService {
 
  private:
   // The revision a source resolves to, before it is stored; `preview` receives split -> first rows.
-  absl::StatusOr<DatasetRevisionRecord> ResolveHuggingFace(const AddDatasetInput& input);
+  // Sets *config to the config (subset) the revision reads.
+  absl::StatusOr<DatasetRevisionRecord> ResolveHuggingFace(const AddDatasetInput& input, std::string* config);
   absl::StatusOr<DatasetRevisionRecord> ResolveLocal(const AddDatasetInput& input, const std::string& train_path,
                                                      nlohmann::json* preview);
   absl::StatusOr<DatasetRecord> FindDataset(Tx& tx, const std::string& ref);

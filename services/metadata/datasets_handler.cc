@@ -63,6 +63,9 @@ void ToProto(const DatasetRevisionRecord& r, v1::DatasetRevision* out) {
   out->set_revision_number(r.revision_number);
   out->set_requested_revision(r.requested_revision);
   out->set_commit_sha(r.commit_sha);
+  out->set_data_revision(r.data_revision);
+  out->set_data_commit_sha(r.data_commit_sha);
+  for (const std::string& c : r.available_configs) out->add_available_configs(c);
   out->set_fingerprint(r.fingerprint);
   out->set_format(r.format);
   for (const DatasetFeatureRecord& f : r.features) {
@@ -75,6 +78,7 @@ void ToProto(const DatasetRevisionRecord& r, v1::DatasetRevision* out) {
     v1::DatasetSplit* split = out->add_splits();
     split->set_name(s.name);
     split->set_num_rows(s.num_rows);
+    split->set_source_split(s.source_split);
     for (const std::string& f : s.files) split->add_files(f);
   }
   out->set_split_generated(r.split_generated);
@@ -90,6 +94,7 @@ void ToProto(const DatasetRecord& d, v1::Dataset* out) {
   out->set_description(d.description);
   out->set_source_type(SourceTypeToProto(d.source_type));
   out->set_source(d.source);
+  out->set_config(d.config);
   out->set_revision_count(d.revision_count);
   if (d.latest_revision.has_value()) ToProto(*d.latest_revision, out->mutable_latest_revision());
   ToProto(d.create_time, out->mutable_create_time());
@@ -107,6 +112,21 @@ grpc::Status DatasetsHandler::AddDataset(grpc::ServerContext* context, const v1:
     input.repo_id = request->huggingface().repo_id();
     input.revision = request->huggingface().revision();
     input.token = request->huggingface().token();
+    input.config = request->huggingface().config();
+    input.train_split = request->huggingface().train_split();
+    input.test_split = request->huggingface().test_split();
+    switch (request->huggingface().data_files()) {
+      case v1::HUB_DATA_FILES_REPO:
+        input.data_files = "repo";
+        break;
+      case v1::HUB_DATA_FILES_PARQUET_CONVERSION:
+        input.data_files = "parquet_conversion";
+        break;
+      default:
+        // Another number than the enum's answers INVALID_ARGUMENT from the service.
+        input.data_files =
+            request->huggingface().data_files() == 0 ? "" : std::to_string(request->huggingface().data_files());
+    }
   } else if (request->has_local()) {
     const v1::LocalDatasetSource& local = request->local();
     input.source_type = "local";

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/hf_hub_client.h"
+#include "common/hub_dataset_layout.h"
 #include "common/model_config.h"
 #include "common/prompt_template.h"
 #include "common/status_macros.h"
@@ -149,10 +150,14 @@ absl::Status CheckDatasetRevision(const json& row, const std::string& where) {
     return ObjectWith(f, at, {{"name", IsString}, {"type", IsString}, {"null_count", IsInteger}});
   }));
   RETURN_IF_ERROR(ArrayOf(row.at("splits"), At(where, "splits"), [](const json& s, const std::string& at) {
-    return ObjectWith(s, at, {{"name", IsString}, {"num_rows", IsInteger}, {"files", [](const json& f, const std::string& a) {
-                                return ArrayOf(f, a, IsString);
-                              }}});
+    return ObjectWith(s, at, {{"name", IsString}, {"num_rows", IsInteger}, {"source_split", IsString},
+                              {"files", [](const json& f, const std::string& a) { return ArrayOf(f, a, IsString); }}});
   }));
+  RETURN_IF_ERROR(ArrayOf(row.at("available_configs"), At(where, "available_configs"), IsString));
+  const std::string data_revision = Str(row, "data_revision");
+  if (!data_revision.empty() && data_revision != kParquetConversionRevision) {
+    return Invalid(At(where, "data_revision"), absl::StrCat("must be empty or ", kParquetConversionRevision));
+  }
   const json& preview = row.at("preview");
   if (!preview.is_object()) return Invalid(At(where, "preview"), "must be an object of split -> rows");
   for (auto it = preview.begin(); it != preview.end(); ++it) {

@@ -52,7 +52,9 @@ void LeaseToProto(const LeasedJob& l, iv1::JobLease* out) {
   iv1::DatasetSource* d = out->mutable_dataset();
   d->set_type(l.dataset.source_type);
   d->set_source(l.dataset.source);
-  d->set_commit_sha(l.dataset_revision.commit_sha);
+  // The files are read where the revision found them: the repo's commit, or its Parquet conversion's commit.
+  d->set_commit_sha(l.dataset_revision.data_commit_sha.empty() ? l.dataset_revision.commit_sha
+                                                               : l.dataset_revision.data_commit_sha);
   d->set_format(l.dataset_revision.format);
   for (const DatasetSplitRecord& s : l.dataset_revision.splits) {
     for (const std::string& f : s.files) {

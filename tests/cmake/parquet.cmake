@@ -7,7 +7,7 @@ add_test(NAME parquet_files
                  ${TUNEFORGE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/make_parquet_files.py
                  --out ${TUNEFORGE_PARQUET_REFERENCE_DIR})
 set_tests_properties(parquet_files PROPERTIES FIXTURES_SETUP parquet_files SKIP_RETURN_CODE 77 TIMEOUT 300)
-foreach(test parquet_file_test datasets_test)
+foreach(test parquet_file_test datasets_test worker_hub_test)
   if(TARGET ${test})
     set_property(TEST ${test} APPEND PROPERTY FIXTURES_REQUIRED parquet_files)
   endif()

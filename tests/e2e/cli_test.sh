@@ -58,7 +58,7 @@ help_cases=(
   "models remove|NAME --force"
   "models export|NAME --adapter --type --destination --exported-name --dtype --max-shard-size --overwrite --job-name --revision --watch --reconnect-for"
   "models exports|--model --adapter --page-size --page-token"
-  "datasets add|NAME TRAIN_FILE --test-file --test-size --seed --hf --token-file --description"
+  "datasets add|NAME TRAIN_FILE --test-file --test-size --seed --hf --token-file --config --train-split --test-split --data-files --description"
   "datasets get|NAME"
   "datasets list|--name-prefix --source-type --page-size --page-token"
   "datasets revisions|NAME --page-size"
@@ -142,6 +142,9 @@ check "it says what --output takes" "text, json" "$err"
 tf models add x "$data/demo-llama" --hf org/model
 check_rc "a local path and --hf together are a usage error" 2
 check "it says to give one" "exactly one of PATH, --hf" "$err"
+tf datasets add x --hf org/ds --config main --data-files bogus
+check_rc "--data-files takes a HubDataFiles value" 2
+check "it names the values" "is not one of: repo, parquet_conversion" "$err"
 tf models add x --token=hf_cli-secret-on-the-command-line
 check_rc "--token is refused" 2
 check "it points to --token-file" "--token-file" "$err"

@@ -528,18 +528,26 @@ TEST_F(DatasetsTest, HuggingFaceDatasetRecordsDataFilesPerSplitAndNewCommitsGive
   EXPECT_EQ(r.requested_revision(), "main");
   EXPECT_EQ(r.format(), "jsonl");
   EXPECT_EQ(r.fingerprint().size(), 64u);
-  EXPECT_THAT(r.features(), IsEmpty()) << "features are unknown until a worker reads the files";
+  EXPECT_THAT(r.features(), IsEmpty()) << "without a card's dataset_info, features are unknown until a worker reads";
+  EXPECT_EQ(added.dataset().config(), "default");
+  EXPECT_THAT(r.available_configs(), ElementsAre("default"));
+  EXPECT_EQ(r.data_revision(), "");
+  EXPECT_EQ(r.data_commit_sha(), sha1);
+  // The files of the two splits the revision reads (validation is a split too, but neither trained nor tested on);
+  // scripts/extra.jsonl names no split while others do, so it belongs to none, as in the datasets library.
   std::vector<std::string> paths;
   for (const auto& f : r.files()) {
     paths.push_back(f.path());
     EXPECT_EQ(f.size(), static_cast<int64_t>(files.at(f.path()).size())) << f.path();
   }
-  EXPECT_THAT(paths, ElementsAre("data/test.jsonl", "data/train.jsonl", "data/validation.jsonl"));
+  EXPECT_THAT(paths, ElementsAre("data/test.jsonl", "data/train.jsonl"));
   ASSERT_EQ(r.splits_size(), 2);
   EXPECT_EQ(r.splits(0).name(), "train");
+  EXPECT_EQ(r.splits(0).source_split(), "train");
   EXPECT_THAT(r.splits(0).files(), ElementsAre("data/train.jsonl"));
   EXPECT_EQ(r.splits(0).num_rows(), 0);
   EXPECT_EQ(r.splits(1).name(), "test");
+  EXPECT_EQ(r.splits(1).source_split(), "test");
   EXPECT_THAT(r.splits(1).files(), ElementsAre("data/test.jsonl"));
   for (const std::string& target : env_.hub().request_targets()) {
     EXPECT_THAT(target, Not(HasSubstr("/resolve/"))) << "a public repo's rows are not downloaded when it is added";
@@ -578,6 +586,174 @@ TEST_F(DatasetsTest, HuggingFaceDatasetRecordsDataFilesPerSplitAndNewCommitsGive
   EXPECT_EQ(listed.datasets(0).latest_revision().commit_sha(), sha2);
 }
 
+// The dataset card's configs, as the datasets library reads them: each config is a dataset of its own, with splits
+// and row counts from the card's dataset_info.
+TEST_F(DatasetsTest, HuggingFaceConfigsFromTheCardAreSeparateDatasetsWithTheirSplits) {
+  const std::string sha = env_.hub().AddCommit(
+      RepoKind::kDataset, "org/gsm",
+      {{"README.md", "---\nconfigs: ...\n---\n"},
+       {"main/train-00000-of-00002.jsonl", Jsonl(0, 4)},
+       {"main/train-00001-of-00002.jsonl", Jsonl(4, 4)},
+       {"main/test-00000-of-00001.jsonl", Jsonl(8, 2)},
+       {"socratic/train.jsonl", Jsonl(0, 3)},
+       {"socratic/validation.jsonl", Jsonl(3, 2)},
+       {"socratic/test.jsonl", Jsonl(5, 2)}});
+  env_.hub().SetCardData(RepoKind::kDataset, "org/gsm", R"({
+    "configs": [
+      {"config_name": "main", "data_files": [{"split": "train", "path": "main/train-*"},
+                                             {"split": "test", "path": "main/test-*"}]},
+      {"config_name": "socratic", "data_dir": "socratic"}],
+    "dataset_info": [
+      {"config_name": "main",
+       "features": [{"name": "question", "dtype": "string"}, {"name": "answer", "dtype": "string"},
+                    {"name": "id", "dtype": "int64"}, {"name": "tags", "list": "string"}],
+       "splits": [{"name": "train", "num_bytes": 900, "num_examples": 8},
+                  {"name": "test", "num_bytes": 200, "num_examples": 2}]},
+      {"config_name": "socratic", "features": [{"name": "question", "dtype": "string"}]}]})");
+
+  // Two configs, neither the default: the user must choose, and is told the choices.
+  ExpectError(Hub("gsm", "org/gsm"), grpc::StatusCode::INVALID_ARGUMENT, "none is the default (main, socratic)");
+  v1::AddDatasetRequest bad = Hub("gsm", "org/gsm");
+  bad.mutable_huggingface()->set_config("nope");
+  ExpectError(bad, grpc::StatusCode::INVALID_ARGUMENT, "'nope' is not a config of 'org/gsm'");
+  bad.mutable_huggingface()->set_config("bad/name");
+  ExpectError(bad, grpc::StatusCode::INVALID_ARGUMENT, "huggingface.config");
+
+  v1::AddDatasetRequest main = Hub("gsm-main", "org/gsm");
+  main.mutable_huggingface()->set_config("main");
+  v1::AddDatasetResponse added = MustAdd(main);
+  EXPECT_EQ(added.dataset().config(), "main");
+  const v1::DatasetRevision& r = added.revision();
+  EXPECT_EQ(r.commit_sha(), sha);
+  EXPECT_THAT(r.available_configs(), ElementsAre("main", "socratic"));
+  ASSERT_EQ(r.splits_size(), 2);
+  EXPECT_THAT(r.splits(0).files(), ElementsAre("main/train-00000-of-00002.jsonl", "main/train-00001-of-00002.jsonl"));
+  EXPECT_EQ(r.splits(0).num_rows(), 8) << "from the card's dataset_info";
+  EXPECT_THAT(r.splits(1).files(), ElementsAre("main/test-00000-of-00001.jsonl"));
+  EXPECT_EQ(r.splits(1).num_rows(), 2);
+  ASSERT_EQ(r.features_size(), 4);
+  EXPECT_EQ(r.features(0).name(), "question");
+  EXPECT_EQ(r.features(0).type(), "string");
+  EXPECT_EQ(r.features(2).type(), "int");
+  EXPECT_EQ(r.features(3).type(), "list");
+  EXPECT_FALSE(r.features(0).has_null_count());
+
+  // Another config of the same repo is another dataset; the same config under another name is not.
+  v1::AddDatasetRequest socratic = Hub("gsm-socratic", "org/gsm");
+  socratic.mutable_huggingface()->set_config("socratic");
+  v1::AddDatasetResponse soc = MustAdd(socratic);
+  EXPECT_EQ(soc.dataset().config(), "socratic");
+  ASSERT_EQ(soc.revision().splits_size(), 2);
+  EXPECT_THAT(soc.revision().splits(0).files(), ElementsAre("socratic/train.jsonl"));
+  EXPECT_EQ(soc.revision().splits(1).source_split(), "test") << "test before validation";
+  EXPECT_EQ(soc.revision().splits(0).num_rows(), 0) << "the card counts no rows of this config";
+  main.set_name("gsm-main-again");
+  ExpectError(main, grpc::StatusCode::ALREADY_EXISTS, "(config 'main') is already registered as dataset 'gsm-main'");
+  socratic.set_name("gsm-main");
+  ExpectError(socratic, grpc::StatusCode::ALREADY_EXISTS, "(config 'main')");
+
+  // Splits chosen by name: validation to evaluate on, or none.
+  v1::AddDatasetRequest val = Hub("gsm-socratic", "org/gsm");
+  val.mutable_huggingface()->set_config("socratic");
+  val.mutable_huggingface()->set_test_split("validation");
+  v1::AddDatasetResponse with_val = MustAdd(val);
+  EXPECT_EQ(with_val.outcome(), v1::ADD_OUTCOME_NEW_REVISION) << "another split is another revision";
+  EXPECT_EQ(with_val.revision().splits(1).name(), "test");
+  EXPECT_EQ(with_val.revision().splits(1).source_split(), "validation");
+  EXPECT_THAT(with_val.revision().splits(1).files(), ElementsAre("socratic/validation.jsonl"));
+  val.mutable_huggingface()->set_test_split("none");
+  v1::AddDatasetResponse no_test = MustAdd(val);
+  ASSERT_EQ(no_test.revision().splits_size(), 1);
+  EXPECT_EQ(no_test.revision().splits(0).name(), "train");
+  val.mutable_huggingface()->set_test_split("dev");
+  ExpectError(val, grpc::StatusCode::INVALID_ARGUMENT, "'dev' is not a split of 'org/gsm'");
+  ExpectError(val, grpc::StatusCode::INVALID_ARGUMENT, "has the splits train, validation, test");
+  val.mutable_huggingface()->set_test_split("");
+  val.mutable_huggingface()->set_train_split("validation");
+  v1::AddDatasetResponse train_on_val = MustAdd(val);
+  EXPECT_THAT(train_on_val.revision().splits(0).files(), ElementsAre("socratic/validation.jsonl"));
+  EXPECT_EQ(train_on_val.revision().splits(1).source_split(), "test");
+  val.mutable_huggingface()->set_test_split("validation");
+  ExpectError(val, grpc::StatusCode::INVALID_ARGUMENT, "is the train split too");
+
+  // A card whose configs name files that are not there.
+  env_.hub().AddCommit(RepoKind::kDataset, "org/broken", {{"data/a.jsonl", Jsonl(0, 2)}});
+  env_.hub().SetCardData(RepoKind::kDataset, "org/broken",
+                         R"({"configs": [{"config_name": "x", "data_files": "data/missing.jsonl"}]})");
+  ExpectError(Hub("broken", "org/broken"), grpc::StatusCode::INVALID_ARGUMENT, "data/missing.jsonl");
+  env_.hub().SetCardData(RepoKind::kDataset, "org/broken",
+                         R"({"configs": [{"config_name": "a", "default": true}, {"config_name": "default"}]})");
+  ExpectError(Hub("broken", "org/broken"), grpc::StatusCode::INVALID_ARGUMENT, "both 'a' and 'default'");
+}
+
+// Repos whose files tuneforge cannot read (scripts, text files, compressed files) are read from the Hub's Parquet
+// conversion branch, pinned to that branch's commit.
+TEST_F(DatasetsTest, HuggingFaceUnreadableReposUseTheParquetConversionBranch) {
+  const std::string parquet = "PAR1 rows PAR1";  // the service lists files; workers read them
+  const std::string main_sha = env_.hub().AddCommit(
+      RepoKind::kDataset, "org/texts", {{"data/train.txt", "a\nb\n"}, {"data/test.txt", "c\n"}, {"README.md", "# t\n"}});
+  env_.hub().SetCardData(RepoKind::kDataset, "org/texts",
+                         R"({"dataset_info": {"features": [{"name": "text", "dtype": "string"}],
+                             "splits": [{"name": "train", "num_examples": 2}, {"name": "test", "num_examples": 1}]}})");
+  const std::string converted_sha = env_.hub().AddCommit(
+      RepoKind::kDataset, "org/texts",
+      {{"default/train/0000.parquet", parquet}, {"default/train/0001.parquet", parquet + "1"},
+       {"default/partial-test/0000.parquet", parquet + "2"}, {".gitattributes", "*.parquet lfs\n"}},
+      "refs/convert/parquet");
+
+  v1::AddDatasetResponse added = MustAdd(Hub("texts", "org/texts"));
+  const v1::DatasetRevision& r = added.revision();
+  EXPECT_EQ(r.commit_sha(), main_sha) << "the revision stays pinned to the repo's commit";
+  EXPECT_EQ(r.data_revision(), "refs/convert/parquet");
+  EXPECT_EQ(r.data_commit_sha(), converted_sha);
+  EXPECT_NE(converted_sha, main_sha);
+  EXPECT_EQ(r.format(), "parquet");
+  EXPECT_EQ(added.dataset().config(), "default");
+  ASSERT_EQ(r.splits_size(), 2);
+  EXPECT_THAT(r.splits(0).files(), ElementsAre("default/train/0000.parquet", "default/train/0001.parquet"));
+  EXPECT_EQ(r.splits(0).num_rows(), 2);
+  EXPECT_THAT(r.splits(1).files(), ElementsAre("default/partial-test/0000.parquet"));
+  EXPECT_EQ(r.splits(1).source_split(), "test");
+  ASSERT_EQ(r.features_size(), 1);
+  EXPECT_EQ(r.features(0).type(), "string");
+
+  // The repo's own files only: refused, saying why and what to do.
+  v1::AddDatasetRequest repo_only = Hub("texts-repo", "org/texts");
+  repo_only.mutable_huggingface()->set_data_files(v1::HUB_DATA_FILES_REPO);
+  ExpectError(repo_only, grpc::StatusCode::FAILED_PRECONDITION, "'text' builder");
+  ExpectError(repo_only, grpc::StatusCode::FAILED_PRECONDITION, "HUB_DATA_FILES_PARQUET_CONVERSION");
+  repo_only.mutable_huggingface()->set_data_files(static_cast<v1::HubDataFiles>(7));
+  ExpectError(repo_only, grpc::StatusCode::INVALID_ARGUMENT, "huggingface.data_files 7");
+
+  // The conversion is of main's newest commit: an older commit has none.
+  env_.hub().AddCommit(RepoKind::kDataset, "org/texts", {{"data/train.txt", "a\nb\nc\n"}});
+  ExpectError(Hub("texts", "org/texts", main_sha), grpc::StatusCode::FAILED_PRECONDITION,
+              "of the main branch's newest commit");
+
+  // A readable repo may still be read from its conversion when asked, and by naming the branch as the revision.
+  const std::string jsonl_sha = env_.hub().AddCommit(RepoKind::kDataset, "org/qa", {{"train.jsonl", Jsonl(0, 3)}});
+  const std::string qa_converted = env_.hub().AddCommit(
+      RepoKind::kDataset, "org/qa", {{"default/qa-train.parquet", parquet}}, "refs/convert/parquet");
+  v1::AddDatasetRequest conversion = Hub("qa-parquet", "org/qa");
+  conversion.mutable_huggingface()->set_data_files(v1::HUB_DATA_FILES_PARQUET_CONVERSION);
+  v1::AddDatasetResponse converted = MustAdd(conversion);
+  EXPECT_EQ(converted.revision().commit_sha(), jsonl_sha);
+  EXPECT_EQ(converted.revision().data_commit_sha(), qa_converted);
+  EXPECT_THAT(converted.revision().splits(0).files(), ElementsAre("default/qa-train.parquet")) << "older layout";
+  v1::AddDatasetResponse by_branch = MustAdd(Hub("qa-parquet", "org/qa", "refs/convert/parquet"));
+  EXPECT_EQ(by_branch.revision().data_commit_sha(), qa_converted);
+  // The repo's own files are another revision of the same dataset (the same repo and config).
+  v1::AddDatasetResponse own = MustAdd(Hub("qa-parquet", "org/qa"));
+  EXPECT_EQ(own.outcome(), v1::ADD_OUTCOME_NEW_REVISION);
+  EXPECT_EQ(own.revision().data_revision(), "");
+  EXPECT_EQ(own.revision().format(), "jsonl");
+
+  // No conversion either: the answer says both.
+  env_.hub().AddCommit(RepoKind::kDataset, "org/gz", {{"train.jsonl.gz", "\x1f\x8b"}});
+  ExpectError(Hub("gz", "org/gz"), grpc::StatusCode::FAILED_PRECONDITION, "not a plain jsonl, json, csv or parquet");
+  ExpectError(Hub("gz", "org/gz"), grpc::StatusCode::FAILED_PRECONDITION, "has no Parquet conversion");
+}
+
 TEST_F(DatasetsTest, HuggingFaceRootFilesWithoutSplitNamesAreTheTrainSplit) {
   env_.hub().AddCommit(RepoKind::kDataset, "org/flat",
                        {{"qa.csv", "q,a\n1,2\n"}, {"more.csv", "q,a\n3,4\n"}, {"dataset_infos.json", "{}"},
@@ -605,7 +781,7 @@ TEST_F(DatasetsTest, HuggingFaceErrorsMapToSpecificCodesAndTokensAreNeverStored)
   env_.hub().AddCommit(RepoKind::kDataset, "org/private", files);
   env_.hub().SetPrivate("org/private", true);
   env_.hub().AllowToken("hf_secret_token_for_tests_0123456789");
-  env_.hub().AddCommit(RepoKind::kDataset, "org/empty", {{"README.md", "# x\n"}, {"nested/rows.jsonl", Jsonl(0, 2)}});
+  env_.hub().AddCommit(RepoKind::kDataset, "org/empty", {{"README.md", "# x\n"}, {"build.py", "print(1)\n"}});
 
   ExpectError(Hub("d", "org/missing"), grpc::StatusCode::NOT_FOUND, "org/missing");
   ExpectError(Hub("d", "org/missing", "", "hf_secret_token_for_tests_0123456789"), grpc::StatusCode::NOT_FOUND,
@@ -615,7 +791,8 @@ TEST_F(DatasetsTest, HuggingFaceErrorsMapToSpecificCodesAndTokensAreNeverStored)
               "gated");
   ExpectError(Hub("d", "org/private", "", "hf_wrong_token_aaaaaaaaaaaaaaaaaaaaaaa"),
               grpc::StatusCode::UNAUTHENTICATED, "token");
-  ExpectError(Hub("d", "org/empty"), grpc::StatusCode::INVALID_ARGUMENT, "has no data files");
+  ExpectError(Hub("d", "org/empty"), grpc::StatusCode::FAILED_PRECONDITION, "has no data files");
+  ExpectError(Hub("d", "org/empty"), grpc::StatusCode::FAILED_PRECONDITION, "has no Parquet conversion");
   ExpectError(Hub("d", "org/empty", "no-such-branch"), grpc::StatusCode::NOT_FOUND, "no-such-branch");
   ExpectError(Hub("d", "a/b/c"), grpc::StatusCode::INVALID_ARGUMENT, "huggingface.repo_id");
   ExpectError(Hub("d", ""), grpc::StatusCode::INVALID_ARGUMENT, "huggingface.repo_id");

@@ -110,6 +110,7 @@ struct FakeHub::State {
   struct Commit {
     std::string sha;
     std::map<std::string, File> files;
+    std::string card_data;  // JSON text served as "cardData"; "" for none
   };
   struct Repo {
     std::map<std::string, std::string> refs;  // branch -> sha
@@ -265,6 +266,7 @@ struct FakeHub::State {
                        {"siblings", std::move(siblings)}};
     doc["gated"] = gated.count(repo_id) > 0 ? nlohmann::json("auto") : nlohmann::json(false);
     if (kind == RepoKind::kModel) doc["modelId"] = repo_id;
+    if (!commit->card_data.empty()) doc["cardData"] = nlohmann::json::parse(commit->card_data);
     res.status = 200;
     res.set_content(doc.dump(), "application/json");
   }
@@ -571,6 +573,17 @@ std::string FakeHub::AddCommitFromDir(RepoKind kind, const std::string& repo_id,
     files[fs::relative(it->path(), dir).generic_string()] = content.str();
   }
   return AddCommit(kind, repo_id, files, branch);
+}
+
+void FakeHub::SetCardData(RepoKind kind, const std::string& repo_id, const std::string& card_json,
+                          const std::string& branch) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto repo = state_->repos.find({kind, repo_id});
+  ASSERT_NE(repo, state_->repos.end()) << "SetCardData: no repo " << repo_id;
+  auto ref = repo->second.refs.find(branch);
+  ASSERT_NE(ref, repo->second.refs.end()) << "SetCardData: " << repo_id << " has no branch " << branch;
+  ASSERT_TRUE(nlohmann::json::accept(card_json)) << "SetCardData: not JSON: " << card_json;
+  repo->second.commits.at(ref->second).card_data = card_json;
 }
 
 void FakeHub::SetGated(const std::string& repo_id, bool gated) {

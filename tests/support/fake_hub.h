@@ -45,6 +45,10 @@ class FakeHub {
   std::string AddCommitFromDir(RepoKind kind, const std::string& repo_id, const std::string& dir,
                                const std::string& branch = "main");
 
+  // The dataset card's metadata of `branch`'s newest commit, served as "cardData" in the repo API (the real Hub parses
+  // it from the README's YAML; here the test gives the JSON).
+  void SetCardData(RepoKind kind, const std::string& repo_id, const std::string& card_json,
+                   const std::string& branch = "main");
   void SetGated(const std::string& repo_id, bool gated);
   void SetPrivate(const std::string& repo_id, bool is_private);
   void AllowToken(const std::string& token);  // tokens that may read private and gated repos

@@ -36,6 +36,11 @@ std::string ParquetReference() {
   return std::filesystem::exists(dir + "/manifest.json") ? dir : "";
 }
 
+std::string HubLayoutsReference() {
+  const std::string dir = EnvOr("TUNEFORGE_HUB_LAYOUTS", TUNEFORGE_HUB_LAYOUTS);
+  return std::filesystem::exists(dir + "/manifest.json") ? dir : "";
+}
+
 std::string GeneratedReferenceMissing() {
   const std::string dir = GeneratedReference();
   if (std::filesystem::is_regular_file(dir + "/llama/model.safetensors")) return "";

@@ -24,6 +24,10 @@ std::string GeneratedReference();
 // The Parquet files and manifest.json the parquet_files test writes (tests/reference/make_parquet_files.py);
 // TUNEFORGE_PARQUET_REFERENCE in the environment overrides the path. "" when they are not there.
 std::string ParquetReference();
+// The dataset repo layouts and what the datasets library decided about each, which the hub_layouts test writes
+// (tests/reference/make_hub_layouts.py); TUNEFORGE_HUB_LAYOUTS in the environment overrides the path. "" when they
+// are not there.
+std::string HubLayoutsReference();
 // Why a test that reads GeneratedReference() cannot run here ("" when the cases are there).
 std::string GeneratedReferenceMissing();
 

@@ -12,6 +12,8 @@
 #include <ATen/core/grad_mode.h>
 
 #include "common/dataset_files.h"
+#include "common/parquet_file.h"
+#include "tests/support/testdata.h"
 #include "common/sha256.h"
 #include "services/trainer/data/batching.h"
 #include "services/trainer/data/examples.h"
@@ -44,6 +46,8 @@ using ::tuneforge::testing::ShortQaJob;
 using ::tuneforge::testing::StartJob;
 using ::tuneforge::testing::TestWorkerOptions;
 using ::tuneforge::testing::WorkerContext;
+using ::tuneforge::testing::ParquetReference;
+using ::tuneforge::testing::ReadFileBytes;
 using ::tuneforge::testing::WriteDemoData;
 
 constexpr char kHubToken[] = "hf_test-token-for-the-fake-hub";
@@ -133,6 +137,45 @@ TEST(WorkerHubTest, HubModelAndDatasetAreDownloadedResumedAndTrained) {
   for (const std::string& h : env.hub().authorization_headers()) sent |= h == std::string("Bearer ") + kHubToken;
   EXPECT_TRUE(sent);
   EXPECT_THAT(job.DebugString(), ::testing::Not(HasSubstr(kHubToken)));
+}
+
+// A Hub dataset whose own files tuneforge cannot read trains from the Hub's Parquet conversion: the worker downloads
+// the conversion branch's commit, and of it only the chosen config's split files.
+TEST(WorkerHubTest, AHubDatasetFromTheParquetConversionBranchTrainsFromItsChosenFilesOnly) {
+  const std::string parquet = ParquetReference();
+  if (parquet.empty() || !ParquetSupported()) {
+    GTEST_SKIP() << "needs the Parquet files the parquet_files test writes with pyarrow, and a build that reads them";
+  }
+  MetadataTestEnv env;
+  ScratchDir demo("tuneforge-demo");
+  ASSERT_TRUE(WriteDemoData(demo.path()));
+  const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
+  ASSERT_TRUE(AddLocalModel(env, "demo-llama", model_dir));
+  const std::string main_sha = env.hub().AddCommit(
+      RepoKind::kDataset, "org/qa-text", {{"data/train.txt", "what is 1 + 1? 2\n"}, {"README.md", "# qa\n"}});
+  // question / answer / score rows, 50 in each file.
+  const std::string converted_sha = env.hub().AddCommit(
+      RepoKind::kDataset, "org/qa-text",
+      {{"default/train/0000.parquet", ReadFileBytes(parquet + "/codec_snappy.parquet")},
+       {"default/test/0000.parquet", ReadFileBytes(parquet + "/codec_zstd.parquet")},
+       {"other/train/0000.parquet", std::string(1 << 20, 'x')}},
+      "refs/convert/parquet");
+  ASSERT_TRUE(AddHubDataset(env, "qa-text", "org/qa-text"));
+  ASSERT_TRUE(AddQaPrompt(env, "qa", "qa-text"));
+  v1::StartFineTuningJobRequest start = ShortQaJob("from-conversion", "demo-llama", "qa-text", /*max_steps=*/2);
+  ASSERT_TRUE(StartJob(env, start));
+
+  ScratchDir cache("tuneforge-cache");
+  HubClient hub(FakeHubClientOptions(env));
+  const v1::FineTuningJob job = RunUntilEnd(env, TestWorkerOptions(env, hub, cache.path()), "from-conversion");
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error().code() << ": " << job.error().message();
+  const std::string snapshot = cache.path() + "/datasets--org--qa-text/snapshots/";
+  EXPECT_TRUE(std::filesystem::exists(snapshot + converted_sha + "/default/train/0000.parquet"));
+  EXPECT_TRUE(std::filesystem::exists(snapshot + converted_sha + "/default/test/0000.parquet"));
+  EXPECT_FALSE(std::filesystem::exists(snapshot + converted_sha + "/other/train/0000.parquet"))
+      << "another config's files are not downloaded";
+  EXPECT_FALSE(std::filesystem::exists(snapshot + main_sha)) << "the repo's own files are not read";
+  EXPECT_EQ(job.progress().step(), 2);
 }
 
 // The token-weighted loss of `model` over the rows through the demo prompt, as the trainer evaluates.

@@ -29,11 +29,27 @@ nlohmann::json StructToJson(const google::protobuf::Struct& s) {
 }
 
 // A Hub repo's snapshot at the revision's commit, downloaded (or found) in the cache, with progress as events.
+// `only`: the repo paths to fetch (a dataset revision's files); empty: every file.
 absl::StatusOr<std::string> HubSnapshotDir(RepoKind kind, const std::string& repo, const std::string& sha,
-                                           const JobRunnerOptions& options, const FineTuneHooks& hooks) {
+                                           const JobRunnerOptions& options, const FineTuneHooks& hooks,
+                                           const std::vector<std::string>& only = {}) {
   if (options.hub == nullptr) return absl::FailedPreconditionError("this trainer has no Hub client");
   HubDownloadOptions download;
   download.cache_dir = options.cache_dir;
+  for (const std::string& path : only) {
+    // Each path as a pattern that matches it alone: '*', '?' and '[' become classes of themselves.
+    std::string pattern;
+    for (char c : path) {
+      if (c == '*' || c == '?' || c == '[') {
+        pattern += '[';
+        pattern += c;
+        pattern += ']';
+      } else {
+        pattern += c;
+      }
+    }
+    download.allow_patterns.push_back(std::move(pattern));
+  }
   download.cancelled = hooks.cancelled;
   int last_decile = -1;
   int64_t counted_bytes = 0;
@@ -68,9 +84,11 @@ struct Rows {
   std::vector<std::string> labels;
 };
 
-absl::StatusOr<Rows> LoadRows(const std::vector<std::string>& files, DatasetFormat format, const std::string& base_dir) {
+// Each file in its own format: a Hub config may hold .json and .jsonl files together.
+absl::StatusOr<Rows> LoadRows(const std::vector<std::string>& files, const std::string& base_dir) {
   Rows out;
   for (const std::string& f : files) {
+    ASSIGN_OR_RETURN(DatasetFormat format, DatasetFormatFromPath(f, "dataset.files"));
     const std::string path = base_dir.empty() ? f : base_dir + "/" + f;
     ASSIGN_OR_RETURN(DatasetFileContent content, LoadDatasetFile(path, format, path));
     const std::string name = f.substr(f.find_last_of('/') + 1);
@@ -111,17 +129,20 @@ struct DatasetSplits {
 absl::StatusOr<DatasetSplits> LoadDatasetSplits(const internal::v1::JobLease& lease, const JobRunnerOptions& options,
                                                 const FineTuneHooks& hooks) {
   const auto& ds = lease.dataset();
-  std::string base_dir;
-  if (ds.type() == "huggingface") {
-    ASSIGN_OR_RETURN(base_dir, HubSnapshotDir(RepoKind::kDataset, ds.source(), ds.commit_sha(), options, hooks));
-  }
   if (ds.train_files().empty()) {
     return absl::FailedPreconditionError(absl::StrCat("dataset ", ds.source(), " has no train files recorded"));
   }
-  ASSIGN_OR_RETURN(DatasetFormat format, DatasetFormatFromPath(ds.train_files(0), "dataset.train_files"));
   std::vector<std::string> train_files(ds.train_files().begin(), ds.train_files().end());
   std::vector<std::string> test_files(ds.test_files().begin(), ds.test_files().end());
-  ASSIGN_OR_RETURN(Rows train_rows, LoadRows(train_files, format, base_dir));
+  std::string base_dir;
+  if (ds.type() == "huggingface") {
+    // Only the revision's files: a repo's other configs and splits may be far larger.
+    std::vector<std::string> wanted = train_files;
+    wanted.insert(wanted.end(), test_files.begin(), test_files.end());
+    ASSIGN_OR_RETURN(base_dir,
+                     HubSnapshotDir(RepoKind::kDataset, ds.source(), ds.commit_sha(), options, hooks, wanted));
+  }
+  ASSIGN_OR_RETURN(Rows train_rows, LoadRows(train_files, base_dir));
   DatasetSplits out;
   if (ds.split_generated()) {
     // The same split the metadata service recorded for this revision.
@@ -136,7 +157,7 @@ absl::StatusOr<DatasetSplits> LoadDatasetSplits(const internal::v1::JobLease& le
     }
   } else {
     out.train = std::move(train_rows);
-    ASSIGN_OR_RETURN(out.test, LoadRows(test_files, format, base_dir));
+    ASSIGN_OR_RETURN(out.test, LoadRows(test_files, base_dir));
   }
   if (hooks.on_event) {
     hooks.on_event("info", absl::StrCat("dataset ", ds.source(), ": ", out.train.rows.size(), " train rows, ",
