@@ -257,7 +257,8 @@ bool IsSplitName(absl::string_view s) {
   // \w+(\.\w+)*
   if (s.empty() || s.front() == '.' || s.back() == '.' || absl::StrContains(s, "..")) return false;
   for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || static_cast<unsigned char>(c) >= 0x80)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!(std::isalnum(u) || c == '_' || c == '.' || u >= 0x80)) {
       return false;
     }
   }
@@ -309,7 +310,8 @@ absl::StatusOr<SplitPatterns> DefaultPatterns(const std::string& base, const std
   const std::vector<SplitPatterns> candidates = {
       {{"logs", {"**/*.eval"}}},
       {{"test", {"**/task.toml", "**/instruction.md"}}},
-      KeywordPatterns({"**/{keyword}/**", "**/{keyword}{sep}*/**", "**/*{sep}{keyword}/**", "**/*{sep}{keyword}{sep}*/**"}),
+      KeywordPatterns(
+          {"**/{keyword}/**", "**/{keyword}{sep}*/**", "**/*{sep}{keyword}/**", "**/*{sep}{keyword}{sep}*/**"}),
       KeywordPatterns({"**/{keyword}{sep}*", "**/*{sep}{keyword}{sep}*"}),
       {{"train", {"**"}}},
   };
@@ -325,7 +327,8 @@ absl::StatusOr<SplitPatterns> DefaultPatterns(const std::string& base, const std
     }
     if (!found.empty()) return found;
   }
-  return absl::NotFoundError(absl::StrCat(where, ": no data files", base.empty() ? "" : absl::StrCat(" under ", base, "/"),
+  return absl::NotFoundError(absl::StrCat(where, ": no data files",
+                                          base.empty() ? "" : absl::StrCat(" under ", base, "/"),
                                           "; the repo has no file with a data file extension"));
 }
 
@@ -351,7 +354,8 @@ absl::StatusOr<SplitPatterns> CardPatterns(const json& data_files, const std::st
         where, " is a mapping; the datasets library takes a pattern, a list of patterns, or a list of "
         "{split, path}; fix the README's YAML"));
   }
-  if (data_files.is_array() && std::any_of(data_files.begin(), data_files.end(), [](const json& e) { return e.is_object(); })) {
+  const auto is_object = [](const json& e) { return e.is_object(); };
+  if (data_files.is_array() && std::any_of(data_files.begin(), data_files.end(), is_object)) {
     std::set<std::string> seen;
     for (const json& e : data_files) {
       if (!e.is_object() || e.size() != 2 || !e.contains("split") || !e.contains("path")) {
@@ -432,8 +436,8 @@ std::string Unreadable(const HubDataConfig& config, const json& params) {
       const std::vector<std::string> suffixes = Suffixes(f, /*lower=*/true);
       const std::string last = suffixes.empty() ? "" : suffixes.back();
       if (last != ".jsonl" && last != ".ndjson" && last != ".json" && last != ".csv" && last != ".parquet") {
-        return absl::StrCat("its file ", f, " is not a plain jsonl, json, csv or parquet file (compressed, archived or ",
-                            "tab-separated files are not read)");
+        return absl::StrCat("its file ", f, " is not a plain jsonl, json, csv or parquet file (compressed, ",
+                            "archived or tab-separated files are not read)");
       }
     }
   }
@@ -495,7 +499,9 @@ void ApplyInfo(const json& card_data, HubDataConfig& config) {
       if (s.contains("num_examples") && s["num_examples"].is_number_integer()) {
         split.num_rows = s["num_examples"].get<int64_t>();
       }
-      if (s.contains("num_bytes") && s["num_bytes"].is_number_integer()) split.num_bytes = s["num_bytes"].get<int64_t>();
+      if (s.contains("num_bytes") && s["num_bytes"].is_number_integer()) {
+        split.num_bytes = s["num_bytes"].get<int64_t>();
+      }
     }
   }
 }
@@ -612,7 +618,8 @@ absl::StatusOr<HubDatasetLayout> ResolveHubDatasetLayout(const std::vector<std::
       config.splits.push_back(std::move(s));
     }
     if (d.data_files.is_null() &&
-        std::all_of(config.splits.begin(), config.splits.end(), [](const HubDataSplit& s) { return s.files.empty(); })) {
+        std::all_of(config.splits.begin(), config.splits.end(),
+                    [](const HubDataSplit& s) { return s.files.empty(); })) {
       return absl::NotFoundError(absl::StrCat(config_where, ": no data files",
                                               d.data_dir.empty() ? "" : absl::StrCat(" under ", d.data_dir, "/"),
                                               "; the repo has no file with a data file extension"));
@@ -679,13 +686,15 @@ absl::StatusOr<HubDatasetLayout> ResolveParquetConversionLayout(const std::vecto
     s.files.push_back(path);
   }
   if (found.empty()) {
-    return absl::NotFoundError(absl::StrCat(std::string(field), ": the Hub's Parquet conversion (", kParquetConversionRevision,
+    return absl::NotFoundError(absl::StrCat(std::string(field), ": the Hub's Parquet conversion (",
+                                            kParquetConversionRevision,
                                             ") holds no Parquet file"));
   }
   std::set<std::string> card_defaults;
   if (card_data.is_object() && card_data.contains("configs") && card_data["configs"].is_array()) {
     for (const json& c : card_data["configs"]) {
-      if (c.is_object() && c.value("default", false) == true && c.contains("config_name") && c["config_name"].is_string()) {
+      if (c.is_object() && c.value("default", false) == true && c.contains("config_name") &&
+          c["config_name"].is_string()) {
         card_defaults.insert(c["config_name"].get<std::string>());
       }
     }

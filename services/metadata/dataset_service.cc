@@ -50,8 +50,8 @@ absl::Status CheckHubName(const std::string& name, const char* field) {
   RETURN_IF_ERROR(CheckText(name, field, 128));
   for (char c : name) {
     if (static_cast<unsigned char>(c) < 0x20 || c == '/' || c == '\\') {
-      return absl::InvalidArgumentError(absl::StrCat(field, " '", name.substr(0, 40),
-                                                     "' has a control character or a slash; use the name the Hub shows"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " '", name.substr(0, 40), "' has a control character or a slash; use the name the Hub shows"));
     }
   }
   return absl::OkStatus();
@@ -155,8 +155,8 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
     if (!why_not_repo.empty() && input.data_files == "repo") {
       return absl::FailedPreconditionError(absl::StrCat(
           "huggingface.repo_id: ", why_not_repo, "; leave huggingface.data_files unset (or set "
-          "HUB_DATA_FILES_PARQUET_CONVERSION, tuneforge datasets add --data-files parquet_conversion) to read the Hub's Parquet "
-          "conversion of the repo instead"));
+          "HUB_DATA_FILES_PARQUET_CONVERSION, tuneforge datasets add --data-files parquet_conversion) to read the "
+          "Hub's Parquet conversion of the repo instead"));
     }
   }
   if (want_conversion || !why_not_repo.empty()) {
@@ -166,8 +166,8 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
       if (main.sha != info.sha) {
         return absl::FailedPreconditionError(absl::StrCat(
             "huggingface.revision: ", why_not_repo.empty() ? "" : absl::StrCat(why_not_repo, ", and "),
-            "the Hub's Parquet conversion is of the main branch's newest commit (", main.sha.substr(0, 12), "), not of ",
-            at, "; leave huggingface.revision empty to use it"));
+            "the Hub's Parquet conversion is of the main branch's newest commit (", main.sha.substr(0, 12),
+            "), not of ", at, "; leave huggingface.revision empty to use it"));
       }
     }
     absl::StatusOr<HubRepoInfo> converted =
@@ -206,7 +206,8 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
   };
   std::vector<std::string> split_names;
   for (const HubDataSplit& s : chosen.splits) split_names.push_back(s.name);
-  const std::string listed = absl::StrCat("config '", chosen.name, "' has the splits ", absl::StrJoin(split_names, ", "));
+  const std::string listed =
+      absl::StrCat("config '", chosen.name, "' has the splits ", absl::StrJoin(split_names, ", "));
   const HubDataSplit* train = nullptr;
   if (!input.train_split.empty()) {
     train = find_split(input.train_split);
@@ -279,7 +280,9 @@ absl::StatusOr<DatasetRevisionRecord> DatasetService::ResolveHuggingFace(const A
   Sha256 fingerprint;
   fingerprint.Update(absl::StrCat("huggingface\n", input.repo_id, "\n", info.sha, "\nconfig ", chosen.name, "\n",
                                   revision.data_revision, "\n", revision.data_commit_sha, "\n"));
-  for (const DatasetSplitRecord& s : revision.splits) fingerprint.Update(absl::StrCat(s.name, "=", s.source_split, "\n"));
+  for (const DatasetSplitRecord& s : revision.splits) {
+    fingerprint.Update(absl::StrCat(s.name, "=", s.source_split, "\n"));
+  }
   for (const FileRecord& f : revision.files) {
     fingerprint.Update(absl::StrCat(f.path, "\t", f.size, "\t", f.sha256, "\n"));
   }
@@ -392,7 +395,8 @@ absl::StatusOr<AddDatasetResult> DatasetService::AddDataset(const AddDatasetInpu
       result.dataset = *datasets_.GetById(tx, existing->id);
       return absl::OkStatus();
     }
-    std::optional<DatasetRecord> same_source = datasets_.GetBySource(tx, wanted.source_type, wanted.source, wanted.config);
+    std::optional<DatasetRecord> same_source =
+        datasets_.GetBySource(tx, wanted.source_type, wanted.source, wanted.config);
     if (!same_source.has_value() && !wanted.config.empty()) {
       same_source = datasets_.GetBySource(tx, wanted.source_type, wanted.source, "");
     }

@@ -691,7 +691,8 @@ TEST_F(DatasetsTest, HuggingFaceConfigsFromTheCardAreSeparateDatasetsWithTheirSp
 TEST_F(DatasetsTest, HuggingFaceUnreadableReposUseTheParquetConversionBranch) {
   const std::string parquet = "PAR1 rows PAR1";  // the service lists files; workers read them
   const std::string main_sha = env_.hub().AddCommit(
-      RepoKind::kDataset, "org/texts", {{"data/train.txt", "a\nb\n"}, {"data/test.txt", "c\n"}, {"README.md", "# t\n"}});
+      RepoKind::kDataset, "org/texts",
+      {{"data/train.txt", "a\nb\n"}, {"data/test.txt", "c\n"}, {"README.md", "# t\n"}});
   env_.hub().SetCardData(RepoKind::kDataset, "org/texts",
                          R"({"dataset_info": {"features": [{"name": "text", "dtype": "string"}],
                              "splits": [{"name": "train", "num_examples": 2}, {"name": "test", "num_examples": 1}]}})");
