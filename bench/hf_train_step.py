@@ -5,6 +5,7 @@ timed the same way (the device synchronised at every phase boundary). Prints the
 
 Usage: hf_train_step.py --model=DIR --inputs=FILE [--device=cpu|cuda|cuda:N] [--dtype=fp32|bf16] [--attn=sdpa|eager]
                         [--threads=N] [--warmup=2] [--steps=5] [--lora-r=16] [--lora-alpha=32]
+                        [--profile=TRACE.json]
 """
 import argparse
 import os
@@ -18,6 +19,28 @@ LEARNING_RATE, WEIGHT_DECAY = 1e-4, 0.01  # as train_step_bench.cc
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
+
+def status_bytes(name):
+    """A "Name:   N kB" line of /proc/self/status in bytes, None when missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(name):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_resident():
+    """Resets the resident high-water mark (Linux: clear_refs 5), as train_step_bench does; the resident size now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return status_bytes("VmRSS:")
 
 def cpu_seconds():
     u = resource.getrusage(resource.RUSAGE_SELF)
@@ -36,6 +59,7 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--lora-alpha", type=float, default=32)
+    p.add_argument("--profile", default="", help="one more step under torch.profiler, written as a Chrome trace")
     a = p.parse_args()
 
     import peft
@@ -72,6 +96,7 @@ def main():
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    resident_before = reset_peak_resident()
     steps, cpus, forwards, backwards, optims, losses = [], [], [], [], [], []
     for i in range(a.warmup + a.steps):
         c0 = cpu_seconds()
@@ -99,13 +124,28 @@ def main():
             backwards.append(t2 - t1)
             optims.append(t3 - t2)
     peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:.1f}" if device.type == "cuda" else "n/a"
+    peak_resident = status_bytes("VmHWM:")
+    train_rss = (f"{(peak_resident - resident_before) / 2**20:.1f}"
+                 if peak_resident is not None and resident_before is not None else "n/a")
     step = statistics.median(steps)
     print(f"RESULT impl=transformers+peft device={device.type} dtype={a.dtype} attn={a.attn} "
           f"threads={torch.get_num_threads()} batch={batch} seq={seq} tokens_per_s={batch * seq / step:.1f} "
           f"step_ms={1e3 * step:.2f} best_step_ms={1e3 * min(steps):.2f} cpu_ms={1e3 * statistics.median(cpus):.1f} "
           f"forward_ms={1e3 * statistics.median(forwards):.2f} backward_ms={1e3 * statistics.median(backwards):.2f} "
-          f"optimizer_ms={1e3 * statistics.median(optims):.2f} peak_mem_mib={peak} "
+          f"optimizer_ms={1e3 * statistics.median(optims):.2f} peak_mem_mib={peak} train_rss_mib={train_rss} "
           f"first_loss={losses[0]:.6f} last_loss={losses[-1]:.6f}", flush=True)
+
+    if a.profile:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as prof:
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            sync()
+        prof.export_chrome_trace(a.profile)
+        print(f"profile of one step written to {a.profile}", flush=True)
 
 
 if __name__ == "__main__":

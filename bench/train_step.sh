@@ -35,37 +35,46 @@ echo "cores: $(nproc); threads: $threads; warm-up $warmup + $steps timed steps; 
 log="$work/log"
 args=(--model="$work/model" --inputs="$work/inputs.safetensors" --device=cpu --threads="$threads" --warmup="$warmup"
       --steps="$steps" --attn=sdpa)
-# Per dtype the two run back to back, so that both see about the same load from the rest of the machine.
+# Per dtype the three run back to back (ours with the whole logits, ours with the chunked loss, transformers + PEFT),
+# so that all see about the same load from the rest of the machine.
 for dtype in fp32 bf16; do
-  "$bench" "${args[@]}" --dtype="$dtype" | tee -a "$log"
+  "$bench" "${args[@]}" --dtype="$dtype" --loss=logits | tee -a "$log"
+  "$bench" "${args[@]}" --dtype="$dtype" --loss=chunked | tee -a "$log"
   "$python" "$here/hf_train_step.py" "${args[@]}" --dtype="$dtype" | tee -a "$log"
 done
 
-# RESULT lines are key=value. Ratios (ours/theirs, > 1: we are faster) of the median step, of the best step and of
-# the median CPU time per step (both less disturbed by other processes), and the first and last losses: the first
-# losses are equal when both compute the same function (LoRA B starts at zero).
+# RESULT lines are key=value. Per dtype and loss form: ratios (ours/theirs, > 1: we are faster) of the median step,
+# of the best step and of the median CPU time per step (both less disturbed by other processes); the memory the
+# training steps added to the process's resident size (train_rss, MiB) and its ratio (ours/theirs, < 1: we use
+# less); the first and last losses: the first losses are equal when both compute the same function (LoRA B starts
+# at zero).
 awk '
   /^RESULT/ {
     delete kv
     for (i = 2; i <= NF; ++i) { split($i, p, "="); kv[p[1]] = p[2] }
     d = kv["dtype"]
     if (kv["impl"] == "tuneforge") {
-      ours[d] = kv["tokens_per_s"]; ours_best[d] = kv["best_step_ms"]; ours_cpu[d] = kv["cpu_ms"]
-      mfu[d] = kv["mfu"]; ours_first[d] = kv["first_loss"]; ours_last[d] = kv["last_loss"]; th = kv["threads"]
+      k = d " " kv["loss"]
+      ours[k] = kv["tokens_per_s"]; ours_best[k] = kv["best_step_ms"]; ours_cpu[k] = kv["cpu_ms"]
+      mfu[k] = kv["mfu"]; ours_rss[k] = kv["train_rss_mib"]; ours_first[k] = kv["first_loss"]
+      ours_last[k] = kv["last_loss"]; th = kv["threads"]
     } else {
-      hf[d] = kv["tokens_per_s"]; hf_best[d] = kv["best_step_ms"]; hf_cpu[d] = kv["cpu_ms"]
+      hf[d] = kv["tokens_per_s"]; hf_best[d] = kv["best_step_ms"]; hf_cpu[d] = kv["cpu_ms"]; hf_rss[d] = kv["train_rss_mib"]
       hf_first[d] = kv["first_loss"]; hf_last[d] = kv["last_loss"]
     }
   }
   END {
-    printf "\n%-5s %-7s %-11s %-13s %-11s %-10s %-9s %-9s %-21s %s\n", "dtype", "threads", "ours tok/s", "HF+PEFT tok/s",
-           "ours/HF", "best-step", "cpu-time", "ours MFU", "first loss ours / HF", "last loss ours / HF"
-    split("fp32 bf16", order, " ")
-    for (j = 1; j <= 2; ++j) {
-      d = order[j]
-      if (!(d in ours) || !(d in hf)) continue
-      printf "%-5s %-7s %-11s %-13s %-11.2f %-10.2f %-9.2f %-9s %-21s %s / %s\n", d, th, ours[d], hf[d],
-             ours[d] / hf[d], hf_best[d] / ours_best[d], hf_cpu[d] / ours_cpu[d], mfu[d],
-             ours_first[d] " / " hf_first[d], ours_last[d], hf_last[d]
+    printf "\n%-5s %-8s %-7s %-10s %-10s %-8s %-9s %-8s %-9s %-9s %-8s %-21s %s\n", "dtype", "loss", "threads",
+           "ours tok/s", "HF tok/s", "ours/HF", "best-step", "cpu-time", "ours MiB", "HF MiB", "MiB o/HF",
+           "first loss ours / HF", "last loss ours / HF"
+    split("fp32 bf16", dtypes, " ")
+    split("logits chunked", losses, " ")
+    for (j = 1; j <= 2; ++j) for (l = 1; l <= 2; ++l) {
+      d = dtypes[j]; k = d " " losses[l]
+      if (!(k in ours) || !(d in hf)) continue
+      printf "%-5s %-8s %-7s %-10s %-10s %-8.2f %-9.2f %-8.2f %-9.1f %-9.1f %-8.2f %-21s %s / %s\n", d, losses[l], th,
+             ours[k], hf[d], ours[k] / hf[d], hf_best[d] / ours_best[k], hf_cpu[d] / ours_cpu[k], ours_rss[k],
+             hf_rss[d], (hf_rss[d] > 0 ? ours_rss[k] / hf_rss[d] : 0), ours_first[k] " / " hf_first[d],
+             ours_last[k], hf_last[d]
     }
   }' "$log"

@@ -20,8 +20,11 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
+
+#include <torch/csrc/autograd/profiler_kineto.h>
 
 #include "services/trainer/model/causal_lm.h"
 #include "services/trainer/model/device.h"
@@ -29,6 +32,7 @@
 #include "services/trainer/peft/lora_adapter.h"
 #include "services/trainer/train/adamw.h"
 #include "services/trainer/train/causal_lm_loss.h"
+#include "services/trainer/train/training_step.h"
 
 namespace {
 
@@ -39,19 +43,21 @@ constexpr double kLearningRate = 1e-4;
 constexpr double kWeightDecay = 0.01;
 
 struct Options {
-  std::string model, inputs, save_adapter;
-  std::string device = "auto", dtype = "bf16", attn = "sdpa";
+  std::string model, inputs, save_adapter, profile;
+  std::string device = "auto", dtype = "bf16", attn = "sdpa", loss = "chunked";
   int threads = 0;  // 0: libtorch's default
   int warmup = 2, steps = 5;
   int64_t lora_r = 16;
   double lora_alpha = 32;
+  bool checkpointing = false;  // activation checkpointing of every decoder layer
 };
 
 [[noreturn]] void Usage(const char* problem) {
   std::fprintf(stderr,
                "%s\nusage: train_step_bench --model=DIR --inputs=FILE [--device=auto|cpu|cuda|cuda:N] "
                "[--dtype=fp32|bf16] [--attn=sdpa|eager] [--threads=N] [--warmup=N] [--steps=N] [--lora-r=N] "
-               "[--lora-alpha=X] [--save-adapter=DIR]\n",
+               "[--lora-alpha=X] [--loss=chunked|logits] [--checkpointing=0|1] [--save-adapter=DIR] "
+               "[--profile=TRACE.json]\n",
                problem);
   std::exit(2);
 }
@@ -60,7 +66,8 @@ Options ParseOptions(int argc, char** argv) {
   Options o;
   std::map<std::string, std::string*> strings = {{"--model", &o.model},   {"--inputs", &o.inputs},
                                                  {"--device", &o.device}, {"--dtype", &o.dtype},
-                                                 {"--attn", &o.attn},     {"--save-adapter", &o.save_adapter}};
+                                                 {"--attn", &o.attn},     {"--save-adapter", &o.save_adapter},
+                                                 {"--loss", &o.loss},     {"--profile", &o.profile}};
   for (int i = 1; i < argc; ++i) {
     const char* eq = std::strchr(argv[i], '=');
     if (eq == nullptr) Usage((std::string("flags take a value: ") + argv[i]).c_str());
@@ -77,12 +84,16 @@ Options ParseOptions(int argc, char** argv) {
       o.lora_r = std::atoll(value.c_str());
     } else if (name == "--lora-alpha") {
       o.lora_alpha = std::atof(value.c_str());
+    } else if (name == "--checkpointing") {
+      if (value != "0" && value != "1") Usage("--checkpointing must be 0 or 1");
+      o.checkpointing = value == "1";
     } else {
       Usage((std::string("unknown flag ") + argv[i]).c_str());
     }
   }
   if (o.model.empty() || o.inputs.empty()) Usage("--model and --inputs are required");
   if (o.dtype != "fp32" && o.dtype != "bf16") Usage("--dtype must be fp32 or bf16");
+  if (o.loss != "chunked" && o.loss != "logits") Usage("--loss must be chunked or logits");
   if (o.threads < 0 || o.steps < 1 || o.warmup < 0 || o.lora_r < 1) {
     Usage("--threads must be >= 0, --steps and --lora-r >= 1, --warmup >= 0");
   }
@@ -102,39 +113,6 @@ double ProcessCpuSeconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-// Best rate over `reps` products of two n x n matrices on the device: the peak the step's matmuls could reach.
-double PeakMatmulGflops(at::ScalarType dtype, const c10::Device& device, int64_t n, int reps) {
-  const auto options = at::TensorOptions().dtype(dtype).device(device);
-  at::Tensor a = at::randn({n, n}, options), b = at::randn({n, n}, options);
-  at::Tensor c = at::mm(a, b);  // warm-up: kernel selection, packing buffers
-  tuneforge::SynchronizeDevice(device);
-  double best = 0;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = Clock::now();
-    c = at::mm(a, b);
-    tuneforge::SynchronizeDevice(device);
-    best = std::max(best, 2.0 * n * n * n / Seconds(t0, Clock::now()) / 1e9);
-  }
-  return best;
-}
-
-// forward 2*P*N + backward activation grads through the frozen weights 2*P*N, LoRA forward, input and weight grads
-// 6*P_lora*N, attention scores and P@V 4*L*T^2*H per sequence forward (the full square, as eager computes it), x3
-// with backward.
-double FlopsPerStep(tuneforge::CausalLM& model, int64_t batch, int64_t seq) {
-  double dense = 0, lora = 0;
-  for (auto& [name, p] : model.projections()) {
-    dense += static_cast<double>(p.weight.numel());
-    if (p.lora_a.defined()) lora += static_cast<double>(p.lora_a.numel() + p.lora_b.numel());
-  }
-  const auto& arch = model.config().arch;
-  dense += static_cast<double>(arch.vocab_size) * arch.hidden_size;  // lm_head, tied or not
-  const double tokens = static_cast<double>(batch * seq);
-  const double attention =
-      3.0 * batch * 4.0 * arch.num_hidden_layers * double(seq) * seq * (arch.num_attention_heads * arch.head_dim);
-  return 4.0 * dense * tokens + 6.0 * lora * tokens + attention;
 }
 
 int Run(const Options& o) {
@@ -165,6 +143,7 @@ int Run(const Options& o) {
   build.lora.alpha = o.lora_alpha;
   build.lora.seed = kLoraSeed;
   build.lora.target_modules = {"all-linear"};
+  build.gradient_checkpointing = o.checkpointing;
   const auto load_start = Clock::now();
   auto built = tuneforge::CausalLM::Load(o.model, build);
   if (!built.ok()) {
@@ -182,9 +161,9 @@ int Run(const Options& o) {
   settings.weight_decay = kWeightDecay;
   tuneforge::AdamWOptimizer optimizer(lora, settings);
 
-  const double flops = FlopsPerStep(model, batch, seq);
+  const double flops = tuneforge::TrainingFlops(model, batch, seq);
   const at::ScalarType peak_dtype = build.dtype;
-  const double peak = PeakMatmulGflops(peak_dtype, *device, device->is_cuda() ? 8192 : 2048, 10);
+  const double peak = tuneforge::PeakMatmulFlops(peak_dtype, *device) / 1e9;
   std::printf("[tuneforge %s %s %s] %s; params %lld, trainable %lld; batch %lld x %lld; model GFLOP/step %.1f; "
               "peak matmul %.1f GFLOP/s; loaded in %.1f s\n",
               device->str().c_str(), o.dtype.c_str(), o.attn.c_str(), tuneforge::DescribeDevice(*device).c_str(),
@@ -193,11 +172,18 @@ int Run(const Options& o) {
   std::fflush(stdout);
 
   tuneforge::ResetPeakDeviceMemory(*device);
+  const std::optional<int64_t> resident_before = tuneforge::ResidentMemoryBytes();
+  const int64_t chunk_rows = tuneforge::DefaultLossChunkRows(model.lm_head().size(0));
+  auto compute_loss = [&]() {
+    return o.loss == "logits"
+               ? tuneforge::CausalLmLoss(model.Forward(ids), ids)
+               : tuneforge::ChunkedCausalLmLoss(model.ForwardHidden(ids), model.lm_head(), ids, chunk_rows);
+  };
   std::vector<double> step_s, cpu_s, forward_s, backward_s, optimizer_s, losses;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
     const double cpu0 = ProcessCpuSeconds();
     const auto t0 = Clock::now();
-    at::Tensor loss = tuneforge::CausalLmLoss(model.Forward(ids), ids);
+    at::Tensor loss = compute_loss();
     tuneforge::SynchronizeDevice(*device);
     const auto t1 = Clock::now();
     loss.backward();
@@ -223,16 +209,41 @@ int Run(const Options& o) {
   const std::optional<int64_t> peak_bytes = tuneforge::PeakDeviceMemoryBytes(*device);
   const double step = Median(step_s);
   const double achieved = flops / step / 1e9;
-  std::printf("RESULT impl=tuneforge device=%s dtype=%s attn=%s threads=%d batch=%lld seq=%lld tokens_per_s=%.1f "
-              "step_ms=%.2f best_step_ms=%.2f cpu_ms=%.1f forward_ms=%.2f backward_ms=%.2f optimizer_ms=%.2f "
-              "peak_mem_mib=%s gflops=%.1f peak_gflops=%.1f mfu=%.3f first_loss=%.6f last_loss=%.6f\n",
-              device->is_cuda() ? "cuda" : "cpu", o.dtype.c_str(), o.attn.c_str(), at::get_num_threads(),
+  std::printf("RESULT impl=tuneforge device=%s dtype=%s attn=%s loss=%s checkpointing=%d threads=%d batch=%lld "
+              "seq=%lld tokens_per_s=%.1f step_ms=%.2f best_step_ms=%.2f cpu_ms=%.1f forward_ms=%.2f backward_ms=%.2f "
+              "optimizer_ms=%.2f peak_mem_mib=%s train_rss_mib=%s gflops=%.1f peak_gflops=%.1f mfu=%.3f "
+              "first_loss=%.6f last_loss=%.6f\n",
+              device->is_cuda() ? "cuda" : "cpu", o.dtype.c_str(), o.attn.c_str(), o.loss.c_str(),
+              o.checkpointing ? 1 : 0, at::get_num_threads(),
               static_cast<long long>(batch), static_cast<long long>(seq), static_cast<double>(batch * seq) / step,
               1e3 * step, 1e3 * *std::min_element(step_s.begin(), step_s.end()), 1e3 * Median(cpu_s),
               1e3 * Median(forward_s), 1e3 * Median(backward_s), 1e3 * Median(optimizer_s),
-              peak_bytes ? std::to_string(*peak_bytes / (1024.0 * 1024.0)).c_str() : "n/a", achieved, peak,
+              peak_bytes && device->is_cuda() ? std::to_string(*peak_bytes / (1024.0 * 1024.0)).c_str() : "n/a",
+              peak_bytes && resident_before && !device->is_cuda()
+                  ? std::to_string((*peak_bytes - *resident_before) / (1024.0 * 1024.0)).c_str()
+                  : "n/a",
+              achieved, peak,
               achieved / peak, losses.front(), losses.back());
   std::fflush(stdout);
+
+  if (!o.profile.empty()) {
+    // One more step under the profiler (CPU ops, and CUDA kernels on a GPU), written as a Chrome trace for
+    // bench/profile_step.py.
+    namespace prof = torch::autograd::profiler;
+    const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
+    std::set<torch::profiler::impl::ActivityType> activities{torch::profiler::impl::ActivityType::CPU};
+    if (device->is_cuda()) activities.insert(torch::profiler::impl::ActivityType::CUDA);
+    prof::prepareProfiler(config, activities);
+    prof::enableProfiler(config, activities);
+    {
+      compute_loss().backward();
+      optimizer.Step();
+      optimizer.ZeroGrad();
+      tuneforge::SynchronizeDevice(*device);
+    }
+    prof::disableProfiler()->save(o.profile);
+    std::printf("profile of one step written to %s\n", o.profile.c_str());
+  }
 
   if (!o.save_adapter.empty()) {
     std::error_code error;

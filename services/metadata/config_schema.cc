@@ -83,6 +83,7 @@ const std::vector<KeySpec>* SchemaFor(const std::string& type) {
       Bool("train_on_input"),
       Bool("packing"),
       Bool("gradient_checkpointing"),
+      Bool("chunked_loss"),
       Enum("attn_implementation", {"sdpa", "eager"}),
       Int("save_steps", 0, 1e9),
       Bool("eval_every_epoch"),

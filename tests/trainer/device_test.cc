@@ -97,8 +97,29 @@ TEST(DeviceTest, DescriptionNamesDeviceAndThreads) {
   EXPECT_EQ(gpu, "cuda:1 of " + std::to_string(torch::cuda::device_count()) + " GPUs, 3 CPU threads");
 }
 
-TEST(DeviceTest, PeakMemoryIsReportedForGpusOnly) {
-  EXPECT_EQ(PeakDeviceMemoryBytes(c10::Device(c10::kCPU)), std::nullopt);
+// On the CPU the peak is the process's resident high-water mark, which a reset brings down to what is resident now.
+TEST(DeviceTest, PeakMemoryOnTheCpuIsTheResidentHighWaterMark) {
+  const c10::Device cpu(c10::kCPU);
+  {
+    // 256 MiB touched, then freed: the high-water mark stays above it until a reset.
+    at::Tensor t = at::ones({int64_t{256} << 20}, at::TensorOptions().dtype(at::kByte));
+    ASSERT_EQ(t.sum().item<int64_t>(), int64_t{256} << 20);
+  }
+  const std::optional<int64_t> resident = ResidentMemoryBytes();
+  const std::optional<int64_t> high = PeakDeviceMemoryBytes(cpu);
+  if (!resident.has_value() || !high.has_value()) GTEST_SKIP() << "no /proc/self/status here";
+  ResetPeakDeviceMemory(cpu);
+  const std::optional<int64_t> after_reset = PeakDeviceMemoryBytes(cpu);
+  ASSERT_TRUE(after_reset.has_value());
+  EXPECT_LT(*after_reset, *high - (int64_t{128} << 20)) << "the reset did not bring the high-water mark down";
+  {
+    at::Tensor t = at::ones({int64_t{64} << 20}, at::TensorOptions().dtype(at::kByte));
+    ASSERT_EQ(t.sum().item<int64_t>(), int64_t{64} << 20);
+  }
+  EXPECT_GE(*PeakDeviceMemoryBytes(cpu), *after_reset + (int64_t{48} << 20));
+}
+
+TEST(DeviceTest, PeakMemoryOfAGpuIsTheAllocatorsPeak) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU visible: the CUDA branch runs where one is";
   const c10::Device gpu(c10::kCUDA, 0);
   ResetPeakDeviceMemory(gpu);

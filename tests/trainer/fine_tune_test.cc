@@ -205,6 +205,12 @@ TEST_F(FineTuneTest, LossFallsOverEpochsAndTheAdapterReloads) {
     EXPECT_DOUBLE_EQ(p.loss, result->step_losses[p.step - 1]);
     EXPECT_GT(p.grad_norm, 0);
     EXPECT_GT(p.tokens_per_second, 0);
+    // MFU of a real step is a fraction: above zero, below one.
+    EXPECT_GT(p.mfu, 0);
+    EXPECT_LT(p.mfu, 1);
+    // On the CPU, the trainer process's resident peak: at least the model it holds.
+    ASSERT_TRUE(p.peak_device_memory_bytes.has_value());
+    EXPECT_GT(*p.peak_device_memory_bytes, 1 << 20);
     EXPECT_EQ(p.eval_loss.has_value(), p.step % 8 == 0);
     if (p.eval_loss) {
       EXPECT_DOUBLE_EQ(*p.eval_loss, result->eval_losses[p.step / 8 - 1]);

@@ -53,7 +53,7 @@ TEST(TrainerMetricsTest, ProgressReportsDownloadsAndJobEndsShowOnTheRegistry) {
   p.tokens_per_second = 1200;
   p.step_seconds = 0.2;
   p.report_steps = 4;
-  metrics.RecordProgress(p);  // on the CPU: no device memory
+  metrics.RecordProgress(p);  // no memory figure: none exported
   text = registry.Render();
   EXPECT_DOUBLE_EQ(MetricValue(text, "tuneforge_trainer_step_seconds_sum"), 0.8) << text;
   ExpectMetricValues(text, {{"tuneforge_trainer_step_seconds_count", 4},

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <limits>
 #include <optional>
+#include <vector>
 #include <set>
 #include <sstream>
 
@@ -85,7 +86,13 @@ at::Tensor Projection::Forward(const at::Tensor& x, bool training) const {
   at::Tensor y = at::linear(x, weight, bias);
   if (lora_a.defined() && !merged) {
     at::Tensor in = (training && lora_dropout > 0) ? at::dropout(x, lora_dropout, true) : x;
-    y = y + at::linear(at::linear(in, lora_a), lora_b) * lora_scaling;
+    const at::Tensor down = at::linear(in, lora_a);
+    // y + scaling * (down @ B^T) as one addmm: the up-projection, its scale and the sum in a single product instead
+    // of a product and two passes over the [tokens, out] output (and their backward).
+    const std::vector<int64_t> shape = y.sizes().vec();
+    y = at::addmm(y.reshape({-1, y.size(-1)}), down.reshape({-1, down.size(-1)}), lora_b.t(), /*beta=*/1,
+                  /*alpha=*/lora_scaling)
+            .view(shape);
   }
   return y;
 }
@@ -426,11 +433,15 @@ namespace {
 
 // Reentrant activation checkpointing of one decoder layer, as torch.utils.checkpoint(use_reentrant=True): the
 // forward runs without a graph and keeps the layer input and the RNG state; backward replays the layer with
-// grad (same dropout masks) and back-propagates through it, which also accumulates the LoRA gradients.
+// grad (same dropout masks) and back-propagates through it, which also accumulates the LoRA gradients. The mask
+// travels as a pointer (to the caller's tensor, alive for the forward; saved_data keeps a copy for the backward):
+// an undefined tensor among apply()'s tensor arguments fails in autograd ("tensor does not have a device"), and
+// plain causal attention has no mask.
 class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h, const at::Tensor& cos,
-                            const at::Tensor& sin, const at::Tensor& mask, int64_t model, int64_t index) {
+                            const at::Tensor& sin, int64_t mask_ptr, int64_t model, int64_t index) {
+    const at::Tensor& mask = *reinterpret_cast<const at::Tensor*>(mask_ptr);
     at::Generator generator = at::globalContext().defaultGenerator(h.device());
     {
       std::lock_guard<std::mutex> lock(generator.mutex());
@@ -483,6 +494,11 @@ at::Tensor CausalLM::DecoderLayer(size_t index, const at::Tensor& h, const at::T
 
 at::Tensor CausalLM::Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                              const at::Tensor& position_ids) const {
+  return at::linear(ForwardHidden(input_ids, attention_mask, position_ids), lm_head_).to(at::kFloat);
+}
+
+at::Tensor CausalLM::ForwardHidden(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                   const at::Tensor& position_ids) const {
   const int64_t batch = input_ids.size(0), length = input_ids.size(1);
   at::Tensor h = at::embedding(embed_, input_ids);
   if (config_.scale_embeddings) {
@@ -499,11 +515,11 @@ at::Tensor CausalLM::Forward(const at::Tensor& input_ids, const at::Tensor& atte
   // so its input is made to require grad, as transformers' enable_input_require_grads does.
   if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    h = checkpoint ? LayerCheckpoint::apply(h, cos, sin, mask, reinterpret_cast<int64_t>(this), static_cast<int64_t>(i))
+    h = checkpoint ? LayerCheckpoint::apply(h, cos, sin, reinterpret_cast<int64_t>(&mask),
+                                            reinterpret_cast<int64_t>(this), static_cast<int64_t>(i))
                    : DecoderLayer(i, h, cos, sin, mask);
   }
-  h = RmsNorm(h, final_norm_);
-  return at::linear(h, lm_head_).to(at::kFloat);
+  return RmsNorm(h, final_norm_);
 }
 
 void KvCache::Clear() {

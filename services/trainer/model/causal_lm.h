@@ -104,6 +104,12 @@ class CausalLM {
   // [B,T] or undefined (= arange(T) for every row, as HF forward()). Returns fp32 logits [B,T,V].
   at::Tensor Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
                      const at::Tensor& position_ids = {}) const;
+  // Forward without the output projection: the final norm's output [B,T,H] in the model's dtype, for a loss that
+  // projects a chunk of rows at a time (ChunkedCausalLmLoss with lm_head()).
+  at::Tensor ForwardHidden(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
+                           const at::Tensor& position_ids = {}) const;
+  // The output projection [V,H] (the embedding matrix when tied).
+  const at::Tensor& lm_head() const { return lm_head_; }
 
   // Incremental decoding (no grad; inference only). `cache` holds the P tokens before input_ids [B,T] (empty for the
   // prompt's prefill) and gets the T new ones appended. attention_mask [B,P+T] covers the cached and the new tokens

@@ -8,9 +8,20 @@
 #include <c10/core/CachingDeviceAllocator.h>
 #endif
 
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -89,20 +100,76 @@ std::string DescribeDevice(const c10::Device& device) {
   return out;
 }
 
+namespace {
+
+// A "Name:   N kB" line of /proc/self/status, in bytes.
+std::optional<int64_t> ProcStatusBytes(const char* name) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return std::nullopt;
+  char line[256];
+  std::optional<int64_t> out;
+  const size_t n = std::strlen(name);
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::strncmp(line, name, n) == 0) out = std::atoll(line + n) * 1024;
+  }
+  std::fclose(f);
+  return out;
+}
+
+}  // namespace
+
 std::optional<int64_t> PeakDeviceMemoryBytes(const c10::Device& device) {
-#if defined(TUNEFORGE_TORCH_DEVICE_STATS)
   if (device.is_cuda()) {
+#if defined(TUNEFORGE_TORCH_DEVICE_STATS)
     const auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getDeviceStats(device.index());
     return stats.allocated_bytes[0].peak;  // [0]: StatType::AGGREGATE, every pool
-  }
+#else
+    return std::nullopt;
 #endif
-  return std::nullopt;
+  }
+  return ProcStatusBytes("VmHWM:");
 }
 
 void ResetPeakDeviceMemory(const c10::Device& device) {
+  if (device.is_cuda()) {
 #if defined(TUNEFORGE_TORCH_DEVICE_STATS)
-  if (device.is_cuda()) c10::getDeviceAllocator(c10::DeviceType::CUDA)->resetPeakStats(device.index());
+    c10::getDeviceAllocator(c10::DeviceType::CUDA)->resetPeakStats(device.index());
 #endif
+    return;
+  }
+  if (std::FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", f);  // 5: reset the resident high-water mark
+    std::fclose(f);
+  }
+}
+
+std::optional<int64_t> ResidentMemoryBytes() { return ProcStatusBytes("VmRSS:"); }
+
+double PeakMatmulFlops(c10::ScalarType dtype, const c10::Device& device) {
+  static std::mutex mu;
+  static auto* measured = new std::map<std::pair<std::string, int>, double>;
+  const auto key = std::make_pair(device.str(), static_cast<int>(dtype));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = measured->find(key); it != measured->end()) return it->second;
+  }
+  at::NoGradGuard no_grad;
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
+  const auto options = at::TensorOptions().dtype(dtype).device(device);
+  const at::Tensor a = at::randn({n, n}, options), b = at::randn({n, n}, options);
+  at::Tensor c = at::mm(a, b);  // warm-up: kernel selection, packing buffers
+  SynchronizeDevice(device);
+  double best = 0;
+  for (int i = 0; i < (device.is_cuda() ? 10 : 3); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c = at::mm(a, b);
+    SynchronizeDevice(device);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (seconds > 0) best = std::max(best, 2.0 * static_cast<double>(n) * n * n / seconds);
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  (*measured)[key] = best;
+  return best;
 }
 
 void SynchronizeDevice(const c10::Device& device) {

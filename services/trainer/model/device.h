@@ -4,6 +4,7 @@
 #define TUNEFORGE_SERVICES_TRAINER_MODEL_DEVICE_H_
 
 #include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 #include <cstdint>
 #include <optional>
@@ -32,10 +33,19 @@ absl::StatusOr<c10::Device> ResolveDevice(const DeviceRequest& request);
 std::string DescribeDevice(const c10::Device& device);
 
 // Peak bytes of tensors held by libtorch's caching allocator on a GPU since the last reset (what
-// torch.cuda.max_memory_allocated reports). nullopt on the CPU, and with a libtorch older than 2.9, whose
-// device-generic allocator statistics this reads.
+// torch.cuda.max_memory_allocated reports; nullopt with a libtorch older than 2.9, whose device-generic allocator
+// statistics this reads). On the CPU: the process's resident high-water mark since the last reset (Linux's VmHWM,
+// reset through /proc/self/clear_refs), nullopt where /proc does not say.
 std::optional<int64_t> PeakDeviceMemoryBytes(const c10::Device& device);
 void ResetPeakDeviceMemory(const c10::Device& device);
+// The process's resident memory now (VmRSS), nullopt where /proc does not say: PeakDeviceMemoryBytes(cpu) less this
+// value taken at the reset is what the steps since added.
+std::optional<int64_t> ResidentMemoryBytes();
+
+// The best matrix-multiply rate of `dtype` on `device`, in FLOP/s: square products timed after a warm-up (2048 on
+// the CPU, 8192 on a GPU). Measured once per device and dtype in a process (about a second on a CPU), then
+// remembered. The denominator of MFU.
+double PeakMatmulFlops(c10::ScalarType dtype, const c10::Device& device);
 
 // Waits for the work queued on `device` (a no-op on the CPU): for timing.
 void SynchronizeDevice(const c10::Device& device);

@@ -229,14 +229,15 @@ absl::StatusOr<TrainerState> Resume(const std::string& checkpoint_dir,
 // Steps since the last progress report: their mean loss, tokens and time.
 class ProgressWindow {
  public:
-  void Add(double loss, int64_t tokens) {
+  void Add(double loss, int64_t tokens, double flops) {
     loss_ += loss;
     tokens_ += tokens;
+    flops_ += flops;
     steps_ += 1;
   }
   // The report for the steps so far (and the run's totals), then a new window.
   FineTuneProgress Report(const TrainerState& st, const StepPlan& plan, int64_t epoch, double lr, double grad_norm,
-                          std::optional<double> eval_loss, const c10::Device& device) {
+                          std::optional<double> eval_loss, const c10::Device& device, double peak_flops) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     FineTuneProgress p;
     p.step = st.step;
@@ -252,6 +253,7 @@ class ProgressWindow {
     p.step_seconds = seconds / static_cast<double>(steps_);
     p.report_steps = steps_;
     p.peak_device_memory_bytes = PeakDeviceMemoryBytes(device);
+    p.mfu = peak_flops > 0 && seconds > 0 ? flops_ / seconds / peak_flops : 0.0;
     *this = ProgressWindow();
     return p;
   }
@@ -261,6 +263,7 @@ class ProgressWindow {
   Clock::time_point start_ = Clock::now();
   double loss_ = 0;
   int64_t tokens_ = 0;
+  double flops_ = 0;
   int64_t steps_ = 0;
 };
 
@@ -322,6 +325,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
     if (hooks.on_checkpoint) hooks.on_checkpoint({st.step, static_cast<int>(st.last_epoch), dir.string(), loss});
     return absl::OkStatus();
   };
+  const double peak_flops = PeakMatmulFlops(run.dtype, run.device);  // MFU's denominator, measured once per process
   ResetPeakDeviceMemory(run.device);  // progress reports the peak of training, not of loading
   ProgressWindow window;
   model->set_training(true);
@@ -337,6 +341,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
       step_options.max_grad_norm = s.max_grad_norm;
       step_options.seed = s.seed;
       step_options.step = st.step;
+      step_options.loss_chunk_rows = s.chunked_loss ? kAutoLossChunkRows : 0;
       ASSIGN_OR_RETURN(step_options.learning_rate, schedule->LearningRate(s.learning_rate, st.step));
       absl::StatusOr<StepOutcome> step =
           TrainStep(*model, group, optimizer, params, step_options, run.device, hooks.cancelled);
@@ -359,12 +364,13 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
       const bool last = st.step == plan.total_steps;
       st.next_epoch = epoch_end ? epoch + 1 : epoch;
       st.next_batch = epoch_end ? 0 : b;
-      window.Add(step->loss, step->tokens);
+      window.Add(step->loss, step->tokens, step->flops);
 
       std::optional<double> eval_loss;
       if (!data.test.examples.empty() && ((epoch_end && s.eval_every_epoch) || last)) {
         absl::StatusOr<EvalLoss> evaluated =
-            EvaluateLoss(*model, data.test.examples, plan.batch_options, run.device, hooks.cancelled);
+            EvaluateLoss(*model, data.test.examples, plan.batch_options, run.device, hooks.cancelled,
+                         s.chunked_loss ? kAutoLossChunkRows : 0);
         if (evaluated.status().code() == absl::StatusCode::kCancelled) {
           return absl::CancelledError("fine-tune cancelled during evaluation");
         }
@@ -376,7 +382,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
       }
       if (st.step % s.logging_steps == 0 || epoch_end || last) {
         const FineTuneProgress p = window.Report(st, plan, epoch, step_options.learning_rate, step->grad_norm,
-                                                 eval_loss, run.device);
+                                                 eval_loss, run.device, peak_flops);
         if (hooks.on_progress) hooks.on_progress(p);
       }
       if ((s.save_steps > 0 && st.step % s.save_steps == 0) || epoch_end || last) {

@@ -45,9 +45,12 @@ struct FineTuneProgress {
   std::optional<double> eval_loss;    // set on the report that ends an evaluated epoch
   double step_seconds = 0;            // mean wall time of the steps since the previous report (eval included)
   int64_t report_steps = 0;           // how many steps that mean covers
-  // Peak bytes held by libtorch's allocator on the GPU since training began (torch.cuda.max_memory_allocated);
-  // none on the CPU.
+  // Peak bytes held by libtorch's allocator on the GPU since training began (torch.cuda.max_memory_allocated); on
+  // the CPU the trainer process's resident high-water mark since training began.
   std::optional<int64_t> peak_device_memory_bytes;
+  // Model FLOPs per second of the steps since the previous report (TrainingFlops; evaluation time counts) over the
+  // device's measured matmul peak in the run's dtype (PeakMatmulFlops).
+  double mfu = 0;
 };
 
 struct CheckpointInfo {

@@ -168,6 +168,7 @@ absl::Status ParseTrainingSection(const Json& training, FineTuneSettings& s, std
   RETURN_IF_ERROR(r.Bool("train_on_input", &s.train_on_input));
   RETURN_IF_ERROR(r.Bool("packing", &s.packing));
   RETURN_IF_ERROR(r.Bool("gradient_checkpointing", &s.gradient_checkpointing));
+  RETURN_IF_ERROR(r.Bool("chunked_loss", &s.chunked_loss));
   RETURN_IF_ERROR(r.OneOf("attn_implementation", &s.attn_implementation, {"sdpa", "eager"}));
   RETURN_IF_ERROR(r.Int("save_steps", &s.save_steps, "an integer >= 0 (0 saves only at epoch ends)", non_negative));
   RETURN_IF_ERROR(r.Bool("eval_every_epoch", &s.eval_every_epoch));
@@ -234,6 +235,7 @@ Json FineTuneSettings::ToJson() const {
                    {"train_on_input", train_on_input},
                    {"packing", packing},
                    {"gradient_checkpointing", gradient_checkpointing},
+                   {"chunked_loss", chunked_loss},
                    {"attn_implementation", attn_implementation},
                    {"save_steps", save_steps},
                    {"eval_every_epoch", eval_every_epoch},

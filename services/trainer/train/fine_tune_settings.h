@@ -42,6 +42,9 @@ struct FineTuneSettings {
   bool train_on_input = false;
   bool packing = false;
   bool gradient_checkpointing = false;  // recompute each decoder layer in backward instead of keeping activations
+  // The loss from the final hidden states a chunk of rows at a time (ChunkedCausalLmLoss): fp32 logits for all
+  // tokens never exist at once. false: the whole [B,T,V] logits, as transformers computes them.
+  bool chunked_loss = true;
   std::string attn_implementation = "sdpa";  // sdpa (fused kernels) | eager (transformers' op-for-op attention)
   int64_t save_steps = 0;               // 0: checkpoints only at epoch ends and at the last step
   bool eval_every_epoch = true;         // false: the test split is evaluated once, after the last step

@@ -37,9 +37,35 @@ double GradNorm(const std::vector<at::Tensor>& params) {
   return std::sqrt(total);
 }
 
+double TrainingFlops(CausalLM& model, int64_t rows, int64_t cols) {
+  double dense = 0, lora = 0;
+  for (auto& [name, p] : model.projections()) {
+    dense += static_cast<double>(p.weight.numel());
+    if (p.lora_a.defined()) lora += static_cast<double>(p.lora_a.numel() + p.lora_b.numel());
+  }
+  const auto& arch = model.config().arch;
+  dense += static_cast<double>(arch.vocab_size) * arch.hidden_size;  // lm_head, tied or not
+  const double tokens = static_cast<double>(rows * cols);
+  const double attention = 3.0 * static_cast<double>(rows) * 4.0 * arch.num_hidden_layers * double(cols) * cols *
+                           (arch.num_attention_heads * arch.head_dim);
+  const bool base_grads = !model.weights().empty() && model.weights().begin()->second.requires_grad();
+  return (base_grads ? 6.0 : 4.0) * dense * tokens + 6.0 * lora * tokens + attention;
+}
+
+at::Tensor BatchLoss(const CausalLM& model, const Batch& batch, const c10::Device& device, int64_t chunk_rows) {
+  const at::Tensor input_ids = ToDevice(batch.input_ids, batch.rows, batch.cols, device);
+  const at::Tensor attention_mask = ToDevice(batch.attention_mask, batch.rows, batch.cols, device);
+  const at::Tensor position_ids = ToDevice(batch.position_ids, batch.rows, batch.cols, device);
+  const at::Tensor labels = ToDevice(batch.labels, batch.rows, batch.cols, device);
+  if (chunk_rows == 0) return CausalLmLoss(model.Forward(input_ids, attention_mask, position_ids), labels);
+  if (chunk_rows < 0) chunk_rows = DefaultLossChunkRows(model.lm_head().size(0));
+  return ChunkedCausalLmLoss(model.ForwardHidden(input_ids, attention_mask, position_ids), model.lm_head(), labels,
+                             chunk_rows);
+}
+
 absl::StatusOr<EvalLoss> EvaluateLoss(CausalLM& model, const std::vector<Example>& examples,
                                       const BatchOptions& options, const c10::Device& device,
-                                      const std::function<bool()>& cancelled) {
+                                      const std::function<bool()>& cancelled, int64_t loss_chunk_rows) {
   const bool was_training = model.training();
   model.set_training(false);
   at::NoGradGuard no_grad;
@@ -57,10 +83,7 @@ absl::StatusOr<EvalLoss> EvaluateLoss(CausalLM& model, const std::vector<Example
     out.tokens += b.tokens;
     const int64_t n = CountedLabels(b);
     if (n == 0) continue;
-    at::Tensor logits =
-        model.Forward(ToDevice(b.input_ids, b.rows, b.cols, device), ToDevice(b.attention_mask, b.rows, b.cols, device),
-                      ToDevice(b.position_ids, b.rows, b.cols, device));
-    sum += CausalLmLoss(logits, ToDevice(b.labels, b.rows, b.cols, device)).item<double>() * static_cast<double>(n);
+    sum += BatchLoss(model, b, device, loss_chunk_rows).item<double>() * static_cast<double>(n);
     out.label_tokens += n;
   }
   model.set_training(was_training);
@@ -82,10 +105,8 @@ absl::StatusOr<StepOutcome> TrainStep(CausalLM& model, const std::vector<const B
     out.tokens += batch->tokens;
     const int64_t n = CountedLabels(*batch);
     if (n == 0) continue;
-    at::Tensor logits = model.Forward(ToDevice(batch->input_ids, batch->rows, batch->cols, device),
-                                      ToDevice(batch->attention_mask, batch->rows, batch->cols, device),
-                                      ToDevice(batch->position_ids, batch->rows, batch->cols, device));
-    at::Tensor loss = CausalLmLoss(logits, ToDevice(batch->labels, batch->rows, batch->cols, device));
+    out.flops += TrainingFlops(model, batch->rows, batch->cols);
+    at::Tensor loss = BatchLoss(model, *batch, device, options.loss_chunk_rows);
     (loss * (static_cast<double>(n) / static_cast<double>(out.label_tokens))).backward();
     loss_sum += loss.item<double>() * static_cast<double>(n);
   }

@@ -31,6 +31,20 @@ at::Tensor ToDevice(const std::vector<int64_t>& v, int64_t rows, int64_t cols, c
 // fp32 L2 norm of all grads together, for runs without clipping.
 double GradNorm(const std::vector<at::Tensor>& params);
 
+// Model FLOPs of one training step over a [rows, cols] batch: the forward 2*P*N and the input gradients through the
+// frozen weights 2*P*N (P: every projection and the output projection), LoRA's forward, input and weight gradients
+// 6*P_lora*N, and attention (scores and P@V, 4*L*T^2*width per row forward, the full square, x3 with the backward).
+// With train_base the weights' gradients add 2*P*N. For MFU.
+double TrainingFlops(CausalLM& model, int64_t rows, int64_t cols);
+
+// StepOptions::loss_chunk_rows and EvaluateLoss: DefaultLossChunkRows of the model's vocabulary.
+inline constexpr int64_t kAutoLossChunkRows = -1;
+
+// The training loss of one batch (scalar fp32): ChunkedCausalLmLoss over the final hidden states `chunk_rows` rows at
+// a time (kAutoLossChunkRows: the default for the vocabulary), or with chunk_rows 0 CausalLmLoss over the whole
+// logits.
+at::Tensor BatchLoss(const CausalLM& model, const Batch& batch, const c10::Device& device, int64_t chunk_rows);
+
 struct EvalLoss {
   double mean = 0;           // token-weighted mean of the training loss (same shift and masking)
   int64_t label_tokens = 0;  // tokens that carry a loss
@@ -41,13 +55,15 @@ struct EvalLoss {
 // `cancelled` turns true between batches.
 absl::StatusOr<EvalLoss> EvaluateLoss(CausalLM& model, const std::vector<Example>& examples,
                                       const BatchOptions& options, const c10::Device& device,
-                                      const std::function<bool()>& cancelled);
+                                      const std::function<bool()>& cancelled,
+                                      int64_t loss_chunk_rows = kAutoLossChunkRows);
 
 struct StepOptions {
   double max_grad_norm = 1.0;  // 0: no clipping
   double learning_rate = 0;    // this step's, from the schedule
   int64_t seed = 42;
   int64_t step = 0;  // optimizer steps done before this one
+  int64_t loss_chunk_rows = kAutoLossChunkRows;  // 0: the whole logits (CausalLmLoss)
 };
 
 struct StepOutcome {
@@ -56,6 +72,7 @@ struct StepOutcome {
   int64_t tokens = 0;    // non-padding tokens of the group
   int64_t label_tokens = 0;
   bool skipped = false;  // a non-finite gradient: no update was made
+  double flops = 0;      // TrainingFlops of the group's micro-batches
 };
 
 // One optimizer step over `batches` (the micro-batches accumulated into it): forward, the loss of each micro-batch

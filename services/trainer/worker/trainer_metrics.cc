@@ -21,8 +21,8 @@ TrainerMetrics::TrainerMetrics(MetricsRegistry& registry)
       loss_(registry.AddGauge("tuneforge_trainer_loss", "Mean training loss over the last progress report.")),
       device_memory_(registry.AddGauge(
           "tuneforge_trainer_device_memory_bytes",
-          "Peak bytes held by libtorch's allocator on the GPU since the current job's training began (absent on "
-          "the CPU).")),
+          "Peak bytes held by libtorch's allocator on the GPU since the current job's training began; on the CPU the "
+          "trainer process's resident high-water mark since then.")),
       download_bytes_(registry.AddCounter("tuneforge_trainer_download_bytes_total",
                                           "Bytes received from the Hugging Face Hub into the cache.")),
       jobs_(registry.AddCounter("tuneforge_trainer_jobs_total", "Jobs this trainer ran, by how they ended.",

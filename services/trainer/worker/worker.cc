@@ -37,6 +37,10 @@ void ToProto(const FineTuneProgress& p, iv1::HeartbeatRequest* out) {
   metrics->set_learning_rate(p.learning_rate);
   metrics->set_grad_norm(p.grad_norm);
   metrics->set_tokens_per_second(p.tokens_per_second);
+  metrics->set_mfu(p.mfu);
+  if (p.peak_device_memory_bytes) {
+    metrics->set_peak_memory_gib(static_cast<double>(*p.peak_device_memory_bytes) / static_cast<double>(1 << 30));
+  }
 }
 
 // How a run ended, as tuneforge_trainer_jobs_total{outcome} counts it.

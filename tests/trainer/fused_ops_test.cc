@@ -1,0 +1,232 @@
+// Fused and chunked forms against the plain ones they replace. The chunked loss (ChunkedCausalLmLoss) against the
+// loss over whole logits (CausalLmLoss): the same loss and gradients for the hidden states and the output
+// projection, whatever the chunk size, with ignored labels, a weighted backward and bf16; and one training step of a
+// real model both ways. The LoRA branch as one addmm against y + (x A^T B^T) * scaling, values and gradients. And
+// activation checkpointing where attention needs no mask (rows without padding), against no checkpointing.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "services/trainer/data/batching.h"
+#include "services/trainer/model/causal_lm.h"
+#include "services/trainer/train/adamw.h"
+#include "services/trainer/train/causal_lm_loss.h"
+#include "services/trainer/train/training_step.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/testdata.h"
+
+namespace tuneforge {
+namespace {
+
+using ::tuneforge::testing::IsOk;
+
+struct Case {
+  at::Tensor hidden, head, labels;
+};
+
+Case MakeCase(at::ScalarType dtype, int64_t batch, int64_t length, int64_t dim, int64_t vocab, uint64_t seed) {
+  at::manual_seed(seed);
+  Case c;
+  c.hidden = at::randn({batch, length, dim}).to(dtype).requires_grad_(true);
+  c.head = (at::randn({vocab, dim}) * 0.3).to(dtype).requires_grad_(true);
+  c.labels = at::randint(vocab, {batch, length}, at::kLong);
+  // Prompt tokens and padding carry no loss.
+  c.labels.slice(1, 0, 2).fill_(kIgnoreLabel);
+  c.labels.select(0, 0).slice(0, length - 2).fill_(kIgnoreLabel);
+  return c;
+}
+
+struct Result {
+  double loss;
+  at::Tensor grad_hidden, grad_head;
+};
+
+Result LossAndGrads(const Case& c, int64_t chunk_rows, double weight = 1.0) {
+  at::Tensor h = c.hidden.detach().clone().requires_grad_(true);
+  at::Tensor w = c.head.detach().clone().requires_grad_(true);
+  at::Tensor loss = chunk_rows == 0 ? CausalLmLoss(at::linear(h, w).to(at::kFloat), c.labels)
+                                    : ChunkedCausalLmLoss(h, w, c.labels, chunk_rows);
+  (loss * weight).backward();
+  return {loss.item<double>(), h.grad().to(at::kFloat), w.grad().to(at::kFloat)};
+}
+
+double MaxRelDiff(const at::Tensor& a, const at::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
+}
+
+TEST(ChunkedLossTest, EqualsThePlainLossAndGradientsForEveryChunkSize) {
+  const Case c = MakeCase(at::kFloat, 3, 11, 16, 97, 1);
+  const Result plain = LossAndGrads(c, 0);
+  ASSERT_TRUE(std::isfinite(plain.loss));
+  for (int64_t chunk : {1, 4, 7, 26, 1000}) {
+    SCOPED_TRACE(chunk);
+    const Result chunked = LossAndGrads(c, chunk);
+    EXPECT_NEAR(chunked.loss, plain.loss, 1e-6 * std::abs(plain.loss));
+    EXPECT_LT(MaxRelDiff(chunked.grad_hidden, plain.grad_hidden), 1e-5);
+    EXPECT_LT(MaxRelDiff(chunked.grad_head, plain.grad_head), 1e-5);
+    // Rows whose shifted label is ignored get no gradient at all, as in the plain path.
+    EXPECT_EQ(chunked.grad_hidden.select(0, 0).slice(0, 8).abs().sum().item<double>(), 0.0);
+  }
+}
+
+TEST(ChunkedLossTest, AWeightedBackwardScalesTheGradients) {
+  const Case c = MakeCase(at::kFloat, 2, 9, 8, 31, 2);
+  const Result plain = LossAndGrads(c, 0, 0.37);
+  const Result chunked = LossAndGrads(c, 5, 0.37);
+  EXPECT_LT(MaxRelDiff(chunked.grad_hidden, plain.grad_hidden), 1e-5);
+  EXPECT_LT(MaxRelDiff(chunked.grad_head, plain.grad_head), 1e-5);
+  const Result unweighted = LossAndGrads(c, 5);
+  EXPECT_LT(MaxRelDiff(chunked.grad_head, unweighted.grad_head * 0.37), 1e-6);
+}
+
+TEST(ChunkedLossTest, Bf16AgreesWithThePlainBf16Path) {
+  const Case c = MakeCase(at::kBFloat16, 2, 16, 32, 211, 3);
+  const Result plain = LossAndGrads(c, 0);
+  const Result chunked = LossAndGrads(c, 5);
+  EXPECT_NEAR(chunked.loss, plain.loss, 1e-3 * std::abs(plain.loss));
+  EXPECT_LT(MaxRelDiff(chunked.grad_hidden, plain.grad_hidden), 2e-2);
+  EXPECT_LT(MaxRelDiff(chunked.grad_head, plain.grad_head), 2e-2);
+}
+
+TEST(ChunkedLossTest, FrozenProjectionGetsNoGradientAndNoLabelGivesNan) {
+  Case c = MakeCase(at::kFloat, 2, 6, 8, 13, 4);
+  at::Tensor h = c.hidden.detach().clone().requires_grad_(true);
+  at::Tensor w = c.head.detach();  // frozen, as under LoRA
+  at::Tensor loss = ChunkedCausalLmLoss(h, w, c.labels, 3);
+  loss.backward();
+  EXPECT_TRUE(h.grad().defined());
+  EXPECT_FALSE(w.grad().defined());
+
+  c.labels.fill_(kIgnoreLabel);
+  const double chunked = ChunkedCausalLmLoss(c.hidden, c.head, c.labels, 3).item<double>();
+  const double plain = CausalLmLoss(at::linear(c.hidden, c.head), c.labels).item<double>();
+  EXPECT_TRUE(std::isnan(chunked));
+  EXPECT_TRUE(std::isnan(plain));
+  EXPECT_GT(DefaultLossChunkRows(32000), 1000);
+  EXPECT_EQ(DefaultLossChunkRows(int64_t{1} << 40), 1);
+}
+
+// One optimizer step of a LoRA model on padded rows: the loss, the gradient norm and every updated LoRA tensor are
+// the same with the chunked loss as with whole logits.
+TEST(ChunkedLossTest, ATrainingStepIsTheSameWithTheChunkedLoss) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
+  std::vector<std::vector<at::Tensor>> updated;
+  std::vector<StepOutcome> outcomes;
+  for (int64_t chunk_rows : {int64_t{0}, int64_t{5}, kAutoLossChunkRows}) {
+    BuildOptions options;
+    options.lora.rank = 4;
+    options.lora.alpha = 8;
+    options.lora.target_modules = {"all-linear"};
+    options.lora.seed = 7;
+    auto model = CausalLM::Load(::tuneforge::testing::GeneratedReference() + "/llama", options);
+    ASSERT_THAT(model.status(), IsOk());
+    (*model)->set_training(true);
+    const int64_t vocab = (*model)->config().arch.vocab_size;
+    std::vector<Example> examples;
+    for (int64_t len : {12, 7, 10}) {
+      Example ex;
+      for (int64_t t = 0; t < len; ++t) ex.input_ids.push_back(static_cast<int32_t>((t * 11 + len * 5) % vocab));
+      ex.labels.assign(ex.input_ids.begin(), ex.input_ids.end());
+      for (int64_t t = 0; t < 3; ++t) ex.labels[t] = kIgnoreLabel;  // a prompt
+      examples.push_back(ex);
+    }
+    BatchOptions batch_options;
+    batch_options.batch_size = 3;
+    batch_options.max_seq_len = 16;
+    const std::vector<Batch> batches = MakeBatches(examples, {0, 1, 2}, batch_options);
+    std::vector<const Batch*> group;
+    for (const Batch& b : batches) group.push_back(&b);
+    std::vector<at::Tensor> params = (*model)->TrainableParameters();
+    AdamWSettings adam;
+    AdamWOptimizer optimizer(params, adam);
+    StepOptions step;
+    step.learning_rate = 1e-2;
+    step.loss_chunk_rows = chunk_rows;
+    auto outcome = TrainStep(**model, group, optimizer, params, step, c10::Device(c10::kCPU), nullptr);
+    ASSERT_THAT(outcome.status(), IsOk());
+    outcomes.push_back(*outcome);
+    std::vector<at::Tensor> copies;
+    for (const at::Tensor& p : params) copies.push_back(p.detach().clone());
+    updated.push_back(copies);
+  }
+  for (size_t run = 1; run < outcomes.size(); ++run) {
+    SCOPED_TRACE(run);
+    EXPECT_NEAR(outcomes[run].loss, outcomes[0].loss, 1e-6 * std::abs(outcomes[0].loss));
+    EXPECT_NEAR(outcomes[run].grad_norm, outcomes[0].grad_norm, 1e-5 * outcomes[0].grad_norm);
+    ASSERT_EQ(updated[run].size(), updated[0].size());
+    for (size_t i = 0; i < updated[0].size(); ++i) {
+      EXPECT_LT((updated[run][i] - updated[0][i]).abs().max().item<double>(), 1e-6) << i;
+    }
+  }
+}
+
+// Projection::Forward adds the LoRA branch with one addmm; PEFT's form is linear(x, W, b) + B(A(x)) * scaling.
+TEST(FusedOpsTest, TheLoraBranchEqualsPeftsFormInValueAndGradients) {
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    at::manual_seed(11);
+    Projection p;
+    p.weight = at::randn({24, 16}).to(dtype);
+    p.bias = at::randn({24}).to(dtype);
+    p.lora_a = (at::randn({4, 16}) * 0.2).to(dtype).requires_grad_(true);
+    p.lora_b = (at::randn({24, 4}) * 0.2).to(dtype).requires_grad_(true);
+    p.lora_scaling = 2.5;
+    const at::Tensor x = at::randn({3, 5, 16}).to(dtype).requires_grad_(true);
+    const at::Tensor upstream = at::randn({3, 5, 24}).to(dtype);
+
+    const at::Tensor fused = p.Forward(x, /*training=*/true);
+    const std::vector<at::Tensor> fused_grads = torch::autograd::grad({fused}, {x, p.lora_a, p.lora_b}, {upstream});
+    const at::Tensor plain =
+        at::linear(x, p.weight, p.bias) + at::linear(at::linear(x, p.lora_a), p.lora_b) * p.lora_scaling;
+    const std::vector<at::Tensor> plain_grads = torch::autograd::grad({plain}, {x, p.lora_a, p.lora_b}, {upstream});
+
+    const double tolerance = dtype == at::kFloat ? 1e-5 : 2e-2;
+    ASSERT_EQ(fused.sizes(), plain.sizes());
+    EXPECT_LT(MaxRelDiff(fused.to(at::kFloat), plain.to(at::kFloat)), tolerance);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_LT(MaxRelDiff(fused_grads[i].to(at::kFloat), plain_grads[i].to(at::kFloat)), tolerance) << i;
+    }
+    // The branch is really there: without it the output differs.
+    EXPECT_GT(MaxRelDiff(at::linear(x, p.weight, p.bias).to(at::kFloat), plain.to(at::kFloat)), 1e-2);
+  }
+}
+
+// Rows of one length need no attention mask with sdpa; checkpointed layers then run without one, and must give the
+// gradients the plain forward gives.
+TEST(FusedOpsTest, ActivationCheckpointingWithoutAMaskGivesThePlainGradients) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
+  std::vector<std::vector<at::Tensor>> grads;
+  std::vector<double> losses;
+  for (bool checkpointing : {false, true}) {
+    BuildOptions options;
+    options.lora.rank = 4;
+    options.lora.alpha = 8;
+    options.lora.target_modules = {"all-linear"};
+    options.lora.seed = 5;
+    options.gradient_checkpointing = checkpointing;
+    auto model = CausalLM::Load(::tuneforge::testing::GeneratedReference() + "/llama", options);
+    ASSERT_THAT(model.status(), IsOk());
+    (*model)->set_training(true);
+    const int64_t vocab = (*model)->config().arch.vocab_size;
+    const at::Tensor ids = at::arange(2 * 12, at::kLong).view({2, 12}).remainder(vocab);
+    at::Tensor loss = ChunkedCausalLmLoss((*model)->ForwardHidden(ids), (*model)->lm_head(), ids, 7);
+    loss.backward();
+    losses.push_back(loss.item<double>());
+    std::vector<at::Tensor> g;
+    for (const at::Tensor& p : (*model)->TrainableParameters()) {
+      ASSERT_TRUE(p.grad().defined());
+      g.push_back(p.grad().clone());
+    }
+    grads.push_back(g);
+  }
+  EXPECT_NEAR(losses[1], losses[0], 1e-6 * std::abs(losses[0]));
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LT(MaxRelDiff(grads[1][i], grads[0][i]), 1e-5) << i;
+}
+
+}  // namespace
+}  // namespace tuneforge
