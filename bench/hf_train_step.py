@@ -5,7 +5,7 @@ timed the same way (the device synchronised at every phase boundary). Prints the
 
 Usage: hf_train_step.py --model=DIR --inputs=FILE [--device=cpu|cuda|cuda:N] [--dtype=fp32|bf16] [--attn=sdpa|eager]
                         [--threads=N] [--warmup=2] [--steps=5] [--lora-r=16] [--lora-alpha=32]
-                        [--profile=TRACE.json]
+                        [--prompt-fraction=F] [--profile=TRACE.json]
 """
 import argparse
 import os
@@ -59,6 +59,8 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--lora-alpha", type=float, default=32)
+    p.add_argument("--prompt-fraction", type=float, default=0.0,
+                   help="the first share of each row's labels is -100 (an SFT prompt)")
     p.add_argument("--profile", default="", help="one more step under torch.profiler, written as a Chrome trace")
     a = p.parse_args()
 
@@ -73,6 +75,8 @@ def main():
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
     ids = load_file(a.inputs)["input_ids"].to(device)
+    labels = ids.clone()
+    labels[:, : int(a.prompt_fraction * ids.shape[1])] = -100
     batch, seq = ids.shape
 
     t0 = time.perf_counter()
@@ -101,7 +105,7 @@ def main():
     for i in range(a.warmup + a.steps):
         c0 = cpu_seconds()
         t0 = time.perf_counter()
-        loss = model(input_ids=ids, labels=ids).loss
+        loss = model(input_ids=ids, labels=labels).loss
         sync()
         t1 = time.perf_counter()
         loss.backward()
@@ -140,7 +144,7 @@ def main():
         if device.type == "cuda":
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         with torch.profiler.profile(activities=activities) as prof:
-            model(input_ids=ids, labels=ids).loss.backward()
+            model(input_ids=ids, labels=labels).loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             sync()

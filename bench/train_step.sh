@@ -4,6 +4,7 @@
 # directory (written by transformers), tokens and settings, one after the other; prints ours/theirs per dtype.
 # Usage: bench/train_step.sh [BUILD_DIR] [THREADS] [WARMUP] [STEPS]   (defaults: build 2 2 5)
 # PYTHON: the Python with torch, transformers and peft (default: the project's environment, scripts/python-env.sh).
+# PROMPT_FRACTION=F: the first F of each row's labels carry no loss on both sides (an SFT prompt; default 0).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,7 +35,7 @@ echo "cores: $(nproc); threads: $threads; warm-up $warmup + $steps timed steps; 
 
 log="$work/log"
 args=(--model="$work/model" --inputs="$work/inputs.safetensors" --device=cpu --threads="$threads" --warmup="$warmup"
-      --steps="$steps" --attn=sdpa)
+      --steps="$steps" --attn=sdpa --prompt-fraction="${PROMPT_FRACTION:-0}")
 # Per dtype the three run back to back (ours with the whole logits, ours with the chunked loss, transformers + PEFT),
 # so that all see about the same load from the rest of the machine.
 for dtype in fp32 bf16; do

@@ -5,7 +5,8 @@
 // Usage: train_step_bench --model=DIR --inputs=FILE [--device=cpu|cuda|cuda:N|auto] [--dtype=fp32|bf16]
 //          [--attn=sdpa|eager] [--threads=N] [--warmup=2] [--steps=5] [--lora-r=16] [--lora-alpha=32]
 //          [--save-adapter=DIR]
-// FILE is a safetensors file with `input_ids` [B,T] (int64); the labels are the inputs (every token counts).
+// FILE is a safetensors file with `input_ids` [B,T] (int64); the labels are the inputs (every token counts), or with
+// --prompt-fraction=F the first F of each row's positions carry no loss (-100), as the prompt of an SFT example.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -50,14 +51,15 @@ struct Options {
   int64_t lora_r = 16;
   double lora_alpha = 32;
   bool checkpointing = false;  // activation checkpointing of every decoder layer
+  double prompt_fraction = 0;  // leading share of each row's labels set to -100
 };
 
 [[noreturn]] void Usage(const char* problem) {
   std::fprintf(stderr,
                "%s\nusage: train_step_bench --model=DIR --inputs=FILE [--device=auto|cpu|cuda|cuda:N] "
                "[--dtype=fp32|bf16] [--attn=sdpa|eager] [--threads=N] [--warmup=N] [--steps=N] [--lora-r=N] "
-               "[--lora-alpha=X] [--loss=chunked|logits] [--checkpointing=0|1] [--save-adapter=DIR] "
-               "[--profile=TRACE.json]\n",
+               "[--lora-alpha=X] [--loss=chunked|logits] [--checkpointing=0|1] [--prompt-fraction=F] "
+               "[--save-adapter=DIR] [--profile=TRACE.json]\n",
                problem);
   std::exit(2);
 }
@@ -84,6 +86,9 @@ Options ParseOptions(int argc, char** argv) {
       o.lora_r = std::atoll(value.c_str());
     } else if (name == "--lora-alpha") {
       o.lora_alpha = std::atof(value.c_str());
+    } else if (name == "--prompt-fraction") {
+      o.prompt_fraction = std::atof(value.c_str());
+      if (o.prompt_fraction < 0 || o.prompt_fraction >= 1) Usage("--prompt-fraction must be in [0, 1)");
     } else if (name == "--checkpointing") {
       if (value != "0" && value != "1") Usage("--checkpointing must be 0 or 1");
       o.checkpointing = value == "1";
@@ -134,6 +139,8 @@ int Run(const Options& o) {
   }
   at::Tensor ids = inputs->at("input_ids").to(*device, at::kLong);
   const int64_t batch = ids.size(0), seq = ids.size(1);
+  at::Tensor labels = ids.clone();
+  labels.slice(1, 0, static_cast<int64_t>(o.prompt_fraction * static_cast<double>(seq))).fill_(-100);
 
   tuneforge::BuildOptions build;
   build.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
@@ -161,7 +168,9 @@ int Run(const Options& o) {
   settings.weight_decay = kWeightDecay;
   tuneforge::AdamWOptimizer optimizer(lora, settings);
 
-  const double flops = tuneforge::TrainingFlops(model, batch, seq);
+  // The chunked loss projects only the rows whose shifted label counts.
+  const int64_t head_rows = labels.slice(1, 1).ne(-100).sum().item<int64_t>();
+  const double flops = tuneforge::TrainingFlops(model, batch, seq, o.loss == "chunked" ? head_rows : -1);
   const at::ScalarType peak_dtype = build.dtype;
   const double peak = tuneforge::PeakMatmulFlops(peak_dtype, *device) / 1e9;
   std::printf("[tuneforge %s %s %s] %s; params %lld, trainable %lld; batch %lld x %lld; model GFLOP/step %.1f; "
@@ -176,8 +185,8 @@ int Run(const Options& o) {
   const int64_t chunk_rows = tuneforge::DefaultLossChunkRows(model.lm_head().size(0));
   auto compute_loss = [&]() {
     return o.loss == "logits"
-               ? tuneforge::CausalLmLoss(model.Forward(ids), ids)
-               : tuneforge::ChunkedCausalLmLoss(model.ForwardHidden(ids), model.lm_head(), ids, chunk_rows);
+               ? tuneforge::CausalLmLoss(model.Forward(ids), labels)
+               : tuneforge::ChunkedCausalLmLoss(model.ForwardHidden(ids), model.lm_head(), labels, chunk_rows);
   };
   std::vector<double> step_s, cpu_s, forward_s, backward_s, optimizer_s, losses;
   for (int i = 0; i < o.warmup + o.steps; ++i) {

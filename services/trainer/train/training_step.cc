@@ -37,19 +37,21 @@ double GradNorm(const std::vector<at::Tensor>& params) {
   return std::sqrt(total);
 }
 
-double TrainingFlops(CausalLM& model, int64_t rows, int64_t cols) {
+double TrainingFlops(CausalLM& model, int64_t rows, int64_t cols, int64_t head_rows) {
   double dense = 0, lora = 0;
   for (auto& [name, p] : model.projections()) {
     dense += static_cast<double>(p.weight.numel());
     if (p.lora_a.defined()) lora += static_cast<double>(p.lora_a.numel() + p.lora_b.numel());
   }
   const auto& arch = model.config().arch;
-  dense += static_cast<double>(arch.vocab_size) * arch.hidden_size;  // lm_head, tied or not
   const double tokens = static_cast<double>(rows * cols);
+  const double head = static_cast<double>(arch.vocab_size) * arch.hidden_size;  // lm_head, tied or not
+  const double head_tokens = head_rows < 0 ? tokens : static_cast<double>(head_rows);
   const double attention = 3.0 * static_cast<double>(rows) * 4.0 * arch.num_hidden_layers * double(cols) * cols *
                            (arch.num_attention_heads * arch.head_dim);
   const bool base_grads = !model.weights().empty() && model.weights().begin()->second.requires_grad();
-  return (base_grads ? 6.0 : 4.0) * dense * tokens + 6.0 * lora * tokens + attention;
+  const double per_weight = base_grads ? 6.0 : 4.0;
+  return per_weight * dense * tokens + per_weight * head * head_tokens + 6.0 * lora * tokens + attention;
 }
 
 at::Tensor BatchLoss(const CausalLM& model, const Batch& batch, const c10::Device& device, int64_t chunk_rows) {
@@ -105,7 +107,7 @@ absl::StatusOr<StepOutcome> TrainStep(CausalLM& model, const std::vector<const B
     out.tokens += batch->tokens;
     const int64_t n = CountedLabels(*batch);
     if (n == 0) continue;
-    out.flops += TrainingFlops(model, batch->rows, batch->cols);
+    out.flops += TrainingFlops(model, batch->rows, batch->cols, options.loss_chunk_rows == 0 ? -1 : n);
     at::Tensor loss = BatchLoss(model, *batch, device, options.loss_chunk_rows);
     (loss * (static_cast<double>(n) / static_cast<double>(out.label_tokens))).backward();
     loss_sum += loss.item<double>() * static_cast<double>(n);

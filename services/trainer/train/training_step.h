@@ -34,8 +34,9 @@ double GradNorm(const std::vector<at::Tensor>& params);
 // Model FLOPs of one training step over a [rows, cols] batch: the forward 2*P*N and the input gradients through the
 // frozen weights 2*P*N (P: every projection and the output projection), LoRA's forward, input and weight gradients
 // 6*P_lora*N, and attention (scores and P@V, 4*L*T^2*width per row forward, the full square, x3 with the backward).
-// With train_base the weights' gradients add 2*P*N. For MFU.
-double TrainingFlops(CausalLM& model, int64_t rows, int64_t cols);
+// With train_base the weights' gradients add 2*P*N. `head_rows`: the rows the output projection runs on (the chunked
+// loss projects only those whose label counts); -1 for every token. For MFU: the FLOPs the step does.
+double TrainingFlops(CausalLM& model, int64_t rows, int64_t cols, int64_t head_rows = -1);
 
 // StepOptions::loss_chunk_rows and EvaluateLoss: DefaultLossChunkRows of the model's vocabulary.
 inline constexpr int64_t kAutoLossChunkRows = -1;
