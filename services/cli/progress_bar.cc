@@ -54,6 +54,10 @@ std::string FormatProgressLine(const v1::FineTuningJob& job, std::optional<absl:
   if (metrics.tokens_per_second() > 0) {
     absl::StrAppend(&line, "  ", static_cast<int64_t>(std::llround(metrics.tokens_per_second())), " tok/s");
   }
+  if (metrics.mfu() > 0) absl::StrAppend(&line, "  MFU ", static_cast<int64_t>(std::llround(100 * metrics.mfu())), "%");
+  if (metrics.peak_memory_gib() > 0) {
+    absl::StrAppend(&line, "  ", absl::StrFormat("%.1f", metrics.peak_memory_gib()), " GiB");
+  }
   if (!IsFinalState(job.state())) absl::StrAppend(&line, "  ETA ", eta.has_value() ? FormatClock(*eta) : "?");
   absl::StrAppend(&line, "  ", StateName(job.state()));
   return line;

@@ -470,8 +470,8 @@ if [ -n "$fake" ]; then
 
   tf jobs watch fake-job
   check_rc "jobs watch of a job that SUCCEEDED" 0
-  check "the progress line (step, epoch, loss, eval, tok/s, ETA, state)" \
-    "[##########..........] step 5/10  epoch 1/2  loss 1.5  eval 1.1  312 tok/s  ETA 0:10  RUNNING" "$out"
+  check "the progress line (step, epoch, loss, eval, tok/s, MFU, peak memory, ETA, state)" \
+    "[##########..........] step 5/10  epoch 1/2  loss 1.5  eval 1.1  312 tok/s  MFU 42%  3.2 GiB  ETA 0:10  RUNNING" "$out"
   check "the ETA is unknown until two steps were seen" "[##..................] step 1/10  epoch 1/2  loss 1.9  312 tok/s  ETA ?  RUNNING" "$out"
   check "state changes are printed" "state: RUNNING - attempt 1 on fake-worker" "$out"
   check "checkpoints are printed" "info: saved checkpoint at step 5" "$out"
