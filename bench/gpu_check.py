@@ -169,7 +169,8 @@ def main():
             spread, _ = compare(refs[case, "sdpa"], refs[case, "eager"], inputs)
             r[f"logits/{case}/transformers sdpa vs eager"] = {"max_abs": spread}
 
-        # (b) bf16 LoRA training step, same tokens and steps; tuneforge with eager attention too, for the record.
+        # (b) bf16 LoRA training step, same tokens and steps; tuneforge with eager attention and with the loss over
+        # whole logits too (the chunked loss's "before"), for the record.
         train_inputs = bench_models.make_inputs(os.path.join(a.work, f"{shape}-train.safetensors"), vocab,
                                                 train_batch, train_seq, seed=11)
         adapter = os.path.join(a.work, f"{shape}-adapter")
@@ -179,10 +180,13 @@ def main():
         free_cuda()
         ours_eager = result_line(run([bench] + common + ["--attn=eager"], logfile))
         free_cuda()
+        ours_logits = result_line(run([bench] + common + ["--attn=sdpa", "--loss=logits"], logfile))
+        free_cuda()
         theirs = result_line(run([sys.executable, os.path.join(HERE, "hf_train_step.py")] + common + ["--attn=sdpa"],
                                  logfile))
         free_cuda()
-        r["train"] = {"tuneforge": ours, "tuneforge eager": ours_eager, "transformers+peft": theirs}
+        r["train"] = {"tuneforge": ours, "tuneforge eager": ours_eager, "tuneforge whole logits": ours_logits,
+                      "transformers+peft": theirs}
 
         # (c) the adapter trained above, loaded by PEFT, fp32 logits against ours with the same adapter.
         inputs = cases["nomask"]
@@ -228,6 +232,10 @@ def main():
         log(f"{shape:22} {'    tuneforge eager / sdpa tokens/s':34} "
             f"{float(eager['tokens_per_s']) / float(ours['tokens_per_s']):12.2f}  eager {float(eager['tokens_per_s']):.0f}"
             f" tok/s, {eager['peak_mem_mib']} MiB")
+        whole = r["train"]["tuneforge whole logits"]
+        log(f"{shape:22} {'    whole logits / chunked tokens/s':34} "
+            f"{float(whole['tokens_per_s']) / float(ours['tokens_per_s']):12.2f}  whole logits "
+            f"{float(whole['tokens_per_s']):.0f} tok/s, {whole['peak_mem_mib']} MiB (chunked {ours['peak_mem_mib']})")
         log(f"{shape:22} {'    first loss':34} {float(ours['first_loss']):12.6f}  transformers+PEFT "
             f"{float(theirs['first_loss']):.6f}")
         ad = r["adapter"]
