@@ -32,7 +32,6 @@
 #include "services/trainer/model/tensor_file.h"
 #include "services/trainer/peft/lora_adapter.h"
 #include "services/trainer/train/adamw.h"
-#include "services/trainer/train/causal_lm_loss.h"
 #include "services/trainer/train/training_step.h"
 
 namespace {
@@ -182,11 +181,8 @@ int Run(const Options& o) {
 
   tuneforge::ResetPeakDeviceMemory(*device);
   const std::optional<int64_t> resident_before = tuneforge::ResidentMemoryBytes();
-  const int64_t chunk_rows = tuneforge::DefaultLossChunkRows(model.lm_head().size(0));
   auto compute_loss = [&]() {
-    return o.loss == "logits"
-               ? tuneforge::CausalLmLoss(model.Forward(ids), labels)
-               : tuneforge::ChunkedCausalLmLoss(model.ForwardHidden(ids), model.lm_head(), labels, chunk_rows);
+    return tuneforge::ModelLoss(model, ids, {}, {}, labels, o.loss == "logits" ? 0 : tuneforge::kAutoLossChunkRows);
   };
   std::vector<double> step_s, cpu_s, forward_s, backward_s, optimizer_s, losses;
   for (int i = 0; i < o.warmup + o.steps; ++i) {

@@ -255,6 +255,35 @@ TEST(WorkerHubTest, TheRegisteredAdapterReproducesTheTrainedModel) {
   EXPECT_LT(with_adapter, EvalLoss(**arch, model_dir, test_rows->rows) - 0.1);  // and it learned something
 }
 
+// The datasets library reads .jsonl and .json files of one config with the same builder; a worker reads each file in
+// its own format, so a config whose train split is JSON lines and whose test split is a JSON array trains and
+// evaluates.
+TEST(WorkerHubTest, AHubConfigOfJsonLinesAndAJsonArrayTrainsAndEvaluates) {
+  MetadataTestEnv env;
+  ScratchDir demo("tuneforge-demo");
+  ASSERT_TRUE(WriteDemoData(demo.path()));
+  const std::string model_dir = env.CopyDir(demo.path() + "/demo-llama", "demo-llama");
+  ASSERT_TRUE(AddLocalModel(env, "demo-llama", model_dir));
+  std::string lines, array = "[";
+  for (int i = 0; i < 12; ++i) {
+    const std::string row = "{\"question\": \"what is " + std::to_string(i) + " + 1?\", \"answer\": \"" +
+                            std::to_string(i + 1) + "\"}";
+    lines += row + "\n";
+    if (i < 4) array += (i > 0 ? ", " : "") + row;
+  }
+  array += "]";
+  env.hub().AddCommit(RepoKind::kDataset, "org/qa-mixed", {{"train.jsonl", lines}, {"test.json", array}});
+  ASSERT_TRUE(AddHubDataset(env, "qa-mixed", "org/qa-mixed"));
+  ASSERT_TRUE(AddQaPrompt(env, "qa", "qa-mixed"));
+  ASSERT_TRUE(StartJob(env, ShortQaJob("mixed-formats", "demo-llama", "qa-mixed", /*max_steps=*/2)));
+
+  ScratchDir cache("tuneforge-cache");
+  HubClient hub(FakeHubClientOptions(env));
+  const v1::FineTuningJob job = RunUntilEnd(env, TestWorkerOptions(env, hub, cache.path()), "mixed-formats");
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error().code() << ": " << job.error().message();
+  EXPECT_TRUE(job.metrics().has_eval_loss()) << "the JSON-array test split was evaluated";
+}
+
 TEST(WorkerHubTest, ABadRowFailsTheJobWithTheRowAndColumnAndNoRetry) {
   MetadataTestEnv env;
   ScratchDir demo("tuneforge-demo");

@@ -54,15 +54,19 @@ double TrainingFlops(CausalLM& model, int64_t rows, int64_t cols, int64_t head_r
   return per_weight * dense * tokens + per_weight * head * head_tokens + 6.0 * lora * tokens + attention;
 }
 
-at::Tensor BatchLoss(const CausalLM& model, const Batch& batch, const c10::Device& device, int64_t chunk_rows) {
-  const at::Tensor input_ids = ToDevice(batch.input_ids, batch.rows, batch.cols, device);
-  const at::Tensor attention_mask = ToDevice(batch.attention_mask, batch.rows, batch.cols, device);
-  const at::Tensor position_ids = ToDevice(batch.position_ids, batch.rows, batch.cols, device);
-  const at::Tensor labels = ToDevice(batch.labels, batch.rows, batch.cols, device);
+at::Tensor ModelLoss(const CausalLM& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                     const at::Tensor& position_ids, const at::Tensor& labels, int64_t chunk_rows) {
   if (chunk_rows == 0) return CausalLmLoss(model.Forward(input_ids, attention_mask, position_ids), labels);
   if (chunk_rows < 0) chunk_rows = DefaultLossChunkRows(model.lm_head().size(0));
   return ChunkedCausalLmLoss(model.ForwardHidden(input_ids, attention_mask, position_ids), model.lm_head(), labels,
                              chunk_rows);
+}
+
+at::Tensor BatchLoss(const CausalLM& model, const Batch& batch, const c10::Device& device, int64_t chunk_rows) {
+  return ModelLoss(model, ToDevice(batch.input_ids, batch.rows, batch.cols, device),
+                   ToDevice(batch.attention_mask, batch.rows, batch.cols, device),
+                   ToDevice(batch.position_ids, batch.rows, batch.cols, device),
+                   ToDevice(batch.labels, batch.rows, batch.cols, device), chunk_rows);
 }
 
 absl::StatusOr<EvalLoss> EvaluateLoss(CausalLM& model, const std::vector<Example>& examples,

@@ -41,9 +41,12 @@ double TrainingFlops(CausalLM& model, int64_t rows, int64_t cols, int64_t head_r
 // StepOptions::loss_chunk_rows and EvaluateLoss: DefaultLossChunkRows of the model's vocabulary.
 inline constexpr int64_t kAutoLossChunkRows = -1;
 
-// The training loss of one batch (scalar fp32): ChunkedCausalLmLoss over the final hidden states `chunk_rows` rows at
-// a time (kAutoLossChunkRows: the default for the vocabulary), or with chunk_rows 0 CausalLmLoss over the whole
-// logits.
+// The training loss of inputs [B,T] (scalar fp32): ChunkedCausalLmLoss over the final hidden states `chunk_rows` rows
+// at a time (kAutoLossChunkRows: the default for the vocabulary), or with chunk_rows 0 CausalLmLoss over the whole
+// logits. attention_mask and position_ids as CausalLM::Forward takes them.
+at::Tensor ModelLoss(const CausalLM& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                     const at::Tensor& position_ids, const at::Tensor& labels, int64_t chunk_rows);
+// ModelLoss of one batch, its tensors put on `device`.
 at::Tensor BatchLoss(const CausalLM& model, const Batch& batch, const c10::Device& device, int64_t chunk_rows);
 
 struct EvalLoss {
