@@ -78,3 +78,66 @@ def make_inputs(path, vocab_size, batch, seq, seed, pad=0):
 
 def vocab_size(name):
     return SHAPES[name][1]["vocab_size"]
+
+
+def make_sequence_set(out_dir, vocab_size, count, min_len, max_len, row_len, seed):
+    """Writes one set of `count` sequences (lengths uniform in [min_len, max_len], tokens uniform) in three batch
+    forms, all with every token after a sequence's first as a label, so that each form's loss is the same function:
+      packed.safetensors: tuneforge's packing, sequences end to end in rows of row_len (greedy, in order; the rest
+        of a row is padding), attention_mask = the 1-based sequence index in its row (0 on padding), position_ids
+        restarting at 0, labels -100 on each sequence's first token and on padding;
+      padded.safetensors: one sequence a row, right-padded to the longest (attention_mask 1/0);
+      flat.safetensors: all sequences in one row with restarting position_ids and no mask, the form of transformers'
+        DataCollatorWithFlattening (transformers attends within each sequence from the position ids);
+      padding_free.safetensors: the same row with attention_mask = the 1-based sequence index, tuneforge's
+        padding-free batch.
+    Returns the lengths."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(min_len, max_len + 1, (count,), generator=g).tolist()
+    seqs = [torch.randint(0, vocab_size, (n,), generator=g, dtype=torch.long) for n in lengths]
+    rows, used = [], row_len + 1
+    for i, n in enumerate(lengths):
+        if used + n > row_len:
+            rows.append([])
+            used = 0
+        rows[-1].append(i)
+        used += n
+
+    def labelled(seq):
+        labels = seq.clone()
+        labels[0] = -100
+        return labels
+
+    shape = (len(rows), row_len)
+    packed = {k: torch.zeros(shape, dtype=torch.long) for k in ("input_ids", "attention_mask", "position_ids")}
+    packed["labels"] = torch.full(shape, -100, dtype=torch.long)
+    for r, members in enumerate(rows):
+        at = 0
+        for segment, i in enumerate(members, start=1):
+            n = lengths[i]
+            packed["input_ids"][r, at:at + n] = seqs[i]
+            packed["attention_mask"][r, at:at + n] = segment
+            packed["position_ids"][r, at:at + n] = torch.arange(n)
+            packed["labels"][r, at:at + n] = labelled(seqs[i])
+            at += n
+    save_file(packed, os.path.join(out_dir, "packed.safetensors"))
+
+    longest = max(lengths)
+    padded = {"input_ids": torch.zeros((count, longest), dtype=torch.long),
+              "attention_mask": torch.zeros((count, longest), dtype=torch.long),
+              "labels": torch.full((count, longest), -100, dtype=torch.long)}
+    for i, seq in enumerate(seqs):
+        padded["input_ids"][i, :lengths[i]] = seq
+        padded["attention_mask"][i, :lengths[i]] = 1
+        padded["labels"][i, :lengths[i]] = labelled(seq)
+    save_file(padded, os.path.join(out_dir, "padded.safetensors"))
+
+    flat = {"input_ids": torch.cat(seqs).unsqueeze(0),
+            "position_ids": torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0),
+            "labels": torch.cat([labelled(s) for s in seqs]).unsqueeze(0)}
+    save_file(flat, os.path.join(out_dir, "flat.safetensors"))
+    flat["attention_mask"] = torch.cat([torch.full((n,), i + 1) for i, n in enumerate(lengths)]).unsqueeze(0)
+    save_file(flat, os.path.join(out_dir, "padding_free.safetensors"))
+    return lengths

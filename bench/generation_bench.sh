@@ -9,21 +9,12 @@
 # PYTHON: the Python with torch and transformers (default: the project's environment, scripts/python-env.sh).
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-build="${1:-$here/../build}"
-threads="${2:-2}"
-new="${3:-64}"
-runs="${4:-3}"
-bench="$build/bench/generation_bench"
-python="${PYTHON:-$(bash "$here/../scripts/python-env.sh")/bin/python}"
-
-if [[ ! -x "$bench" ]]; then
-  echo "no $bench: build it with cmake --build $build --target generation_bench" >&2
-  exit 1
-fi
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+bench_name=generation_bench
+default3=64
+default4=3
+source "$(dirname "${BASH_SOURCE[0]}")/cpu_bench_setup.sh"
+new="$arg3"
+runs="$arg4"
 "$python" - "$here" "$work" <<'PY'
 import json, sys
 import torch

@@ -7,6 +7,10 @@
     PEFT with SDPA on the same model, tokens and steps: tokens/s and peak GPU memory, as ratios.
 (c) adapter: the adapter tuneforge trained in (b), loaded by PEFT (PeftModel.from_pretrained): every tensor of the
     file taken, and PEFT's fp32 logits against tuneforge's with the same adapter.
+(d) sequences of mixed lengths: a bf16 LoRA step over one set of sequences, tuneforge padding-free (per-sequence
+    attention: flash attention's variable-length kernel on CUDA) and padded, transformers + PEFT flattened (one row,
+    restarting position ids) and padded: tokens/s against transformers' faster form, and the first losses, which
+    agree when every form computes the same function.
 
 Models have real shapes and random weights (bench_models.py). With --cpu the same checks run on small models on the
 CPU, so the script keeps working between GPU loans. Prints a table last; logs and figures go to --out.
@@ -122,11 +126,13 @@ def main():
         shapes = ["tiny-qwen2", "tiny-llama3"]
         logits_batch, logits_seq, pad = 2, 48, 16
         train_batch, train_seq, warmup, steps = 2, 64, 1, a.steps or 3
+        sequences = dict(count=4, min_len=8, max_len=40, row_len=64)
         threads = ["--threads=2"]
     else:
         shapes = ["qwen2.5-0.5b", "llama3.1-8b-8layers"]
         logits_batch, logits_seq, pad = 2, 512, 128
         train_batch, train_seq, warmup, steps = 8, 1024, 3, a.steps or 10
+        sequences = dict(count=16, min_len=64, max_len=1024, row_len=2048)
         threads = []
     env = {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
            "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu"}
@@ -205,6 +211,24 @@ def main():
             f"{effect:.3e})")
         del refs
 
+        # (d) sequences of mixed lengths in each batch form, same loss over the same label tokens.
+        seq_dir = os.path.join(a.work, f"{shape}-sequences")
+        os.makedirs(seq_dir, exist_ok=True)
+        lengths = bench_models.make_sequence_set(seq_dir, vocab, seed=13, **sequences)
+        forms = {}
+        base = [f"--model={model_dir}", f"--device={device}", "--dtype=bf16", f"--warmup={warmup}", f"--steps={steps}",
+                "--lora-r=16", "--lora-alpha=32", "--attn=sdpa"] + threads
+        for name, tool, form in (("tuneforge padding-free", [bench], "padding_free"),
+                                 ("tuneforge padded", [bench], "padded"),
+                                 ("transformers+peft flattened", [sys.executable, os.path.join(HERE, "hf_train_step.py")],
+                                  "flat"),
+                                 ("transformers+peft padded", [sys.executable, os.path.join(HERE, "hf_train_step.py")],
+                                  "padded")):
+            forms[name] = result_line(run(tool + base + [f"--inputs={os.path.join(seq_dir, form + '.safetensors')}"],
+                                          logfile))
+            free_cuda()
+        r["sequences"] = {"lengths": lengths, "forms": forms}
+
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
 
@@ -246,6 +270,16 @@ def main():
         ok = ok and took["missing_in_peft"] == 0 and took["peft_not_in_file"] == 0 and ad["max_abs"] < 1e-3
         ok = ok and all(r[f"logits/{c}/{t}"]["max_abs"] < 1e-3 for c in ("nomask", "padded") for t in ("eager", "sdpa"))
         ok = ok and abs(float(ours["first_loss"]) - float(theirs["first_loss"])) < 5e-2
+        forms = r["sequences"]["forms"]
+        best = max((f for n, f in forms.items() if n.startswith("transformers")), key=lambda f: float(f["tokens_per_s"]))
+        for name, f in forms.items():
+            mem = f" {float(f['peak_mem_mib']) / 1024:.1f} GiB" if f["peak_mem_mib"] != "n/a" else ""
+            log(f"{shape:22} {'(d) ' + name:34} {float(f['tokens_per_s']) / float(best['tokens_per_s']):12.2f}  "
+                f"x the best transformers form; {float(f['tokens_per_s']):.0f} tok/s,{mem} attention "
+                f"{f.get('attention', 'sdpa')}, first loss {float(f['first_loss']):.6f}")
+        first = [float(f["first_loss"]) for f in forms.values()]
+        ok = ok and max(first) - min(first) < 5e-2
+        ok = ok and forms["tuneforge padding-free"]["attention"] == ("varlen" if device == "cuda" else "per-sequence")
     log("gpu_check: " + ("PASS" if ok else "FAIL (see above)"))
     return 0 if ok else 1
 

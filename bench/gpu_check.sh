@@ -5,8 +5,10 @@
 # (Qwen2.5-0.5B; Llama-3.1-8B with 8 of its 32 layers) and prints:
 #   (a) tuneforge's fp32 CUDA logits vs transformers' (eager and sdpa): max abs diff and argmax agreement;
 #   (b) bf16 LoRA train-step tokens/s and peak GPU memory, tuneforge vs transformers + PEFT (sdpa), as ratios;
-#   (c) an adapter trained by tuneforge on the GPU, loaded by PEFT: max logit difference to tuneforge's.
-# With --cpu the same three checks run on small models on the CPU (CI runs it that way).
+#   (c) an adapter trained by tuneforge on the GPU, loaded by PEFT: max logit difference to tuneforge's;
+#   (d) sequences of mixed lengths: padding-free (varlen flash attention) and padded LoRA steps against
+#       transformers + PEFT's flattened and padded forms: tokens/s, peak memory, equal first losses.
+# With --cpu the same four checks run on small models on the CPU (CI runs it that way).
 #
 # Usage: bench/gpu_check.sh [--cpu] [--python PY] [--build DIR] [--build-type T] [--work DIR] [--out DIR] [--steps N]
 #   --python  the Python whose torch the engine is built against and that runs transformers (default: python3 on
@@ -35,7 +37,7 @@ while [ $# -gt 0 ]; do
     --work) work="$2"; shift ;;
     --out) out="$2"; shift ;;
     --steps) steps=(--steps "$2"); shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

@@ -74,10 +74,18 @@ def main():
     device = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
-    ids = load_file(a.inputs)["input_ids"].to(device)
-    labels = ids.clone()
-    labels[:, : int(a.prompt_fraction * ids.shape[1])] = -100
+    inputs = load_file(a.inputs)
+    ids = inputs["input_ids"].to(device)
+    if "labels" in inputs:
+        labels = inputs["labels"].to(device)
+    else:
+        labels = ids.clone()
+        labels[:, : int(a.prompt_fraction * ids.shape[1])] = -100
+    # Optional: attention_mask (1 = token, 0 = padding) and position_ids (restarting at 0 per sequence: with no
+    # mask transformers then attends within each sequence, the form of its DataCollatorWithFlattening).
+    forward_args = {k: inputs[k].to(device) for k in ("attention_mask", "position_ids") if k in inputs}
     batch, seq = ids.shape
+    tokens = int(inputs["attention_mask"].ne(0).sum()) if "attention_mask" in inputs else batch * seq
 
     t0 = time.perf_counter()
     model = transformers.AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation=a.attn)
@@ -105,7 +113,7 @@ def main():
     for i in range(a.warmup + a.steps):
         c0 = cpu_seconds()
         t0 = time.perf_counter()
-        loss = model(input_ids=ids, labels=labels).loss
+        loss = model(input_ids=ids, labels=labels, **forward_args).loss
         sync()
         t1 = time.perf_counter()
         loss.backward()
@@ -133,7 +141,7 @@ def main():
                  if peak_resident is not None and resident_before is not None else "n/a")
     step = statistics.median(steps)
     print(f"RESULT impl=transformers+peft device={device.type} dtype={a.dtype} attn={a.attn} "
-          f"threads={torch.get_num_threads()} batch={batch} seq={seq} tokens_per_s={batch * seq / step:.1f} "
+          f"threads={torch.get_num_threads()} batch={batch} seq={seq} tokens={tokens} tokens_per_s={tokens / step:.1f} "
           f"step_ms={1e3 * step:.2f} best_step_ms={1e3 * min(steps):.2f} cpu_ms={1e3 * statistics.median(cpus):.1f} "
           f"forward_ms={1e3 * statistics.median(forwards):.2f} backward_ms={1e3 * statistics.median(backwards):.2f} "
           f"optimizer_ms={1e3 * statistics.median(optims):.2f} peak_mem_mib={peak} train_rss_mib={train_rss} "
@@ -144,7 +152,7 @@ def main():
         if device.type == "cuda":
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         with torch.profiler.profile(activities=activities) as prof:
-            model(input_ids=ids, labels=labels).loss.backward()
+            model(input_ids=ids, labels=labels, **forward_args).loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             sync()

@@ -7,21 +7,12 @@
 # PROMPT_FRACTION=F: the first F of each row's labels carry no loss on both sides (an SFT prompt; default 0).
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-build="${1:-$here/../build}"
-threads="${2:-2}"
-warmup="${3:-2}"
-steps="${4:-5}"
-bench="$build/bench/train_step_bench"
-python="${PYTHON:-$(bash "$here/../scripts/python-env.sh")/bin/python}"
-
-if [[ ! -x "$bench" ]]; then
-  echo "no $bench: build it with cmake --build $build --target train_step_bench" >&2
-  exit 1
-fi
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+bench_name=train_step_bench
+default3=2
+default4=5
+source "$(dirname "${BASH_SOURCE[0]}")/cpu_bench_setup.sh"
+warmup="$arg3"
+steps="$arg4"
 "$python" - "$here" "$work" <<'PY'
 import sys
 import torch

@@ -44,12 +44,13 @@ constexpr double kWeightDecay = 0.01;
 
 struct Options {
   std::string model, inputs, save_adapter, profile;
-  std::string device = "auto", dtype = "bf16", attn = "sdpa", loss = "chunked";
+  std::string device = "auto", dtype = "bf16", attn = "sdpa", loss = "chunked", optimizer = "adamw";
   int threads = 0;  // 0: libtorch's default
   int warmup = 2, steps = 5;
   int64_t lora_r = 16;
   double lora_alpha = 32;
   bool checkpointing = false;  // activation checkpointing of every decoder layer
+  bool per_sequence = true;    // packed rows attend sequence by sequence (false: through a block-diagonal mask)
   double prompt_fraction = 0;  // leading share of each row's labels set to -100
 };
 
@@ -57,7 +58,8 @@ struct Options {
   std::fprintf(stderr,
                "%s\nusage: train_step_bench --model=DIR --inputs=FILE [--device=auto|cpu|cuda|cuda:N] "
                "[--dtype=fp32|bf16] [--attn=sdpa|eager] [--threads=N] [--warmup=N] [--steps=N] [--lora-r=N] "
-               "[--lora-alpha=X] [--loss=chunked|logits] [--checkpointing=0|1] [--prompt-fraction=F] "
+               "[--lora-alpha=X] [--loss=chunked|logits] [--checkpointing=0|1] [--per-sequence=0|1] "
+               "[--prompt-fraction=F] "
                "[--save-adapter=DIR] [--profile=TRACE.json]\n",
                problem);
   std::exit(2);
@@ -68,7 +70,8 @@ Options ParseOptions(int argc, char** argv) {
   std::map<std::string, std::string*> strings = {{"--model", &o.model},   {"--inputs", &o.inputs},
                                                  {"--device", &o.device}, {"--dtype", &o.dtype},
                                                  {"--attn", &o.attn},     {"--save-adapter", &o.save_adapter},
-                                                 {"--loss", &o.loss},     {"--profile", &o.profile}};
+                                                 {"--loss", &o.loss},     {"--profile", &o.profile},
+                                                 {"--optimizer", &o.optimizer}};
   for (int i = 1; i < argc; ++i) {
     const char* eq = std::strchr(argv[i], '=');
     if (eq == nullptr) Usage((std::string("flags take a value: ") + argv[i]).c_str());
@@ -91,6 +94,9 @@ Options ParseOptions(int argc, char** argv) {
     } else if (name == "--checkpointing") {
       if (value != "0" && value != "1") Usage("--checkpointing must be 0 or 1");
       o.checkpointing = value == "1";
+    } else if (name == "--per-sequence") {
+      if (value != "0" && value != "1") Usage("--per-sequence must be 0 or 1");
+      o.per_sequence = value == "1";
     } else {
       Usage((std::string("unknown flag ") + argv[i]).c_str());
     }
@@ -136,10 +142,20 @@ int Run(const Options& o) {
                  inputs.ok() ? "missing" : inputs.status().ToString().c_str());
     return 1;
   }
-  at::Tensor ids = inputs->at("input_ids").to(*device, at::kLong);
+  auto input = [&](const char* name) {
+    auto it = inputs->find(name);
+    return it == inputs->end() ? at::Tensor() : it->second.to(*device, at::kLong);
+  };
+  at::Tensor ids = input("input_ids");
+  const at::Tensor mask = input("attention_mask"), positions = input("position_ids");
   const int64_t batch = ids.size(0), seq = ids.size(1);
-  at::Tensor labels = ids.clone();
-  labels.slice(1, 0, static_cast<int64_t>(o.prompt_fraction * static_cast<double>(seq))).fill_(-100);
+  at::Tensor labels = input("labels");
+  if (!labels.defined()) {
+    labels = ids.clone();
+    labels.slice(1, 0, static_cast<int64_t>(o.prompt_fraction * static_cast<double>(seq))).fill_(-100);
+  }
+  // Tokens that are not padding: the rate counts these.
+  const int64_t tokens = mask.defined() ? mask.ne(0).sum().item<int64_t>() : batch * seq;
 
   tuneforge::BuildOptions build;
   build.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
@@ -150,6 +166,7 @@ int Run(const Options& o) {
   build.lora.seed = kLoraSeed;
   build.lora.target_modules = {"all-linear"};
   build.gradient_checkpointing = o.checkpointing;
+  build.per_sequence_attention = o.per_sequence;
   const auto load_start = Clock::now();
   auto built = tuneforge::CausalLM::Load(o.model, build);
   if (!built.ok()) {
@@ -165,6 +182,9 @@ int Run(const Options& o) {
   tuneforge::AdamWSettings settings;
   settings.lr = kLearningRate;
   settings.weight_decay = kWeightDecay;
+  auto states = tuneforge::ParseAdamWStates(o.optimizer);
+  if (!states.ok()) Usage(std::string(states.status().message()).c_str());
+  settings.states = *states;
   tuneforge::AdamWOptimizer optimizer(lora, settings);
 
   // The chunked loss projects only the rows whose shifted label counts.
@@ -182,7 +202,8 @@ int Run(const Options& o) {
   tuneforge::ResetPeakDeviceMemory(*device);
   const std::optional<int64_t> resident_before = tuneforge::ResidentMemoryBytes();
   auto compute_loss = [&]() {
-    return tuneforge::ModelLoss(model, ids, {}, {}, labels, o.loss == "logits" ? 0 : tuneforge::kAutoLossChunkRows);
+    return tuneforge::ModelLoss(model, ids, mask, positions, labels,
+                                o.loss == "logits" ? 0 : tuneforge::kAutoLossChunkRows);
   };
   std::vector<double> step_s, cpu_s, forward_s, backward_s, optimizer_s, losses;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
@@ -215,14 +236,16 @@ int Run(const Options& o) {
   const double step = Median(step_s);
   const double achieved = flops / step / 1e9;
   std::printf("RESULT impl=tuneforge device=%s dtype=%s attn=%s loss=%s checkpointing=%d threads=%d batch=%lld "
-              "seq=%lld tokens_per_s=%.1f step_ms=%.2f best_step_ms=%.2f cpu_ms=%.1f forward_ms=%.2f backward_ms=%.2f "
-              "optimizer_ms=%.2f peak_mem_mib=%s train_rss_mib=%s gflops=%.1f peak_gflops=%.1f mfu=%.3f "
+              "seq=%lld tokens=%lld attention=%s tokens_per_s=%.1f step_ms=%.2f best_step_ms=%.2f cpu_ms=%.1f forward_ms=%.2f backward_ms=%.2f "
+              "optimizer_ms=%.2f optimizer=%s optimizer_state_mib=%.2f peak_mem_mib=%s train_rss_mib=%s gflops=%.1f peak_gflops=%.1f mfu=%.3f "
               "first_loss=%.6f last_loss=%.6f\n",
               device->is_cuda() ? "cuda" : "cpu", o.dtype.c_str(), o.attn.c_str(), o.loss.c_str(),
               o.checkpointing ? 1 : 0, at::get_num_threads(),
-              static_cast<long long>(batch), static_cast<long long>(seq), static_cast<double>(batch * seq) / step,
+              static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(tokens),
+              model.Layout(mask, batch, seq).Describe(), static_cast<double>(tokens) / step,
               1e3 * step, 1e3 * *std::min_element(step_s.begin(), step_s.end()), 1e3 * Median(cpu_s),
               1e3 * Median(forward_s), 1e3 * Median(backward_s), 1e3 * Median(optimizer_s),
+              o.optimizer.c_str(), static_cast<double>(optimizer.StateBytes()) / (1024.0 * 1024.0),
               peak_bytes && device->is_cuda() ? std::to_string(*peak_bytes / (1024.0 * 1024.0)).c_str() : "n/a",
               peak_bytes && resident_before && !device->is_cuda()
                   ? std::to_string((*peak_bytes - *resident_before) / (1024.0 * 1024.0)).c_str()

@@ -36,7 +36,7 @@ TEST(ConfigSchemaTest, TypesAndKeys) {
   EXPECT_THAT(ConfigKeys("quantization"), ElementsAre("method", "quant_type", "compute_dtype", "double_quant"));
   EXPECT_THAT(ConfigKeys("lora"),
               ElementsAre("r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "bias"));
-  EXPECT_EQ(ConfigKeys("training").size(), 26u);
+  EXPECT_EQ(ConfigKeys("training").size(), 28u);
   EXPECT_EQ(ConfigKeys("generation").size(), 8u);
   EXPECT_TRUE(ConfigKeys("nope").empty());
 }

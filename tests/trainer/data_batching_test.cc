@@ -72,6 +72,40 @@ TEST(DataBatchingTest, PaddingOneExamplePerRow) {
   EXPECT_EQ(MakeBatches(examples, {0, 1, 2}, opts)[0].cols, 8);  // never past max_seq_len
 }
 
+TEST(DataBatchingTest, PaddingFreeBatchesAreTheSameExamplesInOneRow) {
+  std::vector<Example> examples = {Make({10, 11, 12}, 1), Make({20, 21, 22, 23}, 2), Make({30, 31}, 0),
+                                   Make({40, 41, 42, 43, 44, 45}, 3), Make({50, 51}, 1)};
+  BatchOptions opts;
+  opts.batch_size = 2;
+  opts.max_seq_len = 8;
+  opts.pad_to_multiple_of = 4;  // padding only: no effect here
+  BatchOptions padded_opts = opts;
+  opts.padding_free = true;
+  const auto batches = MakeBatches(examples, {0, 1, 2, 3, 4}, opts);
+  const auto padded = MakeBatches(examples, {0, 1, 2, 3, 4}, padded_opts);
+  ASSERT_EQ(batches.size(), 3u);
+  ASSERT_EQ(padded.size(), 3u);
+  for (size_t i = 0; i < batches.size(); ++i) {  // the steps padding takes: same examples, tokens and labels
+    EXPECT_EQ(batches[i].examples, padded[i].examples);
+    EXPECT_EQ(batches[i].tokens, padded[i].tokens);
+    EXPECT_EQ(batches[i].label_tokens, padded[i].label_tokens);
+    EXPECT_EQ(batches[i].rows, 1);
+  }
+  const Batch& b = batches[0];
+  EXPECT_EQ(b.cols, 7);  // no padding, even past pad_to_multiple_of
+  EXPECT_THAT(b.input_ids, ElementsAreArray<int64_t>({10, 11, 12, 20, 21, 22, 23}));
+  EXPECT_THAT(b.labels, ElementsAreArray<int64_t>({X, 11, 12, X, X, 22, 23}));
+  EXPECT_THAT(b.attention_mask, ElementsAreArray<int64_t>({1, 1, 1, 2, 2, 2, 2}));
+  EXPECT_THAT(b.position_ids, ElementsAreArray<int64_t>({0, 1, 2, 0, 1, 2, 3}));
+  EXPECT_EQ(batches[1].cols, 8);  // 2 + 6 tokens: a row may be longer than max_seq_len's one example
+  EXPECT_THAT(batches[2].attention_mask, ElementsAreArray<int64_t>({1, 1}));
+
+  opts.packing = true;  // packing plans its own rows; padding_free changes nothing there
+  padded_opts.packing = true;
+  EXPECT_EQ(MakeBatches(examples, {0, 1, 2, 3, 4}, opts)[0].input_ids,
+            MakeBatches(examples, {0, 1, 2, 3, 4}, padded_opts)[0].input_ids);
+}
+
 TEST(DataBatchingTest, PackingLaysExamplesEndToEnd) {
   std::vector<Example> examples = {Make({10, 11, 12}, 1), Make({20, 21, 22, 23}, 2), Make({30, 31}, 0),
                                    Make({40, 41, 42, 43, 44, 45}, 3)};

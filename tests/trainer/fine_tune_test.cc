@@ -425,6 +425,55 @@ TEST_F(FineTuneTest, GradientAccumulationEqualsOneBigBatch) {
   EXPECT_LT(MaxAbsDiff(AdapterTensors(x->adapter_dir), AdapterTensors(y->adapter_dir)), 1e-5);
 }
 
+// Padding-free micro-batches (the default) are the padded ones without the padding: same steps, losses, gradient
+// norms, tokens and adapter. adam_epsilon 1e-3 as above: the two summation orders round differently.
+TEST_F(FineTuneTest, PaddingFreeEqualsPadding) {
+  const Json lora = {{"r", 8}, {"lora_alpha", 16}, {"target_modules", "all-linear"}};
+  Json training = {{"max_steps", 4},     {"learning_rate", 1e-2}, {"lr_scheduler", "constant"},
+                   {"max_grad_norm", 0}, {"logging_steps", 1},    {"max_seq_len", 64},
+                   {"seed", 5},          {"adam_epsilon", 1e-3},  {"per_device_batch_size", 4}};
+  Json padded = training;
+  padded["padding_free"] = false;
+  Recorder free_rec, padded_rec;
+  auto x = RunFineTune(Spec(lora, training, "padding-free"), free_rec.Hooks());
+  auto y = RunFineTune(Spec(lora, padded, "padded"), padded_rec.Hooks());
+  ASSERT_THAT(x.status(), IsOk());
+  ASSERT_THAT(y.status(), IsOk());
+  EXPECT_TRUE(free_rec.HasEvent("info", "examples (padding-free)")) << free_rec.AllEvents();
+  EXPECT_FALSE(padded_rec.HasEvent("info", "padding-free")) << padded_rec.AllEvents();
+  ASSERT_EQ(x->steps, 4);
+  ASSERT_EQ(y->steps, 4);
+  ASSERT_EQ(free_rec.progress.size(), 4u);
+  ASSERT_EQ(padded_rec.progress.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_NEAR(x->step_losses[i], y->step_losses[i], 1e-5);
+    EXPECT_NEAR(free_rec.progress[i].grad_norm, padded_rec.progress[i].grad_norm,
+                1e-5 * padded_rec.progress[i].grad_norm);
+    EXPECT_EQ(free_rec.progress[i].tokens, padded_rec.progress[i].tokens);
+  }
+  ASSERT_EQ(x->eval_losses.size(), y->eval_losses.size());
+  for (size_t i = 0; i < x->eval_losses.size(); ++i) EXPECT_NEAR(x->eval_losses[i], y->eval_losses[i], 1e-5);
+  EXPECT_LT(MaxAbsDiff(AdapterTensors(x->adapter_dir), AdapterTensors(y->adapter_dir)), 1e-5);
+}
+
+// 8-bit AdamW moments train like full ones: the same first loss, and a last quarter well below it.
+TEST_F(FineTuneTest, EightBitAdamWTrains) {
+  const Json lora = {{"r", 8}, {"lora_alpha", 16}, {"target_modules", "all-linear"}};
+  const Json training = {{"num_epochs", 2},           {"learning_rate", 1e-2}, {"lr_scheduler", "constant"},
+                         {"optimizer", "adamw_8bit"}, {"logging_steps", 1},    {"per_device_batch_size", 4},
+                         {"eval_every_epoch", false}};
+  FineTuneSpec spec = Spec(lora, training, "adamw-8bit");
+  spec.train_rows = ColorRows(32);
+  Recorder rec;
+  auto result = RunFineTune(spec, rec.Hooks());
+  ASSERT_THAT(result.status(), IsOk());
+  ASSERT_EQ(result->steps, 16);
+  const size_t n = result->step_losses.size();
+  EXPECT_LT(Mean(result->step_losses, n - n / 4, n), 0.5 * result->step_losses[0]);
+  EXPECT_EQ(result->settings["training"]["optimizer"], "adamw_8bit");
+}
+
 TEST_F(FineTuneTest, PackingTrainsOnFewerRows) {
   const Json lora = {{"r", 8}, {"lora_alpha", 16}, {"target_modules", "all-linear"}};
   const Json training = {{"num_epochs", 4},    {"learning_rate", 1e-2},    {"lr_scheduler", "constant"},
@@ -469,6 +518,7 @@ TEST_F(FineTuneTest, BadSettingsNameTheKey) {
       {{}, {{"warmup_ratio", 1.5}}, absl::StatusCode::kInvalidArgument, "training.warmup_ratio"},
       {{}, {{"num_epochs", 1.5}}, absl::StatusCode::kInvalidArgument, "training.num_epochs"},
       {{}, {{"packing", "yes"}}, absl::StatusCode::kInvalidArgument, "training.packing must be true or false"},
+      {{}, {{"optimizer", "sgd"}}, absl::StatusCode::kInvalidArgument, "training.optimizer must be one of"},
       {{}, {{"dtype", "fp8"}}, absl::StatusCode::kInvalidArgument, "training.dtype must be one of fp32, bf16, fp16"},
       {{}, {{"device", "tpu"}}, absl::StatusCode::kInvalidArgument, "training.device 'tpu'"},
       {{}, {{"warmup_steps", 100}, {"max_steps", 3}}, absl::StatusCode::kInvalidArgument, "training.warmup_steps"},

@@ -50,18 +50,22 @@ std::vector<Batch> MakeBatches(const std::vector<Example>& examples, const std::
   const std::vector<std::vector<size_t>> rows = PlanRows(examples, order, options);
   const size_t per_batch = static_cast<size_t>(std::max<int64_t>(1, options.batch_size));
   std::vector<Batch> batches;
+  const bool flat = options.padding_free && !options.packing;
   for (size_t first = 0; first < rows.size(); first += per_batch) {
     const size_t last = std::min(rows.size(), first + per_batch);
     Batch b;
-    b.rows = static_cast<int64_t>(last - first);
-    int64_t longest = 0;
+    b.rows = flat ? 1 : static_cast<int64_t>(last - first);
+    int64_t longest = 0, total = 0;
     for (size_t r = first; r < last; ++r) {
       int64_t len = 0;
       for (size_t idx : rows[r]) len += static_cast<int64_t>(examples[idx].input_ids.size());
       longest = std::max(longest, len);
+      total += len;
     }
     int64_t cols = longest;
-    if (options.packing) {
+    if (flat) {
+      cols = total;
+    } else if (options.packing) {
       cols = options.max_seq_len;
     } else if (options.pad_to_multiple_of > 1) {
       const int64_t m = options.pad_to_multiple_of;
@@ -73,9 +77,13 @@ std::vector<Batch> MakeBatches(const std::vector<Example>& examples, const std::
     b.labels.assign(cells, kIgnoreLabel);
     b.attention_mask.assign(cells, 0);
     b.position_ids.assign(cells, 0);
+    size_t at = 0;
+    int64_t segment = 0;
     for (size_t r = first; r < last; ++r) {
-      size_t at = (r - first) * static_cast<size_t>(b.cols);
-      int64_t segment = 0;
+      if (!flat) {  // each planned row its own batch row; padding-free: all of them one after another
+        at = (r - first) * static_cast<size_t>(b.cols);
+        segment = 0;
+      }
       for (size_t idx : rows[r]) {
         const Example& ex = examples[idx];
         ++segment;

@@ -18,6 +18,10 @@ struct BatchOptions {
   bool packing = false;
   int32_t pad_id = 0;
   int64_t pad_to_multiple_of = 1;  // padding mode: round the row length up (never past max_seq_len)
+  // Padding mode without the padding: each batch's examples (the same ones padding would group) end to end in one
+  // row, each attending only to itself, positions restarting. The same loss and gradients as padding (exact), for
+  // models that attend sequence by sequence (CausalLM's per-sequence attention).
+  bool padding_free = false;
 };
 
 // Row-major [rows, cols] tensors as flat vectors, ready for CausalLM::Forward and the loss.
@@ -43,7 +47,7 @@ uint64_t SplitMix64(uint64_t x);
 
 // Batches of the examples in `order`. Every example must be at most max_seq_len long (ExampleBuilder truncates).
 // Packing fills rows greedily in order, starting a new row when the next example does not fit; the last batch may
-// have fewer rows.
+// have fewer rows. Padding-free batches are one row of batch_size examples (fewer in the last).
 std::vector<Batch> MakeBatches(const std::vector<Example>& examples, const std::vector<size_t>& order,
                                const BatchOptions& options);
 

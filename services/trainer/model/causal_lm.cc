@@ -11,6 +11,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -136,6 +137,7 @@ absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Build(const DecoderConfig& c
   model->lora_ = options.lora;
   model->gradient_checkpointing_ = options.gradient_checkpointing;
   model->attention_ = options.attention;
+  model->per_sequence_attention_ = options.per_sequence_attention;
   for (auto& [name, tensor] : weights) {
     at::Tensor t = tensor.to(options.device, options.dtype).contiguous();
     if (options.train_base) t.set_requires_grad(true);
@@ -229,13 +231,18 @@ absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Load(const std::string& mode
 }
 
 at::Tensor CausalLM::RmsNorm(const at::Tensor& x, const at::Tensor& weight) const {
-  at::Tensor h = x.to(at::kFloat);
-  at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
-  h = h * at::rsqrt(variance + config_.rms_norm_eps);
-  if (config_.norm_weight_offset != 0.0) {  // gemma: fp32 (1 + w), cast back last
+  // transformers' order: normalise in fp32, cast back, then scale (gemma: scale by 1 + w in fp32, cast last). The
+  // normalisation is torch's fused rms_norm (one kernel forward and backward instead of pow, mean, add, rsqrt and
+  // mul), which gives the same fp32 values as that op sequence.
+  const std::vector<int64_t> shape = {x.size(-1)};
+  if (config_.norm_weight_offset != 0.0) {
+    const at::Tensor h = at::rms_norm(x.to(at::kFloat), shape, std::nullopt, config_.rms_norm_eps);
     return (h * (weight.to(at::kFloat) + config_.norm_weight_offset)).to(x.scalar_type());
   }
-  return weight * h.to(x.scalar_type());
+  if (x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat) {
+    return at::rms_norm(x, shape, weight, config_.rms_norm_eps);
+  }
+  return weight * at::rms_norm(x.to(at::kFloat), shape, std::nullopt, config_.rms_norm_eps).to(x.scalar_type());
 }
 
 std::pair<at::Tensor, at::Tensor> CausalLM::RopeCosSin(const at::Tensor& position_ids) const {
@@ -290,6 +297,128 @@ std::pair<at::Tensor, at::Tensor> CausalLM::RopeCosSin(const at::Tensor& positio
   }
   const at::ScalarType dtype = embed_.scalar_type();
   return {cos.to(dtype).unsqueeze(1), sin.to(dtype).unsqueeze(1)};  // [B,1,T,D]
+}
+
+bool AttendsPerSequence(const DecoderConfig& config, AttentionImpl attention, int64_t max_seq_len) {
+  return attention == AttentionImpl::kSdpa && (config.sliding_window <= 0 || config.sliding_window >= max_seq_len);
+}
+
+bool CausalLM::AttendsPerSequence(int64_t max_seq_len) const {
+  return per_sequence_attention_ && tuneforge::AttendsPerSequence(config_, attention_, max_seq_len);
+}
+
+const char* AttentionLayout::Describe() const {
+  if (tokens.defined()) return "varlen";
+  if (sequences.defined()) return "per-sequence";
+  return mask.defined() ? "mask" : "causal";
+}
+
+namespace {
+
+// Set once the variable-length flash kernel has failed in this process (a torch build without it): per-sequence
+// attention then runs sequence by sequence through scaled_dot_product_attention instead.
+std::atomic<bool> varlen_unavailable{false};
+
+}  // namespace
+
+AttentionLayout CausalLM::Layout(const at::Tensor& attention_mask, int64_t batch, int64_t length) const {
+  AttentionLayout layout;
+  // A mask of all ones changes nothing: plain causal attention (unless a window needs the mask).
+  const bool segments = attention_mask.defined() && !(attention_mask == 1).all().item<bool>();
+  if (segments && PlanSequences(attention_mask, batch, length, layout)) return layout;
+  layout.mask = AttentionMask(attention_mask, batch, length);
+  return layout;
+}
+
+bool CausalLM::PlanSequences(const at::Tensor& attention_mask, int64_t batch, int64_t length,
+                             AttentionLayout& layout) const {
+  if (attention_ != AttentionImpl::kSdpa || !per_sequence_attention_) return false;
+  const at::Tensor ids = attention_mask.to(at::kCPU, at::kLong).contiguous();
+  const int64_t* cells = ids.data_ptr<int64_t>();
+  const int64_t window = config_.sliding_window;
+  std::vector<int64_t> spans;
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t* row = cells + b * length;
+    int64_t t = 0, last_id = 0;
+    while (t < length && row[t] != 0) {
+      // Ids must rise from run to run: a repeated id would join two runs into one segment under the mask's rule.
+      if (row[t] <= last_id) return false;
+      int64_t end = t + 1;
+      while (end < length && row[end] == row[t]) ++end;
+      if (window > 0 && end - t > window) return false;  // the window hides keys inside the sequence
+      spans.insert(spans.end(), {b, t, end - t});
+      last_id = row[t];
+      t = end;
+    }
+    for (; t < length; ++t) {
+      if (row[t] != 0) return false;  // padding before a token: left padding
+    }
+  }
+  const int64_t n = static_cast<int64_t>(spans.size() / 3);
+  layout.sequences = at::tensor(spans, at::TensorOptions().dtype(at::kLong)).view({n, 3});
+  const ModelArchitecture& arch = config_.arch;
+  const at::ScalarType dtype = embed_.scalar_type();
+  if (embed_.is_cuda() && (dtype == at::kHalf || dtype == at::kBFloat16) && arch.head_dim % 8 == 0 &&
+      arch.head_dim <= 256 && n > 0 && !varlen_unavailable.load()) {
+    std::vector<int64_t> tokens;
+    std::vector<int32_t> cumulative = {0};
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t row = spans[3 * i], start = spans[3 * i + 1], len = spans[3 * i + 2];
+      for (int64_t t = 0; t < len; ++t) tokens.push_back(row * length + start + t);
+      cumulative.push_back(static_cast<int32_t>(cumulative.back() + len));
+      layout.max_length = std::max(layout.max_length, len);
+    }
+    layout.tokens = at::tensor(tokens, at::TensorOptions().dtype(at::kLong)).to(embed_.device());
+    layout.cu_seqlens = at::tensor(cumulative, at::TensorOptions().dtype(at::kInt)).to(embed_.device());
+  }
+  return true;
+}
+
+at::Tensor CausalLM::PerSequenceAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                          const AttentionLayout& layout) const {
+  const int64_t batch = q.size(0), heads = q.size(1), length = q.size(2), head_dim = q.size(3);
+  if (layout.tokens.defined() && !varlen_unavailable.load()) {
+    // Flash attention's variable-length form: the sequences' tokens gathered into [N, heads, D] (kv heads as they
+    // are: the kernel groups query heads itself), one causal launch over all sequences, scattered back.
+    auto gather = [&](const at::Tensor& t) {
+      return t.transpose(1, 2).reshape({batch * length, t.size(1), head_dim}).index_select(0, layout.tokens);
+    };
+    try {
+      const auto result =
+          at::_flash_attention_forward(gather(q), gather(k), gather(v), layout.cu_seqlens, layout.cu_seqlens,
+                                       layout.max_length, layout.max_length, /*dropout_p=*/0.0, /*is_causal=*/true,
+                                       /*return_debug_mask=*/false);
+      return at::zeros({batch * length, heads, head_dim}, q.options())
+          .index_copy(0, layout.tokens, std::get<0>(result))
+          .view({batch, length, heads * head_dim});
+    } catch (const c10::Error&) {
+      varlen_unavailable.store(true);  // and take the per-sequence calls below from now on
+    }
+  }
+  // Sequence by sequence: each a causal scaled_dot_product_attention over its own tokens only (the flash kernel
+  // without a mask), so a packed row costs the sum of its sequences' squared lengths instead of the row's.
+  const auto spans = layout.sequences.accessor<int64_t, 2>();
+  const bool gqa = heads != k.size(1);
+  std::vector<at::Tensor> rows, parts;
+  int64_t row = 0, covered = 0;
+  auto finish_row = [&]() {
+    if (covered < length) parts.push_back(at::zeros({1, heads, length - covered, head_dim}, q.options()));
+    rows.push_back(parts.size() == 1 ? parts.front() : at::cat(parts, 2));
+    parts.clear();
+    covered = 0;
+    ++row;
+  };
+  for (int64_t i = 0; i < spans.size(0); ++i) {
+    while (spans[i][0] > row) finish_row();
+    const int64_t start = spans[i][1], len = spans[i][2];
+    auto slice = [&](const at::Tensor& t) { return t.narrow(0, row, 1).narrow(2, start, len); };
+    parts.push_back(at::scaled_dot_product_attention(slice(q), slice(k), slice(v), std::nullopt, /*dropout_p=*/0.0,
+                                                     /*is_causal=*/true, /*scale=*/std::nullopt,
+                                                     /*enable_gqa=*/gqa));
+    covered = start + len;
+  }
+  while (row < batch) finish_row();
+  return at::cat(rows, 0).transpose(1, 2).reshape({batch, length, heads * head_dim});
 }
 
 at::Tensor CausalLM::AttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t length) const {
@@ -350,7 +479,7 @@ at::Tensor CausalLM::CachedAttentionMask(const at::Tensor& attention_mask, int64
 }
 
 at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                               const at::Tensor& mask, KvCache* cache, size_t index) const {
+                               const AttentionLayout& layout, KvCache* cache, size_t index) const {
   const ModelArchitecture& arch = config_.arch;
   const int64_t batch = x.size(0), length = x.size(1), head_dim = arch.head_dim;
   const int64_t heads = arch.num_attention_heads, kv_heads = arch.num_key_value_heads;
@@ -371,6 +500,8 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
   v = v.view({batch, length, kv_heads, head_dim}).transpose(1, 2);
   q = q * cos + RotateHalf(q) * sin;
   k = k * cos + RotateHalf(k) * sin;
+  if (layout.per_sequence() && cache == nullptr) return layer.o->Forward(PerSequenceAttention(q, k, v, layout), training_);
+  const at::Tensor& mask = layout.mask;
   int64_t past = 0;
   if (cache != nullptr) {
     past = cache->length_;
@@ -433,15 +564,15 @@ namespace {
 
 // Reentrant activation checkpointing of one decoder layer, as torch.utils.checkpoint(use_reentrant=True): the
 // forward runs without a graph and keeps the layer input and the RNG state; backward replays the layer with
-// grad (same dropout masks) and back-propagates through it, which also accumulates the LoRA gradients. The mask
-// travels as a pointer (to the caller's tensor, alive for the forward; saved_data keeps a copy for the backward):
-// an undefined tensor among apply()'s tensor arguments fails in autograd ("tensor does not have a device"), and
-// plain causal attention has no mask.
+// grad (same dropout masks) and back-propagates through it, which also accumulates the LoRA gradients. The layout
+// travels as a pointer (to the caller's, alive for the forward; saved_data keeps its tensors for the backward): an
+// undefined tensor among apply()'s tensor arguments fails in autograd ("tensor does not have a device"), and plain
+// causal attention has no mask.
 class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h, const at::Tensor& cos,
-                            const at::Tensor& sin, int64_t mask_ptr, int64_t model, int64_t index) {
-    const at::Tensor& mask = *reinterpret_cast<const at::Tensor*>(mask_ptr);
+                            const at::Tensor& sin, int64_t layout_ptr, int64_t model, int64_t index) {
+    const AttentionLayout& layout = *reinterpret_cast<const AttentionLayout*>(layout_ptr);
     at::Generator generator = at::globalContext().defaultGenerator(h.device());
     {
       std::lock_guard<std::mutex> lock(generator.mutex());
@@ -451,15 +582,25 @@ class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     ctx->saved_data["index"] = index;
     ctx->saved_data["cos"] = cos;
     ctx->saved_data["sin"] = sin;
-    ctx->saved_data["mask"] = mask;
+    ctx->saved_data["mask"] = layout.mask;
+    ctx->saved_data["sequences"] = layout.sequences;
+    ctx->saved_data["tokens"] = layout.tokens;
+    ctx->saved_data["cu_seqlens"] = layout.cu_seqlens;
+    ctx->saved_data["max_length"] = layout.max_length;
     ctx->save_for_backward({h});
-    return reinterpret_cast<const CausalLM*>(model)->DecoderLayer(static_cast<size_t>(index), h, cos, sin, mask);
+    return reinterpret_cast<const CausalLM*>(model)->DecoderLayer(static_cast<size_t>(index), h, cos, sin, layout);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
     at::Tensor h = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     const auto* model = reinterpret_cast<const CausalLM*>(ctx->saved_data["model"].toInt());
+    AttentionLayout layout;
+    layout.mask = ctx->saved_data["mask"].toTensor();
+    layout.sequences = ctx->saved_data["sequences"].toTensor();
+    layout.tokens = ctx->saved_data["tokens"].toTensor();
+    layout.cu_seqlens = ctx->saved_data["cu_seqlens"].toTensor();
+    layout.max_length = ctx->saved_data["max_length"].toInt();
     at::Generator generator = at::globalContext().defaultGenerator(h.device());
     at::Tensor rng_now;
     {
@@ -471,8 +612,7 @@ class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     {
       at::AutoGradMode grad(true);
       out = model->DecoderLayer(static_cast<size_t>(ctx->saved_data["index"].toInt()), h,
-                                ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor(),
-                                ctx->saved_data["mask"].toTensor());
+                                ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor(), layout);
     }
     {
       std::lock_guard<std::mutex> lock(generator.mutex());
@@ -486,9 +626,9 @@ class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
 }  // namespace
 
 at::Tensor CausalLM::DecoderLayer(size_t index, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& mask, KvCache* cache) const {
+                                  const AttentionLayout& layout, KvCache* cache) const {
   const Layer& layer = layers_[index];
-  at::Tensor out = h + Attention(layer, RmsNorm(h, layer.input_norm), cos, sin, mask, cache, index);
+  at::Tensor out = h + Attention(layer, RmsNorm(h, layer.input_norm), cos, sin, layout, cache, index);
   return out + Mlp(layer, RmsNorm(out, layer.post_attention_norm));
 }
 
@@ -509,15 +649,15 @@ at::Tensor CausalLM::ForwardHidden(const at::Tensor& input_ids, const at::Tensor
           ? position_ids
           : at::arange(length, at::TensorOptions().dtype(at::kLong).device(embed_.device())).unsqueeze(0);
   auto [cos, sin] = RopeCosSin(positions);
-  at::Tensor mask = AttentionMask(attention_mask, batch, length);
+  const AttentionLayout layout = Layout(attention_mask, batch, length);
   const bool checkpoint = gradient_checkpointing_ && training_ && at::GradMode::is_enabled();
   // A checkpointed layer whose input needs no grad would never run its backward (frozen embeddings under LoRA),
   // so its input is made to require grad, as transformers' enable_input_require_grads does.
   if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    h = checkpoint ? LayerCheckpoint::apply(h, cos, sin, reinterpret_cast<int64_t>(&mask),
+    h = checkpoint ? LayerCheckpoint::apply(h, cos, sin, reinterpret_cast<int64_t>(&layout),
                                             reinterpret_cast<int64_t>(this), static_cast<int64_t>(i))
-                   : DecoderLayer(i, h, cos, sin, mask);
+                   : DecoderLayer(i, h, cos, sin, layout);
   }
   return RmsNorm(h, final_norm_);
 }
@@ -567,8 +707,9 @@ at::Tensor CausalLM::ForwardWithCache(const at::Tensor& input_ids, const at::Ten
           ? position_ids
           : at::arange(past, past + length, at::TensorOptions().dtype(at::kLong).device(embed_.device())).unsqueeze(0);
   auto [cos, sin] = RopeCosSin(positions);
-  at::Tensor mask = CachedAttentionMask(attention_mask, batch, past, length);
-  for (size_t i = 0; i < layers_.size(); ++i) h = DecoderLayer(i, h, cos, sin, mask, &cache);
+  AttentionLayout layout;
+  layout.mask = CachedAttentionMask(attention_mask, batch, past, length);
+  for (size_t i = 0; i < layers_.size(); ++i) h = DecoderLayer(i, h, cos, sin, layout, &cache);
   cache.length_ += length;
   cache.max_position_ = std::max(cache.max_position_, positions.max().item<int64_t>());
   if (logits_to_keep > 0 && logits_to_keep < length) h = h.narrow(1, length - logits_to_keep, logits_to_keep);

@@ -41,6 +41,31 @@ enum class AttentionImpl {
 absl::StatusOr<AttentionImpl> ParseAttentionImpl(std::string_view name);
 const char* AttentionImplName(AttentionImpl impl);
 
+// How the queries of one forward attend, built once per forward from its attention_mask.
+struct AttentionLayout {
+  // The kernels' mask: eager, additive [B,1,T,S]; sdpa, bool [B,1,T,S] (true = attend). Undefined: plain causal
+  // attention, or per-sequence attention below.
+  at::Tensor mask;
+  // Per-sequence attention (sdpa; packed rows and right padding): int64 [n,3] (row, start, length) on the CPU, the
+  // sequences of each row in order from column 0, each attending causally to itself only; the rest of a row is
+  // padding, whose attention output is zero. Undefined otherwise.
+  at::Tensor sequences;
+  // For the variable-length flash kernel (CUDA, half and bf16): the sequences' tokens as indices into the
+  // flattened [B*T], int32 cumulative lengths [n+1] and the longest length. Undefined/0 otherwise.
+  at::Tensor tokens;
+  at::Tensor cu_seqlens;
+  int64_t max_length = 0;
+
+  bool per_sequence() const { return sequences.defined(); }
+  // "causal", "mask", "per-sequence" or "varlen": the path attention takes, for tests and logs.
+  const char* Describe() const;
+};
+
+// Whether a model of this config under `attention` attends sequence by sequence to every batch of sequences up to
+// max_seq_len long (sdpa, and no sliding window shorter than a sequence): then padding-free and packed batches are
+// exact and take the per-sequence path.
+bool AttendsPerSequence(const DecoderConfig& config, AttentionImpl attention, int64_t max_seq_len);
+
 struct BuildOptions {
   at::ScalarType dtype = at::kFloat;            // parameters and activations
   c10::Device device = c10::Device(c10::kCPU);  // where parameters live; inputs must be there too
@@ -50,6 +75,9 @@ struct BuildOptions {
   // activations during backward (replaying the same dropout masks), trading compute for memory.
   bool gradient_checkpointing = false;
   AttentionImpl attention = AttentionImpl::kSdpa;
+  // sdpa: packed rows and right-padded rows attend sequence by sequence (AttentionLayout::sequences). false sends
+  // them through a block-diagonal mask instead: the same function, slower; for comparisons.
+  bool per_sequence_attention = true;
 };
 
 // Keys (after RoPE) and values of every decoder layer for the tokens decoded so far, for
@@ -127,6 +155,9 @@ class CausalLM {
   // Argmax decoding without a cache (recomputes the whole sequence each step).
   std::vector<int64_t> GreedyGenerate(const std::vector<int64_t>& prompt, int64_t new_tokens) const;
 
+  // AttendsPerSequence for this model (and false when built with per_sequence_attention off).
+  bool AttendsPerSequence(int64_t max_seq_len) const;
+
   void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
   const DecoderConfig& config() const { return config_; }
@@ -167,19 +198,29 @@ class CausalLM {
   at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight) const;
   // With a cache, the new keys and values are appended to layer `index`'s and attention runs over all of them.
   at::Tensor Attention(const Layer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                       const at::Tensor& mask, KvCache* cache = nullptr, size_t index = 0) const;
+                       const AttentionLayout& layout, KvCache* cache = nullptr, size_t index = 0) const;
+  // Each sequence of layout.sequences attended on its own: q [B,H,T,D], k and v [B,kv,T,D] -> [B,T,H*D].
+  at::Tensor PerSequenceAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  const AttentionLayout& layout) const;
   at::Tensor Mlp(const Layer& layer, const at::Tensor& x) const;
 
  public:
   // One decoder layer: h + attention, then + MLP. Public for the checkpointing autograd function only.
   at::Tensor DecoderLayer(size_t index, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                          const at::Tensor& mask, KvCache* cache = nullptr) const;
+                          const AttentionLayout& layout, KvCache* cache = nullptr) const;
+
+  // How a forward of input [batch, length] with this attention_mask (0: padding; other values: the segment ids of
+  // packed examples) attends: plain causal, a mask, or per sequence. Public so that tests can check the path.
+  AttentionLayout Layout(const at::Tensor& attention_mask, int64_t batch, int64_t length) const;
 
  private:
   std::pair<at::Tensor, at::Tensor> RopeCosSin(const at::Tensor& position_ids) const;
   // The mask each attention layer gets: eager, an additive [B,1,T,T] mask; sdpa, a bool [B,1,T,T] mask (true =
   // attend), or an undefined tensor when plain causal attention is exact (no padding, no segments, no window).
   at::Tensor AttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t length) const;
+  // layout.sequences (and the varlen tensors) when every row is whole sequences from column 0 followed only by
+  // padding, under sdpa, and no sequence is longer than a sliding window; false otherwise.
+  bool PlanSequences(const at::Tensor& attention_mask, int64_t batch, int64_t length, AttentionLayout& layout) const;
   // The same for `length` queries after `past` cached tokens, over past + length keys; attention_mask [B,past+length]
   // marks padding keys (0). Undefined for sdpa when plain causal (past == 0) or full (one query) attention is exact.
   at::Tensor CachedAttentionMask(const at::Tensor& attention_mask, int64_t batch, int64_t past, int64_t length) const;
@@ -196,6 +237,7 @@ class CausalLM {
   bool training_ = false;
   bool gradient_checkpointing_ = false;
   AttentionImpl attention_ = AttentionImpl::kSdpa;
+  bool per_sequence_attention_ = true;
 };
 
 }  // namespace tuneforge

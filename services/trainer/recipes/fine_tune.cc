@@ -85,6 +85,7 @@ absl::StatusOr<RunSettings> ResolveRunSettings(const FineTuneSpec& spec, const E
 // config.json (+ generation_config.json) of the model directory.
 struct ModelFiles {
   std::string config_json;
+  DecoderConfig config;
   ModelArchitecture arch;
 };
 
@@ -93,7 +94,8 @@ absl::StatusOr<ModelFiles> ReadModelFiles(const std::string& model_dir) {
   ASSIGN_OR_RETURN(out.config_json, ReadText(model_dir + "/config.json"));
   std::string generation_json;
   if (auto g = ReadText(model_dir + "/generation_config.json"); g.ok()) generation_json = *g;
-  ASSIGN_OR_RETURN(out.arch, ParseModelConfig(out.config_json, generation_json, "config.json"));
+  ASSIGN_OR_RETURN(out.config, ParseDecoderConfig(out.config_json, generation_json, "config.json"));
+  out.arch = out.config.arch;
   return out;
 }
 
@@ -139,12 +141,13 @@ struct StepPlan {
   std::function<int64_t(int64_t epoch)> epoch_steps;
 };
 
-StepPlan PlanSteps(const FineTuneSettings& s, const ExampleSet& train, int32_t pad_id) {
+StepPlan PlanSteps(const FineTuneSettings& s, const ExampleSet& train, int32_t pad_id, bool padding_free) {
   StepPlan plan;
   plan.batch_options.batch_size = s.per_device_batch_size;
   plan.batch_options.max_seq_len = s.max_seq_len;
   plan.batch_options.packing = s.packing;
   plan.batch_options.pad_id = pad_id;
+  plan.batch_options.padding_free = padding_free;
   const size_t n_examples = train.examples.size();
   const BatchOptions options = plan.batch_options;
   const std::vector<Example>* examples = &train.examples;
@@ -280,12 +283,17 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
 
   // Examples, micro-batches, steps and the learning-rate schedule.
   ASSIGN_OR_RETURN(const Splits data, TokenizeSplits(spec, s, files.arch, event));
-  const StepPlan plan = PlanSteps(s, data.train, data.pad_id);
+  // Padding-free micro-batches where the model attends sequence by sequence: the same examples, loss and gradients as
+  // padding, without computing padding.
+  ASSIGN_OR_RETURN(const AttentionImpl attention, ParseAttentionImpl(s.attn_implementation));
+  const bool padding_free = s.padding_free && AttendsPerSequence(files.config, attention, s.max_seq_len);
+  const StepPlan plan = PlanSteps(s, data.train, data.pad_id, padding_free);
   auto schedule = LrSchedule::Create({s.lr_scheduler, plan.total_steps, s.warmup_steps, s.warmup_ratio});
   if (!schedule.ok()) return absl::InvalidArgumentError(absl::StrCat("training.", schedule.status().message()));
   event("info", absl::StrCat("schedule: ", plan.total_steps, " optimizer steps over ", plan.num_epochs, " epochs (",
                              plan.epoch_steps(0), " steps in the first), micro-batches of ", s.per_device_batch_size,
-                             s.packing ? " packed rows" : " examples", " x ", s.gradient_accumulation_steps,
+                             s.packing ? " packed rows" : (padding_free ? " examples (padding-free)" : " examples"),
+                             " x ", s.gradient_accumulation_steps,
                              " accumulated; ", s.lr_scheduler, " lr ", FormatDouble(s.learning_rate), " with ",
                              schedule->warmup_steps(), " warmup steps"));
 
@@ -303,6 +311,7 @@ absl::StatusOr<FineTuneResult> RunFineTuneImpl(const FineTuneSpec& spec, const F
   adam.beta2 = s.adam_beta2;
   adam.eps = s.adam_epsilon;
   adam.weight_decay = s.weight_decay;
+  ASSIGN_OR_RETURN(adam.states, ParseAdamWStates(s.optimizer));
   AdamWOptimizer optimizer(params, adam);
 
   // Resume from this run's newest checkpoint.

@@ -155,7 +155,8 @@ static absl::StatusOr<TrainerState> ParseTrainerState(const std::string& text, i
 std::string RunFingerprint(const FineTuneSettings& s, const ExampleSet& train, const std::string& config_json) {
   Json j = s.ToJson();
   for (const char* volatile_key :
-       {"device", "logging_steps", "save_steps", "eval_every_epoch", "gradient_checkpointing", "attn_implementation"}) {
+       {"device", "logging_steps", "save_steps", "eval_every_epoch", "gradient_checkpointing", "attn_implementation",
+        "padding_free"}) {
     j["training"].erase(volatile_key);
   }
   std::string material = j.dump();

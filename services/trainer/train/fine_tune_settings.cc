@@ -166,7 +166,9 @@ absl::Status ParseTrainingSection(const Json& training, FineTuneSettings& s, std
     s.device = d->get<std::string>();
   }
   RETURN_IF_ERROR(r.Bool("train_on_input", &s.train_on_input));
+  RETURN_IF_ERROR(r.OneOf("optimizer", &s.optimizer, {"adamw", "adamw_8bit"}));
   RETURN_IF_ERROR(r.Bool("packing", &s.packing));
+  RETURN_IF_ERROR(r.Bool("padding_free", &s.padding_free));
   RETURN_IF_ERROR(r.Bool("gradient_checkpointing", &s.gradient_checkpointing));
   RETURN_IF_ERROR(r.Bool("chunked_loss", &s.chunked_loss));
   RETURN_IF_ERROR(r.OneOf("attn_implementation", &s.attn_implementation, {"sdpa", "eager"}));
@@ -233,7 +235,9 @@ Json FineTuneSettings::ToJson() const {
                    {"dtype", dtype},
                    {"device", device},
                    {"train_on_input", train_on_input},
+                   {"optimizer", optimizer},
                    {"packing", packing},
+                   {"padding_free", padding_free},
                    {"gradient_checkpointing", gradient_checkpointing},
                    {"chunked_loss", chunked_loss},
                    {"attn_implementation", attn_implementation},
