@@ -326,7 +326,7 @@ AttentionLayout CausalLM::Layout(const at::Tensor& attention_mask, int64_t batch
   // A mask of all ones changes nothing: plain causal attention (unless a window needs the mask).
   const bool segments = attention_mask.defined() && !(attention_mask == 1).all().item<bool>();
   if (segments && PlanSequences(attention_mask, batch, length, layout)) return layout;
-  layout.mask = AttentionMask(attention_mask, batch, length);
+  layout.mask = AttentionMask(segments ? attention_mask : at::Tensor(), batch, length);
   return layout;
 }
 
