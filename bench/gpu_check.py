@@ -4,7 +4,9 @@
 (a) logits: tuneforge's fp32 logits against transformers' on the same device, eager and sdpa, on a batch without
     padding and one with a left- and a right-padded row: max abs difference at real tokens and argmax agreement.
 (b) training: a bf16 LoRA step (r=16 on every linear layer of the blocks, AdamW), tuneforge against transformers +
-    PEFT with SDPA on the same model, tokens and steps: tokens/s and peak GPU memory, as ratios.
+    PEFT with SDPA on the same model, tokens and steps: tokens/s and peak GPU memory, as ratios. Then tuneforge
+    alone in five variants against its default: eager attention, the loss over whole logits, the unfused elementwise
+    ops, activation checkpointing, and checkpointing with the layer inputs offloaded to host memory.
 (c) adapter: the adapter tuneforge trained in (b), loaded by PEFT (PeftModel.from_pretrained): every tensor of the
     file taken, and PEFT's fp32 logits against tuneforge's with the same adapter.
 (d) sequences of mixed lengths: a bf16 LoRA step over one set of sequences, tuneforge padding-free (per-sequence
@@ -175,8 +177,9 @@ def main():
             spread, _ = compare(refs[case, "sdpa"], refs[case, "eager"], inputs)
             r[f"logits/{case}/transformers sdpa vs eager"] = {"max_abs": spread}
 
-        # (b) bf16 LoRA training step, same tokens and steps; tuneforge with eager attention and with the loss over
-        # whole logits too (the chunked loss's "before"), for the record.
+        # (b) bf16 LoRA training step, same tokens and steps; tuneforge also with each technique's "before" or
+        # alternative (eager attention, the loss over whole logits, transformers' elementwise op sequences) and with
+        # the memory options (checkpointing, and checkpointing with the layer inputs offloaded to host memory).
         train_inputs = bench_models.make_inputs(os.path.join(a.work, f"{shape}-train.safetensors"), vocab,
                                                 train_batch, train_seq, seed=11)
         adapter = os.path.join(a.work, f"{shape}-adapter")
@@ -184,15 +187,18 @@ def main():
                   f"--warmup={warmup}", f"--steps={steps}", "--lora-r=16", "--lora-alpha=32"] + threads
         ours = result_line(run([bench] + common + ["--attn=sdpa", f"--save-adapter={adapter}"], logfile))
         free_cuda()
-        ours_eager = result_line(run([bench] + common + ["--attn=eager"], logfile))
-        free_cuda()
-        ours_logits = result_line(run([bench] + common + ["--attn=sdpa", "--loss=logits"], logfile))
-        free_cuda()
+        variants = {}
+        for name, flags in (("eager", ["--attn=eager"]), ("whole logits", ["--attn=sdpa", "--loss=logits"]),
+                            ("unfused", ["--attn=sdpa", "--fused=0"]),
+                            ("checkpointing", ["--attn=sdpa", "--checkpointing=1"]),
+                            ("checkpointing+offload", ["--attn=sdpa", "--checkpointing=1", "--offload=1"])):
+            variants[name] = result_line(run([bench] + common + flags, logfile))
+            free_cuda()
         theirs = result_line(run([sys.executable, os.path.join(HERE, "hf_train_step.py")] + common + ["--attn=sdpa"],
                                  logfile))
         free_cuda()
-        r["train"] = {"tuneforge": ours, "tuneforge eager": ours_eager, "tuneforge whole logits": ours_logits,
-                      "transformers+peft": theirs}
+        r["train"] = {"tuneforge": ours, "transformers+peft": theirs,
+                      **{f"tuneforge {name}": v for name, v in variants.items()}}
 
         # (c) the adapter trained above, loaded by PEFT, fp32 logits against ours with the same adapter.
         inputs = cases["nomask"]
@@ -252,14 +258,15 @@ def main():
             mem = float(ours["peak_mem_mib"]) / float(theirs["peak_mem_mib"])
             log(f"{shape:22} {'    peak memory ratio':34} {mem:12.2f}  {float(ours['peak_mem_mib']) / 1024:.1f} vs "
                 f"{float(theirs['peak_mem_mib']) / 1024:.1f} GiB allocated")
-        eager = r["train"]["tuneforge eager"]
-        log(f"{shape:22} {'    tuneforge eager / sdpa tokens/s':34} "
-            f"{float(eager['tokens_per_s']) / float(ours['tokens_per_s']):12.2f}  eager {float(eager['tokens_per_s']):.0f}"
-            f" tok/s, {eager['peak_mem_mib']} MiB")
-        whole = r["train"]["tuneforge whole logits"]
-        log(f"{shape:22} {'    whole logits / chunked tokens/s':34} "
-            f"{float(whole['tokens_per_s']) / float(ours['tokens_per_s']):12.2f}  whole logits "
-            f"{float(whole['tokens_per_s']):.0f} tok/s, {whole['peak_mem_mib']} MiB (chunked {ours['peak_mem_mib']})")
+        for name in ("eager", "whole logits", "unfused", "checkpointing", "checkpointing+offload"):
+            v = r["train"][f"tuneforge {name}"]
+            log(f"{shape:22} {'    ' + name:34} "
+                f"{float(v['tokens_per_s']) / float(ours['tokens_per_s']):12.2f}  x default tok/s; "
+                f"{float(v['tokens_per_s']):.0f} "
+                f"tok/s, {v['peak_mem_mib']} MiB (default {ours['peak_mem_mib']}), last loss {float(v['last_loss']):.6f}")
+            # The same function in every variant but eager attention (another kernel), within bf16 noise.
+            if name != "eager":
+                ok = ok and abs(float(v["last_loss"]) - float(ours["last_loss"])) < 5e-2
         log(f"{shape:22} {'    first loss':34} {float(ours['first_loss']):12.6f}  transformers+PEFT "
             f"{float(theirs['first_loss']):.6f}")
         ad = r["adapter"]

@@ -48,9 +48,12 @@ struct Options {
   int threads = 0;  // 0: libtorch's default
   int warmup = 2, steps = 5;
   int64_t lora_r = 16;
+  int64_t loss_chunk_rows = -1;  // --loss=chunked: rows per chunk (-1: the default for the vocabulary and device)
   double lora_alpha = 32;
   bool checkpointing = false;  // activation checkpointing of every decoder layer
   bool per_sequence = true;    // packed rows attend sequence by sequence (false: through a block-diagonal mask)
+  bool fused = true;           // RoPE and the gated activation as single nodes (false: transformers' op sequences)
+  bool offload = false;        // with --checkpointing=1: the checkpointed layer inputs wait in host memory
   double prompt_fraction = 0;  // leading share of each row's labels set to -100
 };
 
@@ -58,8 +61,8 @@ struct Options {
   std::fprintf(stderr,
                "%s\nusage: train_step_bench --model=DIR --inputs=FILE [--device=auto|cpu|cuda|cuda:N] "
                "[--dtype=fp32|bf16] [--attn=sdpa|eager] [--threads=N] [--warmup=N] [--steps=N] [--lora-r=N] "
-               "[--lora-alpha=X] [--loss=chunked|logits] [--checkpointing=0|1] [--per-sequence=0|1] "
-               "[--prompt-fraction=F] "
+               "[--lora-alpha=X] [--loss=chunked|logits] [--checkpointing=0|1] [--offload=0|1] [--per-sequence=0|1] "
+               "[--fused=0|1] [--loss-chunk-rows=N] [--prompt-fraction=F] "
                "[--save-adapter=DIR] [--profile=TRACE.json]\n",
                problem);
   std::exit(2);
@@ -72,12 +75,19 @@ Options ParseOptions(int argc, char** argv) {
                                                  {"--attn", &o.attn},     {"--save-adapter", &o.save_adapter},
                                                  {"--loss", &o.loss},     {"--profile", &o.profile},
                                                  {"--optimizer", &o.optimizer}};
+  std::map<std::string, bool*> switches = {{"--checkpointing", &o.checkpointing},
+                                           {"--offload", &o.offload},
+                                           {"--per-sequence", &o.per_sequence},
+                                           {"--fused", &o.fused}};
   for (int i = 1; i < argc; ++i) {
     const char* eq = std::strchr(argv[i], '=');
     if (eq == nullptr) Usage((std::string("flags take a value: ") + argv[i]).c_str());
     const std::string name(argv[i], eq - argv[i]), value(eq + 1);
     if (auto it = strings.find(name); it != strings.end()) {
       *it->second = value;
+    } else if (auto sw = switches.find(name); sw != switches.end()) {
+      if (value != "0" && value != "1") Usage((name + " must be 0 or 1").c_str());
+      *sw->second = value == "1";
     } else if (name == "--threads") {
       o.threads = std::atoi(value.c_str());
     } else if (name == "--warmup") {
@@ -86,22 +96,20 @@ Options ParseOptions(int argc, char** argv) {
       o.steps = std::atoi(value.c_str());
     } else if (name == "--lora-r") {
       o.lora_r = std::atoll(value.c_str());
+    } else if (name == "--loss-chunk-rows") {
+      o.loss_chunk_rows = std::atoll(value.c_str());
+      if (o.loss_chunk_rows < 1) Usage("--loss-chunk-rows must be >= 1");
     } else if (name == "--lora-alpha") {
       o.lora_alpha = std::atof(value.c_str());
     } else if (name == "--prompt-fraction") {
       o.prompt_fraction = std::atof(value.c_str());
       if (o.prompt_fraction < 0 || o.prompt_fraction >= 1) Usage("--prompt-fraction must be in [0, 1)");
-    } else if (name == "--checkpointing") {
-      if (value != "0" && value != "1") Usage("--checkpointing must be 0 or 1");
-      o.checkpointing = value == "1";
-    } else if (name == "--per-sequence") {
-      if (value != "0" && value != "1") Usage("--per-sequence must be 0 or 1");
-      o.per_sequence = value == "1";
     } else {
       Usage((std::string("unknown flag ") + argv[i]).c_str());
     }
   }
   if (o.model.empty() || o.inputs.empty()) Usage("--model and --inputs are required");
+  if (o.offload && !o.checkpointing) Usage("--offload=1 needs --checkpointing=1");
   if (o.dtype != "fp32" && o.dtype != "bf16") Usage("--dtype must be fp32 or bf16");
   if (o.loss != "chunked" && o.loss != "logits") Usage("--loss must be chunked or logits");
   if (o.threads < 0 || o.steps < 1 || o.warmup < 0 || o.lora_r < 1) {
@@ -167,6 +175,8 @@ int Run(const Options& o) {
   build.lora.target_modules = {"all-linear"};
   build.gradient_checkpointing = o.checkpointing;
   build.per_sequence_attention = o.per_sequence;
+  build.fused_elementwise = o.fused;
+  build.activation_offload = o.offload;
   const auto load_start = Clock::now();
   auto built = tuneforge::CausalLM::Load(o.model, build);
   if (!built.ok()) {
@@ -203,7 +213,7 @@ int Run(const Options& o) {
   const std::optional<int64_t> resident_before = tuneforge::ResidentMemoryBytes();
   auto compute_loss = [&]() {
     return tuneforge::ModelLoss(model, ids, mask, positions, labels,
-                                o.loss == "logits" ? 0 : tuneforge::kAutoLossChunkRows);
+                                o.loss == "logits" ? 0 : o.loss_chunk_rows);
   };
   std::vector<double> step_s, cpu_s, forward_s, backward_s, optimizer_s, losses;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
@@ -235,12 +245,13 @@ int Run(const Options& o) {
   const std::optional<int64_t> peak_bytes = tuneforge::PeakDeviceMemoryBytes(*device);
   const double step = Median(step_s);
   const double achieved = flops / step / 1e9;
-  std::printf("RESULT impl=tuneforge device=%s dtype=%s attn=%s loss=%s checkpointing=%d threads=%d batch=%lld "
+  std::printf("RESULT impl=tuneforge device=%s dtype=%s attn=%s loss=%s checkpointing=%d offload=%d fused=%d "
+              "threads=%d batch=%lld "
               "seq=%lld tokens=%lld attention=%s tokens_per_s=%.1f step_ms=%.2f best_step_ms=%.2f cpu_ms=%.1f forward_ms=%.2f backward_ms=%.2f "
               "optimizer_ms=%.2f optimizer=%s optimizer_state_mib=%.2f peak_mem_mib=%s train_rss_mib=%s gflops=%.1f peak_gflops=%.1f mfu=%.3f "
               "first_loss=%.6f last_loss=%.6f\n",
               device->is_cuda() ? "cuda" : "cpu", o.dtype.c_str(), o.attn.c_str(), o.loss.c_str(),
-              o.checkpointing ? 1 : 0, at::get_num_threads(),
+              o.checkpointing ? 1 : 0, o.offload ? 1 : 0, o.fused ? 1 : 0, at::get_num_threads(),
               static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(tokens),
               model.Layout(mask, batch, seq).Describe(), static_cast<double>(tokens) / step,
               1e3 * step, 1e3 * *std::min_element(step_s.begin(), step_s.end()), 1e3 * Median(cpu_s),

@@ -85,6 +85,7 @@ const std::vector<KeySpec>* SchemaFor(const std::string& type) {
       Bool("packing"),
       Bool("padding_free"),
       Bool("gradient_checkpointing"),
+      Bool("activation_offload"),
       Bool("chunked_loss"),
       Enum("attn_implementation", {"sdpa", "eager"}),
       Int("save_steps", 0, 1e9),
@@ -316,6 +317,15 @@ absl::Status CheckCombinations(const std::string& type, const nlohmann::json& co
     if (NumberOr(content, "warmup_steps", 0) > 0 && NumberOr(content, "warmup_ratio", 0) > 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           field, ".warmup_steps and ", field, ".warmup_ratio are both set; give only one of them (or set the other to 0)"));
+    }
+    auto flag = [&](const char* key) {
+      auto it = content.find(key);
+      return it != content.end() && it->is_boolean() && it->get<bool>();
+    };
+    if (flag("activation_offload") && !flag("gradient_checkpointing")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".activation_offload moves the inputs of checkpointed layers to host memory; it needs ", field,
+          ".gradient_checkpointing: true (set it, or remove activation_offload)"));
     }
   }
   if (type == "quantization") {

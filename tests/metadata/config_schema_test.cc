@@ -36,7 +36,7 @@ TEST(ConfigSchemaTest, TypesAndKeys) {
   EXPECT_THAT(ConfigKeys("quantization"), ElementsAre("method", "quant_type", "compute_dtype", "double_quant"));
   EXPECT_THAT(ConfigKeys("lora"),
               ElementsAre("r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "bias"));
-  EXPECT_EQ(ConfigKeys("training").size(), 28u);
+  EXPECT_EQ(ConfigKeys("training").size(), 29u);
   EXPECT_EQ(ConfigKeys("generation").size(), 8u);
   EXPECT_TRUE(ConfigKeys("nope").empty());
 }
@@ -126,6 +126,15 @@ TEST(ConfigSchemaTest, WarmupStepsAndRatioAreExclusive) {
   ExpectInvalid("training", R"({"warmup_steps": 10, "warmup_ratio": 0.1})",
                 "content.warmup_steps and content.warmup_ratio are both set");
   EXPECT_THAT(Validate("training", R"({"warmup_steps": 10, "warmup_ratio": 0})"), IsOk());
+}
+
+TEST(ConfigSchemaTest, ActivationOffloadNeedsCheckpointing) {
+  ExpectInvalid("training", R"({"activation_offload": true})", "content.activation_offload",
+                "content.gradient_checkpointing: true");
+  ExpectInvalid("training", R"({"activation_offload": true, "gradient_checkpointing": false})",
+                "content.activation_offload");
+  EXPECT_THAT(Validate("training", R"({"activation_offload": true, "gradient_checkpointing": true})"), IsOk());
+  EXPECT_THAT(Validate("training", R"({"activation_offload": false})"), IsOk());
 }
 
 TEST(ConfigSchemaTest, Generation) {

@@ -519,6 +519,11 @@ TEST_F(FineTuneTest, BadSettingsNameTheKey) {
       {{}, {{"num_epochs", 1.5}}, absl::StatusCode::kInvalidArgument, "training.num_epochs"},
       {{}, {{"packing", "yes"}}, absl::StatusCode::kInvalidArgument, "training.packing must be true or false"},
       {{}, {{"optimizer", "sgd"}}, absl::StatusCode::kInvalidArgument, "training.optimizer must be one of"},
+      {{},
+       {{"activation_offload", true}},
+       absl::StatusCode::kInvalidArgument,
+       "training.activation_offload moves the inputs of checkpointed layers to host memory, so it needs "
+       "training.gradient_checkpointing: true"},
       {{}, {{"dtype", "fp8"}}, absl::StatusCode::kInvalidArgument, "training.dtype must be one of fp32, bf16, fp16"},
       {{}, {{"device", "tpu"}}, absl::StatusCode::kInvalidArgument, "training.device 'tpu'"},
       {{}, {{"warmup_steps", 100}, {"max_steps", 3}}, absl::StatusCode::kInvalidArgument, "training.warmup_steps"},

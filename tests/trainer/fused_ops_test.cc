@@ -1,9 +1,12 @@
 // Fused and chunked forms against the plain ones they replace. The chunked loss (ChunkedCausalLmLoss) against the
 // loss over whole logits (CausalLmLoss): the same loss and gradients for the hidden states and the output
 // projection, whatever the chunk size, with ignored labels, a weighted backward and bf16; and one training step of a
-// real model both ways. The LoRA branch as one addmm against y + (x A^T B^T) * scaling, values and gradients. And
-// activation checkpointing where attention needs no mask (rows without padding), against no checkpointing.
+// real model both ways. The LoRA branch as one addmm against y + (x A^T B^T) * scaling, values and gradients. RoPE and
+// the gated activation as single nodes against transformers' op sequences, bit for bit, alone and in whole models of
+// three families. And activation checkpointing where attention needs no mask (rows without padding), against no
+// checkpointing.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 #include <vector>
@@ -13,6 +16,7 @@
 
 #include "services/trainer/data/batching.h"
 #include "services/trainer/model/causal_lm.h"
+#include "services/trainer/model/fused_ops.h"
 #include "services/trainer/train/adamw.h"
 #include "services/trainer/train/causal_lm_loss.h"
 #include "services/trainer/train/training_step.h"
@@ -198,14 +202,134 @@ TEST(FusedOpsTest, TheLoraBranchEqualsPeftsFormInValueAndGradients) {
   }
 }
 
+// Exact equality: the fused forms do the reference's arithmetic in the same order.
+void ExpectBitEqual(const at::Tensor& a, const at::Tensor& b, const char* what) {
+  ASSERT_TRUE(a.defined()) << what;
+  ASSERT_TRUE(b.defined()) << what;
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  ASSERT_EQ(a.scalar_type(), b.scalar_type()) << what;
+  EXPECT_TRUE(at::equal(a, b)) << what << ": max abs diff "
+                               << (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
+}
+
+TEST(FusedOpsTest, RopeEqualsTransformersFormBitForBit) {
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    at::manual_seed(21);
+    // q and k as the attention has them: transposed views of the projections' [B,T,heads*D] outputs.
+    const at::Tensor q_in = at::randn({2, 7, 4 * 8}).to(dtype).requires_grad_(true);
+    const at::Tensor k_in = at::randn({2, 7, 2 * 8}).to(dtype).requires_grad_(true);
+    const at::Tensor angles = at::cat({at::rand({2, 7, 4}) * 6, at::rand({2, 7, 4}) * 6}, -1);
+    const at::Tensor cos = angles.cos().to(dtype).unsqueeze(1), sin = angles.sin().to(dtype).unsqueeze(1);
+    auto heads = [](const at::Tensor& x, int64_t n) { return x.view({2, 7, n, 8}).transpose(1, 2); };
+    const at::Tensor gq = at::randn({2, 4, 7, 8}).to(dtype), gk = at::randn({2, 2, 7, 8}).to(dtype);
+
+    const auto [q, k] = ApplyRope(heads(q_in, 4), heads(k_in, 2), cos, sin);
+    const auto fused = torch::autograd::grad({q, k}, {q_in, k_in}, {gq, gk});
+    const at::Tensor q_ref = ApplyRopeReference(heads(q_in, 4), cos, sin);
+    const at::Tensor k_ref = ApplyRopeReference(heads(k_in, 2), cos, sin);
+    const auto reference = torch::autograd::grad({q_ref, k_ref}, {q_in, k_in}, {gq, gk});
+    ExpectBitEqual(q, q_ref, "q");
+    ExpectBitEqual(k, k_ref, "k");
+    ExpectBitEqual(fused[0], reference[0], "grad q");
+    ExpectBitEqual(fused[1], reference[1], "grad k");
+    // The rotation is really applied: q changed, and its gradient is not the incoming one.
+    EXPECT_FALSE(at::allclose(q.to(at::kFloat), heads(q_in, 4).to(at::kFloat), 1e-2, 1e-2));
+    EXPECT_FALSE(at::allclose(fused[0].to(at::kFloat), gq.transpose(1, 2).reshape({2, 7, 32}).to(at::kFloat), 1e-2,
+                              1e-2));
+    // Only the keys' gradient asked for: the queries' side may be left out.
+    const auto [q2, k2] = ApplyRope(heads(q_in, 4), heads(k_in, 2), cos, sin);
+    ExpectBitEqual(torch::autograd::grad({k2}, {k_in}, {gk})[0], reference[1], "grad k alone");
+  }
+}
+
+TEST(FusedOpsTest, GatedActivationEqualsTheOpSequenceBitForBit) {
+  for (Activation activation : {Activation::kSilu, Activation::kGeluTanh, Activation::kGeluErf}) {
+    for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      SCOPED_TRACE(::testing::Message() << c10::toString(dtype) << " activation " << static_cast<int>(activation));
+      at::manual_seed(23);
+      // gate and up as halves of one projection (phi3's gate_up) and as tensors of their own.
+      const at::Tensor gate_up = (at::randn({3, 5, 24}) * 3).to(dtype).requires_grad_(true);
+      const at::Tensor gate = gate_up.slice(-1, 0, 12), up = gate_up.slice(-1, 12);
+      const at::Tensor upstream = at::randn({3, 5, 12}).to(dtype);
+      const at::Tensor fused = GatedActivation(gate, up, activation);
+      const at::Tensor fused_grad = torch::autograd::grad({fused}, {gate_up}, {upstream})[0];
+      const at::Tensor plain = GatedActivationReference(gate, up, activation);
+      const at::Tensor plain_grad = torch::autograd::grad({plain}, {gate_up}, {upstream})[0];
+      ExpectBitEqual(fused, plain, "value");
+      ExpectBitEqual(fused_grad, plain_grad, "grad");
+      EXPECT_GT(fused_grad.slice(-1, 0, 12).abs().sum().item<double>(), 0);
+      EXPECT_GT(fused_grad.slice(-1, 12).abs().sum().item<double>(), 0);
+      // A gate that needs no gradient gets none; up still gets its own.
+      const at::Tensor frozen_gate = gate.detach();
+      const at::Tensor up_only = GatedActivation(frozen_gate, up, activation);
+      const at::Tensor up_grad = torch::autograd::grad({up_only}, {gate_up}, {upstream})[0];
+      ExpectBitEqual(up_grad.slice(-1, 12), plain_grad.slice(-1, 12), "grad up alone");
+      EXPECT_EQ(up_grad.slice(-1, 0, 12).abs().sum().item<double>(), 0);
+    }
+  }
+}
+
+// Whole models: llama (silu), gemma (gelu tanh, scaled embeddings) and phi3 (fused qkv and gate_up projections), in
+// fp32 and bf16, give the same logits, loss and LoRA gradients with the fused nodes as with the op sequences.
+TEST(FusedOpsTest, ModelsGiveTheSameLossAndGradientsWithTheFusedNodes) {
+  TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
+  for (const char* family : {"llama", "gemma", "phi3"}) {
+    for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      SCOPED_TRACE(::testing::Message() << family << " " << c10::toString(dtype));
+      std::vector<at::Tensor> logits, losses;
+      std::vector<std::vector<at::Tensor>> grads;
+      for (bool fused : {true, false}) {
+        BuildOptions options;
+        options.dtype = dtype;
+        options.lora.rank = 4;
+        options.lora.alpha = 8;
+        options.lora.target_modules = {"all-linear"};
+        options.lora.seed = 9;
+        options.fused_elementwise = fused;
+        auto model = CausalLM::Load(::tuneforge::testing::GeneratedReference() + "/" + family, options);
+        ASSERT_THAT(model.status(), IsOk());
+        (*model)->set_training(true);
+        // LoRA B starts at zero; move it so that every LoRA tensor gets a gradient.
+        {
+          at::NoGradGuard no_grad;
+          at::manual_seed(4);
+          for (const at::Tensor& p : (*model)->TrainableParameters()) p.add_(at::randn_like(p) * 0.05);
+        }
+        const int64_t vocab = (*model)->config().arch.vocab_size;
+        const at::Tensor ids = at::arange(3, 3 + 2 * 11, at::kLong).view({2, 11}).mul(7).remainder(vocab);
+        const at::Tensor hidden = (*model)->ForwardHidden(ids);
+        at::Tensor loss = ChunkedCausalLmLoss(hidden, (*model)->lm_head(), ids, 8);
+        loss.backward();
+        losses.push_back(loss.detach());
+        logits.push_back(at::linear(hidden.detach(), (*model)->lm_head()));
+        std::vector<at::Tensor> g;
+        for (const at::Tensor& p : (*model)->TrainableParameters()) {
+          ASSERT_TRUE(p.grad().defined());
+          g.push_back(p.grad().clone());
+        }
+        grads.push_back(g);
+      }
+      ExpectBitEqual(logits[0], logits[1], "logits");
+      ExpectBitEqual(losses[0], losses[1], "loss");
+      ASSERT_EQ(grads[0].size(), grads[1].size());
+      for (size_t i = 0; i < grads[0].size(); ++i) ExpectBitEqual(grads[0][i], grads[1][i], "LoRA grad");
+    }
+  }
+}
+
 // Rows of one length need no attention mask with sdpa; checkpointed layers then run without one, and must give the
-// gradients the plain forward gives.
+// gradients the plain forward gives, with the layer inputs kept on the device or offloaded to host memory (on the CPU
+// a separate copy, so the copy and the way back are exercised).
 TEST(FusedOpsTest, ActivationCheckpointingWithoutAMaskGivesThePlainGradients) {
   TUNEFORGE_SKIP_WITHOUT_GENERATED_REFERENCE();
   std::vector<std::vector<at::Tensor>> grads;
   std::vector<double> losses;
-  for (bool checkpointing : {false, true}) {
+  for (int form = 0; form < 3; ++form) {
+    SCOPED_TRACE(form == 0 ? "plain" : form == 1 ? "checkpointing" : "checkpointing + offload");
+    const bool checkpointing = form > 0;
     BuildOptions options;
+    options.activation_offload = form == 2;
     options.lora.rank = 4;
     options.lora.alpha = 8;
     options.lora.target_modules = {"all-linear"};
@@ -226,9 +350,13 @@ TEST(FusedOpsTest, ActivationCheckpointingWithoutAMaskGivesThePlainGradients) {
     }
     grads.push_back(g);
   }
-  EXPECT_NEAR(losses[1], losses[0], 1e-6 * std::abs(losses[0]));
-  ASSERT_EQ(grads[0].size(), grads[1].size());
-  for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LT(MaxRelDiff(grads[1][i], grads[0][i]), 1e-5) << i;
+  for (size_t form = 1; form < 3; ++form) {
+    EXPECT_NEAR(losses[form], losses[0], 1e-6 * std::abs(losses[0])) << form;
+    ASSERT_EQ(grads[0].size(), grads[form].size());
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LT(MaxRelDiff(grads[form][i], grads[0][i]), 1e-5) << i;
+  }
+  // Offloading changes where the inputs wait, not the arithmetic.
+  for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_TRUE(at::equal(grads[2][i], grads[1][i])) << i;
 }
 
 }  // namespace

@@ -19,11 +19,13 @@
 #include <vector>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/model_config.h"
 #include "common/status_macros.h"
+#include "services/trainer/model/fused_ops.h"
 #include "services/trainer/model/tensor_file.h"
 
 namespace tuneforge {
@@ -55,11 +57,6 @@ at::Tensor RepeatKv(const at::Tensor& x, int64_t repeat) {
   const int64_t batch = x.size(0), kv_heads = x.size(1), length = x.size(2), head_dim = x.size(3);
   return x.unsqueeze(2).expand({batch, kv_heads, repeat, length, head_dim}).reshape({batch, kv_heads * repeat, length,
                                                                                      head_dim});
-}
-
-at::Tensor RotateHalf(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
 }
 
 // transformers' torch.finfo(dtype).min, the additive value of a hidden key in eager attention.
@@ -136,6 +133,8 @@ absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Build(const DecoderConfig& c
   model->config_ = config;
   model->lora_ = options.lora;
   model->gradient_checkpointing_ = options.gradient_checkpointing;
+  model->fused_elementwise_ = options.fused_elementwise;
+  model->activation_offload_ = options.activation_offload;
   model->attention_ = options.attention;
   model->per_sequence_attention_ = options.per_sequence_attention;
   for (auto& [name, tensor] : weights) {
@@ -498,8 +497,12 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
   q = q.view({batch, length, heads, head_dim}).transpose(1, 2);
   k = k.view({batch, length, kv_heads, head_dim}).transpose(1, 2);
   v = v.view({batch, length, kv_heads, head_dim}).transpose(1, 2);
-  q = q * cos + RotateHalf(q) * sin;
-  k = k * cos + RotateHalf(k) * sin;
+  if (fused_elementwise_) {
+    std::tie(q, k) = ApplyRope(q, k, cos, sin);
+  } else {
+    q = ApplyRopeReference(q, cos, sin);
+    k = ApplyRopeReference(k, cos, sin);
+  }
   if (layout.per_sequence() && cache == nullptr) return layer.o->Forward(PerSequenceAttention(q, k, v, layout), training_);
   const at::Tensor& mask = layout.mask;
   int64_t past = 0;
@@ -540,24 +543,19 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
 }
 
 at::Tensor CausalLM::Mlp(const Layer& layer, const at::Tensor& x) const {
-  auto act = [this](const at::Tensor& t) {
-    switch (config_.activation) {
-      case Activation::kSilu:
-        return at::silu(t);
-      case Activation::kGeluTanh:
-        return at::gelu(t, "tanh");
-      case Activation::kGeluErf:
-        return at::gelu(t);
-    }
-    return t;
-  };
+  at::Tensor gate, up;
   if (layer.gate_up != nullptr) {
     at::Tensor gate_up = layer.gate_up->Forward(x, training_);
     const int64_t half = gate_up.size(-1) / 2;
-    at::Tensor gate = gate_up.slice(-1, 0, half), up = gate_up.slice(-1, half);
-    return layer.down->Forward(up * act(gate), training_);
+    gate = gate_up.slice(-1, 0, half);
+    up = gate_up.slice(-1, half);
+  } else {
+    gate = layer.gate->Forward(x, training_);
+    up = layer.up->Forward(x, training_);
   }
-  return layer.down->Forward(act(layer.gate->Forward(x, training_)) * layer.up->Forward(x, training_), training_);
+  return layer.down->Forward(fused_elementwise_ ? GatedActivation(gate, up, config_.activation)
+                                                : GatedActivationReference(gate, up, config_.activation),
+                             training_);
 }
 
 namespace {
@@ -567,7 +565,8 @@ namespace {
 // grad (same dropout masks) and back-propagates through it, which also accumulates the LoRA gradients. The layout
 // travels as a pointer (to the caller's, alive for the forward; saved_data keeps its tensors for the backward): an
 // undefined tensor among apply()'s tensor arguments fails in autograd ("tensor does not have a device"), and plain
-// causal attention has no mask.
+// causal attention has no mask. With activation offload the input is kept as a host copy instead and brought back to
+// the layer's device for the backward.
 class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h, const at::Tensor& cos,
@@ -587,14 +586,27 @@ class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     ctx->saved_data["tokens"] = layout.tokens;
     ctx->saved_data["cu_seqlens"] = layout.cu_seqlens;
     ctx->saved_data["max_length"] = layout.max_length;
-    ctx->save_for_backward({h});
-    return reinterpret_cast<const CausalLM*>(model)->DecoderLayer(static_cast<size_t>(index), h, cos, sin, layout);
+    const auto* lm = reinterpret_cast<const CausalLM*>(model);
+    if (lm->activation_offload()) {
+      // Pinned host memory lets the copy run without blocking on CUDA; the stream orders it before the backward's
+      // copy back, and torch's host allocator keeps the block until the copies that use it are done.
+      at::Tensor host = at::empty(h.sizes(), h.options().device(at::kCPU).pinned_memory(h.is_cuda()));
+      host.copy_(h, /*non_blocking=*/h.is_cuda());
+      ctx->saved_data["host"] = host;
+    } else {
+      ctx->save_for_backward({h});
+    }
+    return lm->DecoderLayer(static_cast<size_t>(index), h, cos, sin, layout);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    at::Tensor h = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     const auto* model = reinterpret_cast<const CausalLM*>(ctx->saved_data["model"].toInt());
+    const at::Tensor cos = ctx->saved_data["cos"].toTensor();
+    at::Tensor h = model->activation_offload()
+                       ? ctx->saved_data["host"].toTensor().to(cos.device(), /*non_blocking=*/cos.is_cuda())
+                       : ctx->get_saved_variables()[0].detach();
+    h.requires_grad_(true);
     AttentionLayout layout;
     layout.mask = ctx->saved_data["mask"].toTensor();
     layout.sequences = ctx->saved_data["sequences"].toTensor();
@@ -611,8 +623,8 @@ class LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     at::Tensor out;
     {
       at::AutoGradMode grad(true);
-      out = model->DecoderLayer(static_cast<size_t>(ctx->saved_data["index"].toInt()), h,
-                                ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor(), layout);
+      out = model->DecoderLayer(static_cast<size_t>(ctx->saved_data["index"].toInt()), h, cos,
+                                ctx->saved_data["sin"].toTensor(), layout);
     }
     {
       std::lock_guard<std::mutex> lock(generator.mutex());

@@ -74,10 +74,17 @@ struct BuildOptions {
   // Activation checkpointing while training: each decoder layer keeps only its input and recomputes its
   // activations during backward (replaying the same dropout masks), trading compute for memory.
   bool gradient_checkpointing = false;
+  // With gradient_checkpointing: each checkpointed layer input waits in host memory (pinned on CUDA, copied without
+  // blocking) from the forward to the backward, so the device holds no activations between layers. On the CPU it
+  // saves nothing.
+  bool activation_offload = false;
   AttentionImpl attention = AttentionImpl::kSdpa;
   // sdpa: packed rows and right-padded rows attend sequence by sequence (AttentionLayout::sequences). false sends
   // them through a block-diagonal mask instead: the same function, slower; for comparisons.
   bool per_sequence_attention = true;
+  // RoPE and the gated MLP activation as single autograd nodes (fused_ops.h): the same values and gradients, fewer
+  // passes and less memory kept for the backward. false runs transformers' op sequences, for comparisons.
+  bool fused_elementwise = true;
 };
 
 // Keys (after RoPE) and values of every decoder layer for the tokens decoded so far, for
@@ -160,6 +167,7 @@ class CausalLM {
 
   void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
+  bool activation_offload() const { return activation_offload_; }
   const DecoderConfig& config() const { return config_; }
   // Base weights by HF name (the tied lm_head is not listed).
   const std::map<std::string, at::Tensor>& weights() const { return weights_; }
@@ -238,6 +246,8 @@ class CausalLM {
   bool gradient_checkpointing_ = false;
   AttentionImpl attention_ = AttentionImpl::kSdpa;
   bool per_sequence_attention_ = true;
+  bool fused_elementwise_ = true;
+  bool activation_offload_ = false;
 };
 
 }  // namespace tuneforge

@@ -188,6 +188,7 @@ absl::StatusOr<std::unique_ptr<CausalLM>> BuildLoraModel(const std::string& mode
   build.lora.target_modules = s.target_modules;
   build.lora.seed = static_cast<uint64_t>(s.seed);
   build.gradient_checkpointing = s.gradient_checkpointing;
+  build.activation_offload = s.activation_offload;
   ASSIGN_OR_RETURN(build.attention, ParseAttentionImpl(s.attn_implementation));
   return CausalLM::Load(model_dir, build);
 }

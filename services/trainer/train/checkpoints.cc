@@ -156,7 +156,7 @@ std::string RunFingerprint(const FineTuneSettings& s, const ExampleSet& train, c
   Json j = s.ToJson();
   for (const char* volatile_key :
        {"device", "logging_steps", "save_steps", "eval_every_epoch", "gradient_checkpointing", "attn_implementation",
-        "padding_free"}) {
+        "padding_free", "activation_offload"}) {
     j["training"].erase(volatile_key);
   }
   std::string material = j.dump();

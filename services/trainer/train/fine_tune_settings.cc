@@ -170,6 +170,12 @@ absl::Status ParseTrainingSection(const Json& training, FineTuneSettings& s, std
   RETURN_IF_ERROR(r.Bool("packing", &s.packing));
   RETURN_IF_ERROR(r.Bool("padding_free", &s.padding_free));
   RETURN_IF_ERROR(r.Bool("gradient_checkpointing", &s.gradient_checkpointing));
+  RETURN_IF_ERROR(r.Bool("activation_offload", &s.activation_offload));
+  if (s.activation_offload && !s.gradient_checkpointing) {
+    return absl::InvalidArgumentError(
+        "training.activation_offload moves the inputs of checkpointed layers to host memory, so it needs "
+        "training.gradient_checkpointing: true; set that too, or remove activation_offload");
+  }
   RETURN_IF_ERROR(r.Bool("chunked_loss", &s.chunked_loss));
   RETURN_IF_ERROR(r.OneOf("attn_implementation", &s.attn_implementation, {"sdpa", "eager"}));
   RETURN_IF_ERROR(r.Int("save_steps", &s.save_steps, "an integer >= 0 (0 saves only at epoch ends)", non_negative));
@@ -239,6 +245,7 @@ Json FineTuneSettings::ToJson() const {
                    {"packing", packing},
                    {"padding_free", padding_free},
                    {"gradient_checkpointing", gradient_checkpointing},
+                   {"activation_offload", activation_offload},
                    {"chunked_loss", chunked_loss},
                    {"attn_implementation", attn_implementation},
                    {"save_steps", save_steps},

@@ -48,6 +48,8 @@ struct FineTuneSettings {
   // attends sequence by sequence (sdpa, no sliding window shorter than max_seq_len): exact, the same steps, less work.
   bool padding_free = true;
   bool gradient_checkpointing = false;  // recompute each decoder layer in backward instead of keeping activations
+  // With gradient_checkpointing: the checkpointed layer inputs wait in host memory between forward and backward.
+  bool activation_offload = false;
   // The loss from the final hidden states a chunk of rows at a time (ChunkedCausalLmLoss): fp32 logits for all
   // tokens never exist at once. false: the whole [B,T,V] logits, as transformers computes them.
   bool chunked_loss = true;

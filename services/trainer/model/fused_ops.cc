@@ -1,0 +1,128 @@
+// Rotary embedding and the gated activation as custom autograd functions. The arithmetic is the reference forms'
+// (same products, same roundings, same order), so values and gradients match them bit for bit in every dtype.
+#include "services/trainer/model/fused_ops.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+namespace tuneforge {
+
+namespace {
+
+// x*cos + rotate_half(x)*sin in three passes: the rotated products are written half by half into one buffer, then
+// subtracted from and added to x*cos in place. (-a)*b == -(a*b) and c + (-p) == c - p exactly, so the roundings are
+// the reference's.
+at::Tensor Rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  at::Tensor rotated = at::empty_like(x, at::MemoryFormat::Contiguous);
+  at::Tensor first = rotated.narrow(-1, 0, half), second = rotated.narrow(-1, half, half);
+  at::mul_out(first, x.narrow(-1, half, half), sin.narrow(-1, 0, half));
+  at::mul_out(second, x.narrow(-1, 0, half), sin.narrow(-1, half, half));
+  at::Tensor out = x * cos;
+  out.narrow(-1, 0, half).sub_(rotated.narrow(-1, 0, half));
+  out.narrow(-1, half, half).add_(rotated.narrow(-1, half, half));
+  return out;
+}
+
+// The transpose of Rotate: d/dx1 = g1*cos1 + g2*sin2, d/dx2 = g2*cos2 - g1*sin1 (the sums autograd forms from the
+// reference's mul, cat, neg and slice nodes).
+at::Tensor RotateBack(const at::Tensor& g, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = g.size(-1) / 2;
+  at::Tensor by_sin = g * sin;
+  at::Tensor out = g * cos;
+  out.narrow(-1, 0, half).add_(by_sin.narrow(-1, half, half));
+  out.narrow(-1, half, half).sub_(by_sin.narrow(-1, 0, half));
+  return out;
+}
+
+class RopeFunction : public torch::autograd::Function<RopeFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
+                                                const at::Tensor& k, const at::Tensor& cos, const at::Tensor& sin) {
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    return {Rotate(q, cos, sin), Rotate(k, cos, sin)};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor cos = ctx->saved_data["cos"].toTensor(), sin = ctx->saved_data["sin"].toTensor();
+    auto back = [&](const at::Tensor& g) { return g.defined() ? RotateBack(g, cos, sin) : at::Tensor(); };
+    return {back(grads[0]), back(grads[1]), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor Activate(const at::Tensor& t, Activation activation) {
+  switch (activation) {
+    case Activation::kSilu:
+      return at::silu(t);
+    case Activation::kGeluTanh:
+      return at::gelu(t, "tanh");
+    case Activation::kGeluErf:
+      return at::gelu(t);
+  }
+  return t;
+}
+
+// d act(gate) / d gate applied to `grad`: the kernels autograd runs for the reference's activation node.
+at::Tensor ActivationBackward(const at::Tensor& grad, const at::Tensor& gate, Activation activation) {
+  switch (activation) {
+    case Activation::kSilu:
+      return at::silu_backward(grad, gate);
+    case Activation::kGeluTanh:
+      return at::gelu_backward(grad, gate, "tanh");
+    case Activation::kGeluErf:
+      return at::gelu_backward(grad, gate);
+  }
+  return grad;
+}
+
+class GatedActivationFunction : public torch::autograd::Function<GatedActivationFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up,
+                            int64_t activation) {
+    ctx->saved_data["activation"] = activation;
+    ctx->save_for_backward({gate, up});
+    return Activate(gate, static_cast<Activation>(activation)) * up;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& gate = saved[0];
+    const at::Tensor& up = saved[1];
+    const at::Tensor& g = grads[0];
+    const auto activation = static_cast<Activation>(ctx->saved_data["activation"].toInt());
+    at::Tensor grad_gate, grad_up;
+    if (ctx->needs_input_grad(1)) grad_up = g * Activate(gate, activation);
+    if (ctx->needs_input_grad(0)) grad_gate = ActivationBackward(g * up, gate, activation);
+    return {grad_gate, grad_up, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor RotateHalf(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+std::pair<at::Tensor, at::Tensor> ApplyRope(const at::Tensor& q, const at::Tensor& k, const at::Tensor& cos,
+                                            const at::Tensor& sin) {
+  auto out = RopeFunction::apply(q, k, cos, sin);
+  return {out[0], out[1]};
+}
+
+at::Tensor ApplyRopeReference(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  return x * cos + RotateHalf(x) * sin;
+}
+
+at::Tensor GatedActivation(const at::Tensor& gate, const at::Tensor& up, Activation activation) {
+  return GatedActivationFunction::apply(gate, up, static_cast<int64_t>(activation));
+}
+
+at::Tensor GatedActivationReference(const at::Tensor& gate, const at::Tensor& up, Activation activation) {
+  return Activate(gate, activation) * up;
+}
+
+}  // namespace tuneforge

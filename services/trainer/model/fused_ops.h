@@ -1,0 +1,34 @@
+// Elementwise parts of a decoder layer as single autograd nodes: rotary embedding of queries and keys, and the gated
+// MLP activation. Each gives bit-identical values and gradients to transformers' op sequence (kept below as the
+// reference forms), with fewer passes over the activations and, for the gated activation, one tensor fewer kept
+// for the backward.
+#ifndef TUNEFORGE_SERVICES_TRAINER_MODEL_FUSED_OPS_H_
+#define TUNEFORGE_SERVICES_TRAINER_MODEL_FUSED_OPS_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <utility>
+
+#include "services/trainer/model/decoder_config.h"
+
+namespace tuneforge {
+
+// transformers' rotate_half: cat(-x[..., D/2:], x[..., :D/2]).
+at::Tensor RotateHalf(const at::Tensor& x);
+
+// Rotate-half RoPE of q [B,H,T,D] and k [B,kv,T,D] with cos and sin [B,1,T,D] (no grad through them): one node whose
+// backward rotates the incoming gradients back (g*cos, and the halves of g*sin swapped), keeping only cos and sin.
+std::pair<at::Tensor, at::Tensor> ApplyRope(const at::Tensor& q, const at::Tensor& k, const at::Tensor& cos,
+                                            const at::Tensor& sin);
+// The reference form, as transformers' apply_rotary_pos_emb writes it: x*cos + rotate_half(x)*sin.
+at::Tensor ApplyRopeReference(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+// act(gate) * up as one node that keeps gate and up for the backward and recomputes act(gate) there, instead of
+// keeping gate, act(gate) and up.
+at::Tensor GatedActivation(const at::Tensor& gate, const at::Tensor& up, Activation activation);
+// The reference form: act(gate) * up through autograd op by op.
+at::Tensor GatedActivationReference(const at::Tensor& gate, const at::Tensor& up, Activation activation);
+
+}  // namespace tuneforge
+
+#endif  // TUNEFORGE_SERVICES_TRAINER_MODEL_FUSED_OPS_H_
