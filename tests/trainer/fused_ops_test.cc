@@ -9,6 +9,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -19,6 +20,7 @@
 #include "services/trainer/model/fused_ops.h"
 #include "services/trainer/train/adamw.h"
 #include "services/trainer/train/causal_lm_loss.h"
+#include "services/trainer/train/cross_entropy_rows.h"
 #include "services/trainer/train/training_step.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/testdata.h"
@@ -74,6 +76,57 @@ TEST(ChunkedLossTest, EqualsThePlainLossAndGradientsForEveryChunkSize) {
     EXPECT_LT(MaxRelDiff(chunked.grad_head, plain.grad_head), 1e-5);
     // Rows whose shifted label is ignored get no gradient at all, as in the plain path.
     EXPECT_EQ(chunked.grad_hidden.select(0, 0).slice(0, 8).abs().sum().item<double>(), 0.0);
+  }
+}
+
+// The CPU row kernel of the chunked loss against torch's log_softmax: vocabularies that are and are not a multiple of
+// the kernel's 16 lanes, logits spread wide (exponents far below FLT_MIN's) and narrow, fp32 and bf16; the loss, and
+// the gradient written in place; a row with a NaN or an infinity gives a NaN loss.
+TEST(ChunkedLossTest, TheRowKernelMatchesLogSoftmax) {
+  for (int64_t vocab : {1, 7, 16, 33, 1000, 32001}) {
+    for (double spread : {0.01, 3.0, 200.0}) {
+      for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+        SCOPED_TRACE(::testing::Message() << "vocab " << vocab << " spread " << spread << " " << c10::toString(dtype));
+        at::manual_seed(static_cast<uint64_t>(vocab));
+        const at::Tensor logits = (at::randn({3, vocab}, at::kDouble) * spread + 5).to(dtype);
+        const std::vector<int64_t> targets = {0, vocab - 1, vocab / 2};
+        const at::Tensor log_probs = at::log_softmax(logits.to(at::kDouble), 1);
+        const double scale = 0.25;
+        at::Tensor grad = logits.clone();
+        for (int64_t r = 0; r < 3; ++r) {
+          const double expected = -log_probs[r][targets[r]].item<double>();
+          const double loss =
+              dtype == at::kFloat
+                  ? CrossEntropyRow(grad[r].data_ptr<float>(), vocab, targets[r], static_cast<float>(scale), true)
+                  : CrossEntropyRowBf16(reinterpret_cast<uint16_t*>(grad[r].data_ptr<at::BFloat16>()), vocab,
+                                        targets[r], static_cast<float>(scale), true);
+          EXPECT_NEAR(loss, expected, 2e-6 * std::max(1.0, std::abs(expected) + std::abs(logits[r].max().item<double>())))
+              << r;
+          // Without the gradient the row is left as it was.
+          at::Tensor untouched = logits[r].clone();
+          const double again =
+              dtype == at::kFloat
+                  ? CrossEntropyRow(untouched.data_ptr<float>(), vocab, targets[r], 1.0f, false)
+                  : CrossEntropyRowBf16(reinterpret_cast<uint16_t*>(untouched.data_ptr<at::BFloat16>()), vocab,
+                                        targets[r], 1.0f, false);
+          EXPECT_EQ(again, loss);
+          EXPECT_TRUE(at::equal(untouched, logits[r]));
+        }
+        at::Tensor expected_grad = log_probs.exp();
+        for (int64_t r = 0; r < 3; ++r) expected_grad[r][targets[r]] -= 1.0;
+        expected_grad = (expected_grad * scale).to(dtype).to(at::kDouble);
+        // fp32: a few ulp, plus the rounding of logsumexp = max + log(sum) at the logits' magnitude; bf16: one
+        // rounding step of the result.
+        const double magnitude = logits.abs().max().item<double>();
+        const double tolerance = dtype == at::kFloat ? (1e-6 + 1e-7 * magnitude) * scale : 8e-3 * scale;
+        EXPECT_LE((grad.to(at::kDouble) - expected_grad).abs().max().item<double>(), tolerance);
+      }
+    }
+  }
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
+    std::vector<float> row = {0.5f, bad, -1.0f, 2.0f};
+    if (std::isinf(bad) && bad < 0) row = {bad, bad, bad, bad};
+    EXPECT_TRUE(std::isnan(CrossEntropyRow(row.data(), 4, 0, 1.0f, true))) << bad;
   }
 }
 
