@@ -13,6 +13,8 @@
     attention: flash attention's variable-length kernel on CUDA) and padded, transformers + PEFT flattened (one row,
     restarting position ids) and padded: tokens/s against transformers' faster form, and the first losses, which
     agree when every form computes the same function.
+(e) long sequences (first shape): memory per token of a bf16 LoRA step of batch 1 at two lengths on each side, and
+    on a GPU the longest sequence that trains in 40 GiB by the fit.
 
 Models have real shapes and random weights (bench_models.py). With --cpu the same checks run on small models on the
 CPU, so the script keeps working between GPU loans. Prints a table last; logs and figures go to --out.
@@ -235,6 +237,28 @@ def main():
             free_cuda()
         r["sequences"] = {"lengths": lengths, "forms": forms}
 
+        # (e) long sequences, first shape only: one step of batch 1 at two lengths on each side. The growth between
+        # them is the memory a token costs; with the part that does not grow, it gives the longest sequence that
+        # trains within a memory budget.
+        if shape == shapes[0]:
+            long_lengths = (128, 512) if a.cpu else (4096, 16384)
+            key = "train_rss_mib" if a.cpu else "peak_mem_mib"
+            sides = {}
+            for name, tool in (("tuneforge", [bench]),
+                               ("transformers+peft", [sys.executable, os.path.join(HERE, "hf_train_step.py")])):
+                peaks = []
+                for n in long_lengths:
+                    inputs = bench_models.make_inputs(os.path.join(a.work, f"{shape}-long{n}.safetensors"), vocab, 1,
+                                                      n, seed=17)
+                    one_step = [f for f in base if not f.startswith(("--warmup=", "--steps="))]
+                    res = result_line(run(tool + one_step + ["--warmup=1", "--steps=1", f"--inputs={inputs}"],
+                                          logfile))
+                    free_cuda()
+                    peaks.append(float(res[key]))
+                slope = (peaks[1] - peaks[0]) / (long_lengths[1] - long_lengths[0])
+                sides[name] = {"peak_mib": peaks, "mib_per_token": slope, "fixed_mib": peaks[0] - slope * long_lengths[0]}
+            r["long"] = {"lengths": list(long_lengths), "measure": key, "sides": sides}
+
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
 
@@ -287,6 +311,18 @@ def main():
         first = [float(f["first_loss"]) for f in forms.values()]
         ok = ok and max(first) - min(first) < 5e-2
         ok = ok and forms["tuneforge padding-free"]["attention"] == ("varlen" if device == "cuda" else "per-sequence")
+        if "long" in r:
+            ours_side, theirs_side = r["long"]["sides"]["tuneforge"], r["long"]["sides"]["transformers+peft"]
+            ratio = theirs_side["mib_per_token"] / max(ours_side["mib_per_token"], 1e-9)
+            log(f"{shape:22} {'(e) memory per token, theirs/ours':34} {ratio:12.2f}  "
+                f"{ours_side['mib_per_token']:.3f} vs {theirs_side['mib_per_token']:.3f} MiB per token "
+                f"({r['long']['measure']} at {r['long']['lengths']} tokens, batch 1)")
+            if device == "cuda":
+                budget = 40 * 1024
+                longest = {n: (budget - v["fixed_mib"]) / v["mib_per_token"] for n, v in r["long"]["sides"].items()}
+                log(f"{shape:22} {'    longest sequence in 40 GiB':34} "
+                    f"{longest['tuneforge'] / longest['transformers+peft']:12.2f}  tuneforge {longest['tuneforge']:.0f}"
+                    f" vs transformers+PEFT {longest['transformers+peft']:.0f} tokens (linear in length)")
     log("gpu_check: " + ("PASS" if ok else "FAIL (see above)"))
     return 0 if ok else 1
 

@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -52,12 +53,19 @@ struct Reference {
   int t = 0;
 };
 
+// A learning rate and weight decay large enough that every step moves the parameters visibly.
+AdamWSettings StepSettings(AdamWStates states) {
+  AdamWSettings settings;
+  settings.lr = 1e-2;
+  settings.weight_decay = 0.1;
+  settings.states = states;
+  return settings;
+}
+
 TEST(AdamWTest, FusedStepsEqualTorchsUpdate) {
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     SCOPED_TRACE(c10::toString(dtype));
-    AdamWSettings settings;
-    settings.lr = 1e-2;
-    settings.weight_decay = 0.1;
+    const AdamWSettings settings = StepSettings(AdamWStates::kFull);
     std::vector<at::Tensor> params = Params(dtype, 1);
     std::vector<at::Tensor> expected;
     for (const at::Tensor& p : params) expected.push_back(p.detach().to(at::kFloat, false, /*copy=*/true));
@@ -180,6 +188,82 @@ TEST(AdamWTest, EightBitStateSurvivesACheckpointExactly) {
   std::vector<AdamWParamState> wrong = saved;
   wrong[1].exp_avg = at::zeros({3});
   EXPECT_THAT(second.ImportState(wrong).message(), HasSubstr("parameter 1 does not match"));
+}
+
+// The 8-bit step runs all tensors of a device, dtype and step count together: the same parameters and states as an
+// optimizer per tensor, in fp32 and bf16, also when one tensor skips a step (then its step count differs and it is
+// stepped apart) and for tensors that are not whole blocks (7 and 300 entries).
+TEST(AdamWTest, EightBitTensorsStepTogetherAsTheyWouldAlone) {
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    const AdamWSettings settings = StepSettings(AdamWStates::kEightBit);
+    std::vector<at::Tensor> together = Params(dtype, 6), alone = Params(dtype, 6);
+    AdamWOptimizer group(together, settings);
+    std::vector<std::unique_ptr<AdamWOptimizer>> singles;
+    for (const at::Tensor& p : alone) singles.push_back(std::make_unique<AdamWOptimizer>(std::vector<at::Tensor>{p},
+                                                                                          settings));
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    for (int step = 0; step < 5; ++step) {
+      for (size_t i = 0; i < together.size(); ++i) {
+        if (step == 2 && i == 1) continue;  // tensor 1 has no gradient at step 2
+        const at::Tensor g = at::randn(together[i].sizes(), gen, at::TensorOptions().dtype(at::kFloat)).to(dtype);
+        together[i].mutable_grad() = g;
+        alone[i].mutable_grad() = g.clone();
+      }
+      group.Step();
+      group.ZeroGrad();
+      for (auto& o : singles) {
+        o->Step();
+        o->ZeroGrad();
+      }
+    }
+    const std::vector<AdamWParamState> state = group.ExportState();
+    for (size_t i = 0; i < together.size(); ++i) {
+      EXPECT_TRUE(at::equal(together[i].detach(), alone[i].detach())) << i;
+      const AdamWParamState single = singles[i]->ExportState()[0];
+      EXPECT_EQ(state[i].step, i == 1 ? 4 : 5) << i;
+      EXPECT_EQ(single.step, state[i].step) << i;
+      EXPECT_TRUE(at::equal(state[i].exp_avg, single.exp_avg)) << i;
+      EXPECT_TRUE(at::equal(state[i].exp_avg_sq, single.exp_avg_sq)) << i;
+    }
+    int64_t single_bytes = 0;
+    for (auto& o : singles) single_bytes += o->StateBytes();
+    EXPECT_EQ(group.StateBytes(), single_bytes);
+  }
+}
+
+// The CPU encoder's table and comparisons against at::bucketize on the same scaled values: entries over nine orders
+// of magnitude, both signs, zeros, the map's midpoints themselves (ties go to the lower code), whole and partial
+// blocks, and an all-zero block.
+TEST(AdamWTest, TheCpuEncoderGivesBucketizesCodes) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(8);
+  for (bool is_signed : {true, false}) {
+    SCOPED_TRACE(is_signed ? "signed" : "unsigned");
+    const at::Tensor mids = EightBitMidpoints(is_signed);
+    ASSERT_EQ(mids.numel(), 255);
+    const auto opts = at::TensorOptions().dtype(at::kFloat);
+    at::Tensor spread = at::randn({3000}, gen, opts) * at::pow(10.0, at::rand({3000}, gen, opts) * -9);
+    if (!is_signed) spread = spread.abs();
+    // One block holding 1 (its absmax) and every midpoint: scaled by 1, the values are the midpoints exactly.
+    const at::Tensor exact = at::cat({at::ones({1}, opts), mids, at::zeros({0}, opts)});
+    const at::Tensor x = at::cat({exact, at::zeros({256}, opts), spread, at::full({7}, -0.0f, opts)});
+    const auto [codes, scales] = EncodeEightBit(x, is_signed);
+
+    const int64_t blocks = (x.numel() + 255) / 256;
+    ASSERT_EQ(codes.numel(), blocks * 256);
+    at::Tensor padded = at::zeros({blocks * 256}, opts);
+    padded.narrow(0, 0, x.numel()).copy_(x);
+    const at::Tensor b = padded.view({blocks, 256});
+    at::Tensor expected_scales = b.abs().amax(1);
+    expected_scales = at::where(expected_scales > 0, expected_scales, at::ones_like(expected_scales));
+    const at::Tensor expected = at::bucketize(b / expected_scales.unsqueeze(1), mids).to(at::kByte).view({-1});
+    EXPECT_TRUE(at::equal(scales, expected_scales));
+    EXPECT_TRUE(at::equal(codes, expected)) << (codes.to(at::kInt) - expected.to(at::kInt)).abs().max().item<int>();
+    // The midpoints map to their own index: a tie goes below.
+    EXPECT_TRUE(at::equal(codes.narrow(0, 1, 255).to(at::kLong), at::arange(255, at::kLong)));
+    // Codes really spread over the map.
+    EXPECT_GT(std::get<0>(at::_unique(codes)).numel(), 200);
+  }
 }
 
 TEST(AdamWTest, OptimizerNames) {

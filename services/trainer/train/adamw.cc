@@ -4,14 +4,17 @@
 #include "services/trainer/train/adamw.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -45,22 +48,69 @@ at::Tensor DynamicMap(bool is_signed) {
 struct Codebook {
   at::Tensor values;      // [256]
   at::Tensor midpoints;   // [255], between neighbouring values: bucketize against them finds the nearest value
+  // For the CPU encoder: the midpoints, and for each value of a float's top 16 bits the number of midpoints below
+  // every float that starts with them; a code is that count plus the few midpoints still below the value.
+  std::vector<float> mids;
+  std::vector<uint8_t> below;  // [65536]
 };
 
+Codebook MakeCodebook(bool is_signed) {
+  Codebook c;
+  c.values = DynamicMap(is_signed);
+  c.midpoints = (c.values.slice(0, 1) + c.values.slice(0, 0, -1)) / 2;
+  c.mids.assign(c.midpoints.data_ptr<float>(), c.midpoints.data_ptr<float>() + c.midpoints.numel());
+  c.below.resize(65536);
+  for (uint32_t key = 0; key < 65536; ++key) {
+    // The smallest float with these top bits: the low bits all zero for a positive one, all one for a negative one.
+    const uint32_t bits = (key << 16) | ((key & 0x8000u) != 0 ? 0xFFFFu : 0u);
+    float least;
+    std::memcpy(&least, &bits, sizeof least);
+    const int64_t count = least != least ? 0 : std::lower_bound(c.mids.begin(), c.mids.end(), least) - c.mids.begin();
+    c.below[key] = static_cast<uint8_t>(count);
+  }
+  return c;
+}
+
 const Codebook& Map(bool is_signed) {
-  static const Codebook signed_map = [] {
-    const at::Tensor v = DynamicMap(true);
-    return Codebook{v, (v.slice(0, 1) + v.slice(0, 0, -1)) / 2};
-  }();
-  static const Codebook unsigned_map = [] {
-    const at::Tensor v = DynamicMap(false);
-    return Codebook{v, (v.slice(0, 1) + v.slice(0, 0, -1)) / 2};
-  }();
+  static const Codebook signed_map = MakeCodebook(true);
+  static const Codebook unsigned_map = MakeCodebook(false);
   return is_signed ? signed_map : unsigned_map;
+}
+
+// Encode on the CPU: per block its absmax, then each entry's code by the table and at most a few comparisons; the
+// same codes as bucketize (the number of midpoints strictly below the scaled value).
+std::pair<at::Tensor, at::Tensor> EncodeOnCpu(const at::Tensor& x, bool is_signed) {
+  const int64_t n = x.numel(), blocks = (n + kBlock - 1) / kBlock;
+  const at::Tensor flat = x.reshape({-1}).to(at::kFloat).contiguous();
+  at::Tensor codes = at::empty({blocks * kBlock}, x.options().dtype(at::kByte));
+  at::Tensor scales = at::empty({blocks}, x.options().dtype(at::kFloat));
+  const float* in = flat.data_ptr<float>();
+  uint8_t* out = codes.data_ptr<uint8_t>();
+  float* scale_out = scales.data_ptr<float>();
+  const Codebook& map = Map(is_signed);
+  at::parallel_for(0, blocks, 16, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t start = b * kBlock, end = std::min(n, start + kBlock);
+      float absmax = 0;
+      for (int64_t i = start; i < end; ++i) absmax = std::max(absmax, std::abs(in[i]));
+      const float scale = absmax > 0 ? absmax : 1.0f;
+      scale_out[b] = scale;
+      for (int64_t i = start; i < start + kBlock; ++i) {
+        const float v = (i < end ? in[i] : 0.0f) / scale;
+        uint32_t bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        int code = map.below[bits >> 16];
+        while (code < 255 && map.mids[code] < v) ++code;
+        out[i] = static_cast<uint8_t>(code);
+      }
+    }
+  });
+  return {codes, scales};
 }
 
 // x (any shape) -> uint8 codes [blocks * kBlock] and fp32 absmax scales [blocks] (1 for an all-zero block).
 std::pair<at::Tensor, at::Tensor> Encode(const at::Tensor& x, bool is_signed) {
+  if (x.is_cpu()) return EncodeOnCpu(x, is_signed);
   const int64_t n = x.numel(), blocks = (n + kBlock - 1) / kBlock;
   at::Tensor padded = at::zeros({blocks * kBlock}, x.options().dtype(at::kFloat));
   padded.narrow(0, 0, n).copy_(x.reshape({-1}));
@@ -93,6 +143,10 @@ void AdamWUpdate(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& 
 }
 
 }  // namespace
+
+std::pair<at::Tensor, at::Tensor> EncodeEightBit(const at::Tensor& x, bool is_signed) { return Encode(x, is_signed); }
+
+at::Tensor EightBitMidpoints(bool is_signed) { return Map(is_signed).midpoints.clone(); }
 
 absl::StatusOr<AdamWStates> ParseAdamWStates(std::string_view name) {
   if (name == "adamw") return AdamWStates::kFull;
@@ -127,18 +181,17 @@ void AdamWOptimizer::InitSlot(Slot& slot, const at::Tensor& exp_avg, const at::T
 
 void AdamWOptimizer::Step() {
   at::NoGradGuard no_grad;
-  std::map<std::pair<std::string, int>, std::vector<Slot*>> groups;  // by device and dtype, for the fused kernel
+  // By device and dtype, for the fused kernel; 8-bit states also by step count, which sets the bias corrections.
+  std::map<std::tuple<std::string, int, int64_t>, std::vector<Slot*>> groups;
+  const bool eight_bit = settings_.states == AdamWStates::kEightBit;
   for (Slot& slot : slots_) {
     if (!slot.param.grad().defined()) continue;  // as torch: a parameter without a gradient is left alone
     if (slot.step == 0 && !slot.exp_avg.defined()) InitSlot(slot, at::Tensor(), at::Tensor());
     ++slot.step;
-    if (settings_.states == AdamWStates::kEightBit) {
-      StepEightBit(slot);
-      continue;
-    }
-    groups[{slot.param.device().str(), static_cast<int>(slot.param.scalar_type())}].push_back(&slot);
+    groups[{slot.param.device().str(), static_cast<int>(slot.param.scalar_type()), eight_bit ? slot.step : 0}]
+        .push_back(&slot);
   }
-  for (auto& [key, slots] : groups) StepFull(slots);
+  for (auto& [key, slots] : groups) eight_bit ? StepEightBit(slots) : StepFull(slots);
 }
 
 void AdamWOptimizer::StepFull(std::vector<Slot*>& slots) {
@@ -164,16 +217,45 @@ void AdamWOptimizer::StepFull(std::vector<Slot*>& slots) {
   for (Slot* s : slots) AdamWUpdate(s->param, s->param.grad(), s->exp_avg, s->exp_avg_sq, s->step, settings_);
 }
 
-void AdamWOptimizer::StepEightBit(Slot& slot) {
-  // Decoded to fp32 for the update, encoded again after it: the full-size moments exist one tensor at a time.
-  at::Tensor p = slot.param.to(at::kFloat);
-  const at::Tensor g = slot.param.grad().to(at::kFloat);
-  at::Tensor m = Decode(slot.exp_avg, slot.avg_scale, true, slot.param);
-  at::Tensor v = Decode(slot.exp_avg_sq, slot.avg_sq_scale, false, slot.param);
-  AdamWUpdate(p, g, m, v, slot.step, settings_);
-  if (!p.is_same(slot.param)) slot.param.copy_(p);
-  std::tie(slot.exp_avg, slot.avg_scale) = Encode(m, true);
-  std::tie(slot.exp_avg_sq, slot.avg_sq_scale) = Encode(v, false);
+void AdamWOptimizer::StepEightBit(std::vector<Slot*>& slots) {
+  // Every slot's codes are whole blocks, so the slots side by side are one run of blocks: decoded, updated and encoded
+  // again in a fixed number of operations, however many tensors there are. The full-size fp32 moments exist only for
+  // the step's duration.
+  std::vector<at::Tensor> params, grads, avg_codes, avg_scales, sq_codes, sq_scales;
+  for (Slot* s : slots) {
+    const int64_t pad = s->exp_avg.numel() - s->param.numel();
+    params.push_back(s->param.detach().reshape({-1}));
+    grads.push_back(s->param.grad().reshape({-1}));
+    if (pad > 0) {
+      params.push_back(at::zeros({pad}, s->param.options()));
+      grads.push_back(at::zeros({pad}, s->param.grad().options()));
+    }
+    avg_codes.push_back(s->exp_avg);
+    avg_scales.push_back(s->avg_scale);
+    sq_codes.push_back(s->exp_avg_sq);
+    sq_scales.push_back(s->avg_sq_scale);
+  }
+  at::Tensor p = at::cat(params).to(at::kFloat);
+  const at::Tensor g = at::cat(grads).to(at::kFloat);
+  at::Tensor m = Decode(at::cat(avg_codes), at::cat(avg_scales), true, p);
+  at::Tensor v = Decode(at::cat(sq_codes), at::cat(sq_scales), false, p);
+  AdamWUpdate(p, g, m, v, slots.front()->step, settings_);
+  const auto [m_codes, m_scales] = Encode(m, true);
+  const auto [v_codes, v_scales] = Encode(v, false);
+  std::vector<at::Tensor> targets, sources;
+  int64_t offset = 0, block = 0;
+  for (Slot* s : slots) {
+    const int64_t padded = s->exp_avg.numel(), blocks = padded / kBlock;
+    targets.push_back(s->param);
+    sources.push_back(p.narrow(0, offset, s->param.numel()).view(s->param.sizes()));
+    s->exp_avg = m_codes.narrow(0, offset, padded);
+    s->exp_avg_sq = v_codes.narrow(0, offset, padded);
+    s->avg_scale = m_scales.narrow(0, block, blocks);
+    s->avg_sq_scale = v_scales.narrow(0, block, blocks);
+    offset += padded;
+    block += blocks;
+  }
+  at::_foreach_copy_(targets, sources);
 }
 
 void AdamWOptimizer::ZeroGrad() {

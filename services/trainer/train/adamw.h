@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -39,6 +40,13 @@ struct AdamWSettings {
   double weight_decay = 0.01;  // torch.optim.AdamW's default; libtorch's C++ default differs, so always set
   AdamWStates states = AdamWStates::kFull;
 };
+
+// The 8-bit moments' encoding, exposed for tests: x -> uint8 codes in whole blocks of 256 entries (the last padded
+// with zeros) and each block's fp32 absmax (1 for an all-zero block). An entry's code is the index of the nearest
+// value of the signed (first moment) or unsigned (second moment) dynamic map: the number of the map's midpoints
+// below entry / absmax, as at::bucketize against EightBitMidpoints counts them.
+std::pair<at::Tensor, at::Tensor> EncodeEightBit(const at::Tensor& x, bool is_signed);
+at::Tensor EightBitMidpoints(bool is_signed);  // [255], ascending
 
 class AdamWOptimizer {
  public:
@@ -74,7 +82,7 @@ class AdamWOptimizer {
   };
   void InitSlot(Slot& slot, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq) const;
   void StepFull(std::vector<Slot*>& slots);
-  void StepEightBit(Slot& slot);
+  void StepEightBit(std::vector<Slot*>& slots);  // one device, dtype and step count
 
   AdamWSettings settings_;
   std::vector<Slot> slots_;
