@@ -7,8 +7,10 @@
 #   (b) bf16 LoRA train-step tokens/s and peak GPU memory, tuneforge vs transformers + PEFT (sdpa), as ratios;
 #   (c) an adapter trained by tuneforge on the GPU, loaded by PEFT: max logit difference to tuneforge's;
 #   (d) sequences of mixed lengths: padding-free (varlen flash attention) and padded LoRA steps against
-#       transformers + PEFT's flattened and padded forms: tokens/s, peak memory, equal first losses.
-# With --cpu the same four checks run on small models on the CPU (CI runs it that way).
+#       transformers + PEFT's flattened and padded forms: tokens/s, peak memory, equal first losses;
+#   (e) long sequences (first shape): memory per token on each side and the longest sequence in 40 GiB.
+# (b) also runs tuneforge's variants on the first shape: eager, whole logits, unfused, checkpointing, offload.
+# With --cpu the same checks run on small models on the CPU (CI runs it that way).
 #
 # Usage: bench/gpu_check.sh [--cpu] [--python PY] [--build DIR] [--build-type T] [--work DIR] [--out DIR] [--steps N]
 #   --python  the Python whose torch the engine is built against and that runs transformers (default: python3 on
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
     --work) work="$2"; shift ;;
     --out) out="$2"; shift ;;
     --steps) steps=(--steps "$2"); shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
