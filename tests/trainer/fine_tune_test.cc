@@ -389,6 +389,17 @@ TEST_F(FineTuneTest, GradientCheckpointingGivesTheSameTraining) {
     EXPECT_NEAR(plain->step_losses[i], checkpointed->step_losses[i], 1e-5) << "step " << i + 1;
   }
   EXPECT_LT(MaxAbsDiff(AdapterTensors(plain->adapter_dir), AdapterTensors(checkpointed->adapter_dir)), 1e-5);
+
+  // With the checkpointed layer inputs offloaded to host memory: the same arithmetic, so the same training exactly.
+  training["activation_offload"] = true;
+  Recorder offload_rec;
+  auto offloaded = RunFineTune(Spec(lora, training, "offloaded"), offload_rec.Hooks());
+  ASSERT_THAT(offloaded.status(), IsOk());
+  EXPECT_TRUE(offload_rec.HasEvent("info", "the device is the CPU, so moving layer inputs to host memory saves nothing"))
+      << offload_rec.AllEvents();
+  EXPECT_EQ(offloaded->step_losses, checkpointed->step_losses);
+  EXPECT_EQ(offloaded->settings["training"]["activation_offload"], true);
+  EXPECT_EQ(MaxAbsDiff(AdapterTensors(offloaded->adapter_dir), AdapterTensors(checkpointed->adapter_dir)), 0);
 }
 
 TEST_F(FineTuneTest, GradientAccumulationEqualsOneBigBatch) {

@@ -76,6 +76,10 @@ absl::StatusOr<RunSettings> ResolveRunSettings(const FineTuneSpec& spec, const E
     run.dtype = at::kHalf;
     event("warning", "training.dtype fp16 trains the LoRA weights in fp16 without loss scaling; bf16 is safer");
   }
+  if (s.activation_offload && run.device.is_cpu()) {
+    event("info", "training.activation_offload: the device is the CPU, so moving layer inputs to host memory saves "
+                  "nothing; it matters on a GPU");
+  }
   if (spec.threads > 0) at::set_num_threads(spec.threads);
   event("info", absl::StrCat("device: ", DescribeDevice(run.device), "; dtype ", s.dtype, "; attention ",
                              s.attn_implementation));
