@@ -4,7 +4,7 @@ tokens and settings (LoRA on every linear layer of the blocks, dropout 0, AdamW 
 timed the same way (the device synchronised at every phase boundary). Prints the same RESULT line.
 
 Usage: hf_train_step.py --model=DIR --inputs=FILE [--device=cpu|cuda|cuda:N] [--dtype=fp32|bf16] [--attn=sdpa|eager]
-                        [--threads=N] [--warmup=2] [--steps=5] [--lora-r=16] [--lora-alpha=32]
+                        [--threads=N] [--warmup=2] [--steps=5] [--lora-r=16] [--lora-alpha=32] [--lora-dropout=0]
                         [--prompt-fraction=F] [--profile=TRACE.json]
 """
 import argparse
@@ -59,6 +59,7 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--lora-alpha", type=float, default=32)
+    p.add_argument("--lora-dropout", type=float, default=0.0)
     p.add_argument("--prompt-fraction", type=float, default=0.0,
                    help="the first share of each row's labels is -100 (an SFT prompt)")
     p.add_argument("--profile", default="", help="one more step under torch.profiler, written as a Chrome trace")
@@ -92,7 +93,7 @@ def main():
     model.config.use_cache = False
     model.to(device)
     torch.manual_seed(42)
-    config = peft.LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=0.0, target_modules="all-linear",
+    config = peft.LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout, target_modules="all-linear",
                              task_type="CAUSAL_LM")
     model = peft.get_peft_model(model, config)
     sync()

@@ -50,6 +50,7 @@ struct Options {
   int64_t lora_r = 16;
   int64_t loss_chunk_rows = -1;  // --loss=chunked: rows per chunk (-1: the default for the vocabulary and device)
   double lora_alpha = 32;
+  double lora_dropout = 0;
   bool checkpointing = false;  // activation checkpointing of every decoder layer
   bool per_sequence = true;    // packed rows attend sequence by sequence (false: through a block-diagonal mask)
   bool fused = true;           // RoPE and the gated activation as single nodes (false: transformers' op sequences)
@@ -61,7 +62,7 @@ struct Options {
   std::fprintf(stderr,
                "%s\nusage: train_step_bench --model=DIR --inputs=FILE [--device=auto|cpu|cuda|cuda:N] "
                "[--dtype=fp32|bf16] [--attn=sdpa|eager] [--threads=N] [--warmup=N] [--steps=N] [--lora-r=N] "
-               "[--lora-alpha=X] [--loss=chunked|logits] [--checkpointing=0|1] [--offload=0|1] [--per-sequence=0|1] "
+               "[--lora-alpha=X] [--lora-dropout=P] [--loss=chunked|logits] [--checkpointing=0|1] [--offload=0|1] [--per-sequence=0|1] "
                "[--fused=0|1] [--loss-chunk-rows=N] [--prompt-fraction=F] "
                "[--save-adapter=DIR] [--profile=TRACE.json]\n",
                problem);
@@ -99,6 +100,9 @@ Options ParseOptions(int argc, char** argv) {
     } else if (name == "--loss-chunk-rows") {
       o.loss_chunk_rows = std::atoll(value.c_str());
       if (o.loss_chunk_rows < 1) Usage("--loss-chunk-rows must be >= 1");
+    } else if (name == "--lora-dropout") {
+      o.lora_dropout = std::atof(value.c_str());
+      if (o.lora_dropout < 0 || o.lora_dropout >= 1) Usage("--lora-dropout must be in [0, 1)");
     } else if (name == "--lora-alpha") {
       o.lora_alpha = std::atof(value.c_str());
     } else if (name == "--prompt-fraction") {
@@ -171,6 +175,7 @@ int Run(const Options& o) {
   build.attention = *attention;
   build.lora.rank = o.lora_r;
   build.lora.alpha = o.lora_alpha;
+  build.lora.dropout = o.lora_dropout;
   build.lora.seed = kLoraSeed;
   build.lora.target_modules = {"all-linear"};
   build.gradient_checkpointing = o.checkpointing;

@@ -323,6 +323,36 @@ TEST(FusedOpsTest, GatedActivationEqualsTheOpSequenceBitForBit) {
   }
 }
 
+// The LoRA down-projection under dropout keeps the mask, not the dropped input: from the same generator state it gives
+// what linear(dropout(x)) gives, values and gradients bit for bit, and draws the same number of random values.
+TEST(FusedOpsTest, DropoutLinearEqualsLinearOfDropout) {
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    at::manual_seed(31);
+    const at::Tensor x = at::randn({3, 50, 24}).to(dtype).requires_grad_(true);
+    const at::Tensor a = (at::randn({4, 24}) * 0.2).to(dtype).requires_grad_(true);
+    const at::Tensor upstream = at::randn({3, 50, 4}).to(dtype);
+
+    at::manual_seed(77);
+    const at::Tensor fused = DropoutLinear(x, a, 0.25);
+    const double after_fused = at::rand({1}).item<double>();
+    const auto fused_grads = torch::autograd::grad({fused}, {x, a}, {upstream});
+    at::manual_seed(77);
+    const at::Tensor plain = at::linear(at::dropout(x, 0.25, /*train=*/true), a);
+    const double after_plain = at::rand({1}).item<double>();
+    const auto plain_grads = torch::autograd::grad({plain}, {x, a}, {upstream});
+
+    ExpectBitEqual(fused, plain, "value");
+    ExpectBitEqual(fused_grads[0], plain_grads[0], "grad x");
+    ExpectBitEqual(fused_grads[1], plain_grads[1], "grad A");
+    EXPECT_EQ(after_fused, after_plain);
+    // Dropout really happened: about a quarter of x's gradient entries are zero.
+    const double zeros = (fused_grads[0] == 0).to(at::kFloat).mean().item<double>();
+    EXPECT_GT(zeros, 0.15);
+    EXPECT_LT(zeros, 0.35);
+  }
+}
+
 // Whole models: llama (silu), gemma (gelu tanh, scaled embeddings) and phi3 (fused qkv and gate_up projections), in
 // fp32 and bf16, give the same logits, loss and LoRA gradients with the fused nodes as with the op sequences.
 TEST(FusedOpsTest, ModelsGiveTheSameLossAndGradientsWithTheFusedNodes) {

@@ -83,8 +83,8 @@ const char* AttentionImplName(AttentionImpl impl) { return impl == AttentionImpl
 at::Tensor Projection::Forward(const at::Tensor& x, bool training) const {
   at::Tensor y = at::linear(x, weight, bias);
   if (lora_a.defined() && !merged) {
-    at::Tensor in = (training && lora_dropout > 0) ? at::dropout(x, lora_dropout, true) : x;
-    const at::Tensor down = at::linear(in, lora_a);
+    const at::Tensor down =
+        training && lora_dropout > 0 ? DropoutLinear(x, lora_a, lora_dropout) : at::linear(x, lora_a);
     // y + scaling * (down @ B^T) as one addmm: the up-projection, its scale and the sum in a single product instead
     // of a product and two passes over the [tokens, out] output (and their backward).
     const std::vector<int64_t> shape = y.sizes().vec();

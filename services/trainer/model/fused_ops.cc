@@ -100,7 +100,46 @@ class GatedActivationFunction : public torch::autograd::Function<GatedActivation
   }
 };
 
+// Dropout as torch's composite form computes it: noise = bernoulli(1 - p) in x's dtype, divided by 1 - p; x * noise.
+// The noise is kept as a one-byte mask and formed again from it (0 or 1, then the same division) in the backward.
+at::Tensor Noise(const at::Tensor& keep, const at::Tensor& like, double p) {
+  return keep.to(like.scalar_type()).div_(1 - p);
+}
+
+class DropoutLinearFunction : public torch::autograd::Function<DropoutLinearFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            double p) {
+    at::Tensor noise = at::empty_like(x).bernoulli_(1 - p);
+    const at::Tensor keep = noise.to(at::kBool);
+    noise.div_(1 - p);
+    ctx->saved_data["p"] = p;
+    ctx->save_for_backward({x, keep, weight});
+    return at::linear(x * noise, weight);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& weight = saved[2];
+    const at::Tensor noise = Noise(saved[1], x, ctx->saved_data["p"].toDouble());
+    const at::Tensor& g = grads[0];
+    at::Tensor grad_x, grad_weight;
+    if (ctx->needs_input_grad(0)) grad_x = at::matmul(g, weight) * noise;
+    if (ctx->needs_input_grad(1)) {
+      const at::Tensor dropped = x * noise;
+      grad_weight = at::mm(g.reshape({-1, g.size(-1)}).t(), dropped.reshape({-1, dropped.size(-1)}));
+    }
+    return {grad_x, grad_weight, at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor DropoutLinear(const at::Tensor& x, const at::Tensor& weight, double p) {
+  return DropoutLinearFunction::apply(x, weight, p);
+}
 
 at::Tensor RotateHalf(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;

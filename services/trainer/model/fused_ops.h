@@ -29,6 +29,11 @@ at::Tensor GatedActivation(const at::Tensor& gate, const at::Tensor& up, Activat
 // The reference form: act(gate) * up through autograd op by op.
 at::Tensor GatedActivationReference(const at::Tensor& gate, const at::Tensor& up, Activation activation);
 
+// linear(dropout(x, p), weight) while training, the LoRA branch's down-projection, with the masks torch's dropout
+// draws: the node keeps x (which the other projections of x keep anyway) and the one-byte mask, and forms the dropped
+// input again in the backward, instead of keeping a dropped copy of x for every projection.
+at::Tensor DropoutLinear(const at::Tensor& x, const at::Tensor& weight, double p);
+
 }  // namespace tuneforge
 
 #endif  // TUNEFORGE_SERVICES_TRAINER_MODEL_FUSED_OPS_H_
