@@ -114,6 +114,9 @@ def main():
     p.add_argument("--out", required=True, help="where logs and results.json go")
     p.add_argument("--cpu", action="store_true", help="small shapes on the CPU")
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--until", type=float, default=0,
+                   help="a deadline (seconds since the epoch): the optional parts, then the second shape, are skipped "
+                        "when too little time is left for them")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     os.makedirs(a.out, exist_ok=True)
@@ -143,10 +146,29 @@ def main():
     log(f"gpu_check: {env}")
     parity = os.path.join(a.build, "services", "trainer", "tuneforge-parity")
     bench = os.path.join(a.build, "bench", "train_step_bench")
-    results = {"env": env, "shapes": {}}
+    results = {"env": env, "shapes": {}, "skipped": []}
 
+    def time_left():
+        return a.until - time.time() if a.until > 0 else float("inf")
+
+    def save():  # after each part, so that a check cut short still leaves what it measured
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+
+    def affordable(what, seconds):
+        if time_left() >= seconds:
+            return True
+        log(f"== skipped {what}: {time_left():.0f} s left before the deadline, it needs about {seconds} s")
+        results["skipped"].append(what)
+        return False
+
+    # Rough GPU costs in seconds (model loads dominate), for the deadline.
+    cost = {"shape": 300, "variants": 120, "long": 90} if device == "cuda" else {"shape": 0, "variants": 0, "long": 0}
+    context = {}  # per shape, what the optional parts after the loop need
     for shape in shapes:
-        r = results["shapes"].setdefault(shape, {})
+        if shape != shapes[0] and not affordable(shape, cost["shape"]):
+            continue
+        r = {}
         model_dir = os.path.join(a.work, shape)
         t0 = time.perf_counter()
         bench_models.make_model(shape, model_dir, device=device)
@@ -189,20 +211,10 @@ def main():
                   f"--warmup={warmup}", f"--steps={steps}", "--lora-r=16", "--lora-alpha=32"] + threads
         ours = result_line(run([bench] + common + ["--attn=sdpa", f"--save-adapter={adapter}"], logfile))
         free_cuda()
-        variants = {}
-        # The variants run on the first shape only, to keep the whole check within a short loan of the machine.
-        for name, flags in (("eager", ["--attn=eager"]), ("whole logits", ["--attn=sdpa", "--loss=logits"]),
-                            ("unfused", ["--attn=sdpa", "--fused=0"]),
-                            ("checkpointing", ["--attn=sdpa", "--checkpointing=1"]),
-                            ("checkpointing+offload", ["--attn=sdpa", "--checkpointing=1", "--offload=1"])
-                            ) if shape == shapes[0] else ():
-            variants[name] = result_line(run([bench] + common + flags, logfile))
-            free_cuda()
         theirs = result_line(run([sys.executable, os.path.join(HERE, "hf_train_step.py")] + common + ["--attn=sdpa"],
                                  logfile))
         free_cuda()
-        r["train"] = {"tuneforge": ours, "transformers+peft": theirs,
-                      **{f"tuneforge {name}": v for name, v in variants.items()}}
+        r["train"] = {"tuneforge": ours, "transformers+peft": theirs}
 
         # (c) the adapter trained above, loaded by PEFT, fp32 logits against ours with the same adapter.
         inputs = cases["nomask"]
@@ -238,11 +250,29 @@ def main():
                                           logfile))
             free_cuda()
         r["sequences"] = {"lengths": lengths, "forms": forms}
+        results["shapes"][shape] = r
+        context[shape] = {"vocab": vocab, "common": common, "base": base}
+        save()
 
-        # (e) long sequences, first shape only: one step of batch 1 at two lengths on each side. The growth between
+    # The first shape again, once every shape has its main checks: the optional parts.
+    shape = shapes[0]
+    if shape in results["shapes"]:
+        r = results["shapes"][shape]
+        vocab, common, base = (context[shape][k] for k in ("vocab", "common", "base"))
+        # (b) continued: tuneforge's variants against its default.
+        if affordable("variants", cost["variants"]):
+            for name, flags in (("eager", ["--attn=eager"]), ("whole logits", ["--attn=sdpa", "--loss=logits"]),
+                                ("unfused", ["--attn=sdpa", "--fused=0"]),
+                                ("checkpointing", ["--attn=sdpa", "--checkpointing=1"]),
+                                ("checkpointing+offload", ["--attn=sdpa", "--checkpointing=1", "--offload=1"])):
+                r["train"][f"tuneforge {name}"] = result_line(run([bench] + common + flags, logfile))
+                free_cuda()
+            save()
+
+        # (e) long sequences: one step of batch 1 at two lengths on each side. The growth between
         # them is the memory a token costs; with the part that does not grow, it gives the longest sequence that
         # trains within a memory budget.
-        if shape == shapes[0]:
+        if affordable("long sequences", cost["long"]):
             long_lengths = (128, 512) if a.cpu else (4096, 16384)
             key = "train_rss_mib" if a.cpu else "peak_mem_mib"
             sides = {}
@@ -260,9 +290,9 @@ def main():
                 slope = (peaks[1] - peaks[0]) / (long_lengths[1] - long_lengths[0])
                 sides[name] = {"peak_mib": peaks, "mib_per_token": slope, "fixed_mib": peaks[0] - slope * long_lengths[0]}
             r["long"] = {"lengths": list(long_lengths), "measure": key, "sides": sides}
+            save()
 
-    with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    save()
 
     # The table.
     log("\n== gpu_check results: " + ", ".join(f"{k} {v}" for k, v in env.items()))
@@ -327,6 +357,8 @@ def main():
                 log(f"{shape:22} {'    longest sequence in 40 GiB':34} "
                     f"{longest['tuneforge'] / longest['transformers+peft']:12.2f}  tuneforge {longest['tuneforge']:.0f}"
                     f" vs transformers+PEFT {longest['transformers+peft']:.0f} tokens (linear in length)")
+    if results["skipped"]:
+        log("skipped for the deadline: " + ", ".join(results["skipped"]))
     log("gpu_check: " + ("PASS" if ok else "FAIL (see above)"))
     return 0 if ok else 1
 

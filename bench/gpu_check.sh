@@ -13,12 +13,15 @@
 # With --cpu the same checks run on small models on the CPU (CI runs it that way).
 #
 # Usage: bench/gpu_check.sh [--cpu] [--python PY] [--build DIR] [--build-type T] [--work DIR] [--out DIR] [--steps N]
+#                         [--deadline-s S]
 #   --python  the Python whose torch the engine is built against and that runs transformers (default: python3 on
 #             the PATH; with --cpu, the project's environment from scripts/python-env.sh)
 #   --build   engine build directory (default: build-gpu-check, or build-gpu-check-cpu with --cpu)
 #   --build-type  CMake build type (default Release)
 #   --work    models, inputs and logits (default: a fresh temporary directory, removed at the end)
-#   --out     logs and results.json (default: <build>/gpu-check)
+#   --out     logs and results.json (default: <build>/gpu-check), written after each part
+#   --deadline-s  seconds the whole check may take, build included: a part that would not fit is skipped and named
+#             at the end. The main checks of every shape run first, then (b)'s variants and (e) on the first shape.
 # Extra CMake arguments may come in TUNEFORGE_CMAKE_ARGS, e.g. -DCMAKE_PREFIX_PATH=/opt/deps/usr for abseil etc.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +33,7 @@ build_type="Release"
 work=""
 out=""
 steps=()
+deadline_s=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) cpu=1 ;;
@@ -39,7 +43,8 @@ while [ $# -gt 0 ]; do
     --work) work="$2"; shift ;;
     --out) out="$2"; shift ;;
     --steps) steps=(--steps "$2"); shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --deadline-s) deadline_s="$2"; shift ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -78,6 +83,7 @@ echo "== built in $(( $(date +%s) - start )) s"
 export PYTHONUNBUFFERED=1
 status=0
 "$python" "$here/bench/gpu_check.py" --build "$build" --work "$work" --out "$out" \
-  $([ "$cpu" = 1 ] && echo --cpu) "${steps[@]}" || status=$?
+  $([ "$cpu" = 1 ] && echo --cpu) "${steps[@]}" \
+  $([ "$deadline_s" -gt 0 ] && echo --until "$(( start + deadline_s ))") || status=$?
 echo "== gpu_check.sh took $(( $(date +%s) - start )) s"
 exit $status
