@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""The GPU check's three measurements, run by bench/gpu_check.sh after it has built the engine:
+"""The GPU check's measurements, run by bench/gpu_check.sh after it has built the engine:
 
 (a) logits: tuneforge's fp32 logits against transformers' on the same device, eager and sdpa, on a batch without
     padding and one with a left- and a right-padded row: max abs difference at real tokens and argmax agreement.
 (b) training: a bf16 LoRA step (r=16 on every linear layer of the blocks, AdamW), tuneforge against transformers +
     PEFT with SDPA on the same model, tokens and steps: tokens/s and peak GPU memory, as ratios. Then (first shape
-    only) tuneforge alone in five variants against its default: eager attention, the loss over whole logits, the unfused elementwise
-    ops, activation checkpointing, and checkpointing with the layer inputs offloaded to host memory.
+    only) tuneforge alone in five variants against its default: eager attention, the loss over whole logits, the
+    unfused elementwise ops, activation checkpointing, and checkpointing with the layer inputs offloaded to host
+    memory.
 (c) adapter: the adapter tuneforge trained in (b), loaded by PEFT (PeftModel.from_pretrained): every tensor of the
     file taken, and PEFT's fp32 logits against tuneforge's with the same adapter.
 (d) sequences of mixed lengths: a bf16 LoRA step over one set of sequences, tuneforge padding-free (per-sequence
@@ -15,6 +16,8 @@
     agree when every form computes the same function.
 (e) long sequences (first shape): memory per token of a bf16 LoRA step of batch 1 at two lengths on each side, and
     on a GPU the longest sequence that trains in 40 GiB by the fit.
+(f) fused ops: fused_ops_check compares RoPE, the gated activation, the LoRA down-projection under dropout, the chunked
+    loss, the fused AdamW step and the 8-bit encoder with the plain forms they replace, on the device (run first).
 
 Models have real shapes and random weights (bench_models.py). With --cpu the same checks run on small models on the
 CPU, so the script keeps working between GPU loans. Prints a table last; logs and figures go to --out.
@@ -42,8 +45,8 @@ def log(msg):
     print(msg, flush=True)
 
 
-def run(cmd, logfile):
-    """Runs cmd, teeing its output to logfile; returns the output. Raises on a non-zero exit."""
+def run(cmd, logfile, check=True):
+    """Runs cmd, teeing its output to logfile; returns the output. Raises on a non-zero exit when check is set."""
     log("$ " + " ".join(cmd))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -51,7 +54,7 @@ def run(cmd, logfile):
         f.write("$ " + " ".join(cmd) + "\n" + proc.stdout)
     tail = "\n".join(proc.stdout.splitlines()[-6:])
     log(f"  ({time.perf_counter() - t0:.1f} s) {tail}")
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}:\n{proc.stdout[-4000:]}")
     return proc.stdout
 
@@ -165,6 +168,16 @@ def main():
     # Rough GPU costs in seconds (model loads dominate), for the deadline.
     cost = {"shape": 300, "variants": 120, "long": 90} if device == "cuda" else {"shape": 0, "variants": 0, "long": 0}
     context = {}  # per shape, what the optional parts after the loop need
+
+    # (f) the fused ops against the plain ones they replace, on the device, before any model.
+    checks = []
+    for line in run([os.path.join(a.build, "bench", "fused_ops_check"), f"--device={device}"], logfile,
+                    check=False).splitlines():
+        if line.startswith("CHECK "):
+            fields = line.split()
+            checks.append({"name": fields[1], **dict(kv.split("=", 1) for kv in fields[2:])})
+    results["fused_ops"] = checks
+    save()
     for shape in shapes:
         if shape != shapes[0] and not affordable(shape, cost["shape"]):
             continue
@@ -288,7 +301,8 @@ def main():
                     free_cuda()
                     peaks.append(float(res[key]))
                 slope = (peaks[1] - peaks[0]) / (long_lengths[1] - long_lengths[0])
-                sides[name] = {"peak_mib": peaks, "mib_per_token": slope, "fixed_mib": peaks[0] - slope * long_lengths[0]}
+                sides[name] = {"peak_mib": peaks, "mib_per_token": slope,
+                               "fixed_mib": peaks[0] - slope * long_lengths[0]}
             r["long"] = {"lengths": list(long_lengths), "measure": key, "sides": sides}
             save()
 
@@ -321,7 +335,8 @@ def main():
             log(f"{shape:22} {'    ' + name:34} "
                 f"{float(v['tokens_per_s']) / float(ours['tokens_per_s']):12.2f}  x default tok/s; "
                 f"{float(v['tokens_per_s']):.0f} "
-                f"tok/s, {v['peak_mem_mib']} MiB (default {ours['peak_mem_mib']}), last loss {float(v['last_loss']):.6f}")
+                f"tok/s, {v['peak_mem_mib']} MiB (default {ours['peak_mem_mib']}), "
+                f"last loss {float(v['last_loss']):.6f}")
             # The same function in every variant but eager attention (another kernel), within bf16 noise.
             if name != "eager":
                 ok = ok and abs(float(v["last_loss"]) - float(ours["last_loss"])) < 5e-2
@@ -357,6 +372,15 @@ def main():
                 log(f"{shape:22} {'    longest sequence in 40 GiB':34} "
                     f"{longest['tuneforge'] / longest['transformers+peft']:12.2f}  tuneforge {longest['tuneforge']:.0f}"
                     f" vs transformers+PEFT {longest['transformers+peft']:.0f} tokens (linear in length)")
+    failed = [c for c in results["fused_ops"] if c["ok"] != "1"]
+    worst = max(results["fused_ops"], key=lambda c: float(c["max_abs"]) / max(float(c["tol"]), 1e-30), default=None)
+    log(f"{'device':22} {'(f) fused ops vs plain: failures':34} {len(failed):12d}  of {len(results['fused_ops'])} "
+        f"checks" + (f"; closest to its tolerance: {worst['name']} {worst['dtype']} {float(worst['max_abs']):.2e} "
+                     f"(tolerance {float(worst['tol']):.2e})" if worst else ""))
+    for c in failed:
+        log(f"{'':22} {'    FAILED ' + c['name'] + ' ' + c['dtype']:34} {float(c['max_abs']):12.3e}  tolerance "
+            f"{float(c['tol']):.3e}")
+    ok = ok and not failed and len(results["fused_ops"]) > 0
     if results["skipped"]:
         log("skipped for the deadline: " + ", ".join(results["skipped"]))
     log("gpu_check: " + ("PASS" if ok else "FAIL (see above)"))

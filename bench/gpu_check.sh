@@ -8,7 +8,8 @@
 #   (c) an adapter trained by tuneforge on the GPU, loaded by PEFT: max logit difference to tuneforge's;
 #   (d) sequences of mixed lengths: padding-free (varlen flash attention) and padded LoRA steps against
 #       transformers + PEFT's flattened and padded forms: tokens/s, peak memory, equal first losses;
-#   (e) long sequences (first shape): memory per token on each side and the longest sequence in 40 GiB.
+#   (e) long sequences (first shape): memory per token on each side and the longest sequence in 40 GiB;
+#   (f) the fused ops against the plain forms they replace, on the device (bench/fused_ops_check.cc).
 # (b) also runs tuneforge's variants on the first shape: eager, whole logits, unfused, checkpointing, offload.
 # With --cpu the same checks run on small models on the CPU (CI runs it that way).
 #
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift ;;
     --steps) steps=(--steps "$2"); shift ;;
     --deadline-s) deadline_s="$2"; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -77,7 +78,7 @@ if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 cmake -S "$here" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE="$build_type" -DTUNEFORGE_ENGINE_ONLY=ON \
   -DTUNEFORGE_TORCH="$python" ${TUNEFORGE_CMAKE_ARGS:-} >"$build/configure.log" 2>&1 \
   || { cat "$build/configure.log"; exit 1; }
-cmake --build "$build" -j "$(nproc)" --target tuneforge-parity train_step_bench
+cmake --build "$build" -j "$(nproc)" --target tuneforge-parity train_step_bench fused_ops_check
 echo "== built in $(( $(date +%s) - start )) s"
 
 export PYTHONUNBUFFERED=1
