@@ -468,21 +468,32 @@ TEST_F(FineTuneTest, PaddingFreeEqualsPadding) {
   EXPECT_LT(MaxAbsDiff(AdapterTensors(x->adapter_dir), AdapterTensors(y->adapter_dir)), 1e-5);
 }
 
-// 8-bit AdamW moments train like full ones: the same first loss, and a last quarter well below it.
+// 8-bit AdamW moments train like full ones on the same data: the same first loss, and over the last quarter of the
+// steps a loss that has fallen as far as full AdamW's, within a tenth of its fall (the model's weights are drawn anew
+// for each build, so the test compares the two rather than fixing a level).
 TEST_F(FineTuneTest, EightBitAdamWTrains) {
   const Json lora = {{"r", 8}, {"lora_alpha", 16}, {"target_modules", "all-linear"}};
-  const Json training = {{"num_epochs", 2},           {"learning_rate", 1e-2}, {"lr_scheduler", "constant"},
-                         {"optimizer", "adamw_8bit"}, {"logging_steps", 1},    {"per_device_batch_size", 4},
-                         {"eval_every_epoch", false}};
-  FineTuneSpec spec = Spec(lora, training, "adamw-8bit");
-  spec.train_rows = ColorRows(32);
-  Recorder rec;
-  auto result = RunFineTune(spec, rec.Hooks());
-  ASSERT_THAT(result.status(), IsOk());
-  ASSERT_EQ(result->steps, 16);
-  const size_t n = result->step_losses.size();
-  EXPECT_LT(Mean(result->step_losses, n - n / 4, n), 0.5 * result->step_losses[0]);
-  EXPECT_EQ(result->settings["training"]["optimizer"], "adamw_8bit");
+  Json training = {{"num_epochs", 2},           {"learning_rate", 1e-2}, {"lr_scheduler", "constant"},
+                   {"optimizer", "adamw_8bit"}, {"logging_steps", 1},    {"per_device_batch_size", 4},
+                   {"eval_every_epoch", false}};
+  std::vector<double> first, last;
+  for (const char* optimizer : {"adamw", "adamw_8bit"}) {
+    SCOPED_TRACE(optimizer);
+    training["optimizer"] = optimizer;
+    FineTuneSpec spec = Spec(lora, training, optimizer);
+    spec.train_rows = ColorRows(32);
+    auto result = RunFineTune(spec, {});
+    ASSERT_THAT(result.status(), IsOk());
+    ASSERT_EQ(result->steps, 16);
+    EXPECT_EQ(result->settings["training"]["optimizer"], optimizer);
+    const size_t n = result->step_losses.size();
+    first.push_back(result->step_losses[0]);
+    last.push_back(Mean(result->step_losses, n - n / 4, n));
+  }
+  std::printf("first loss %.4f; last quarter: adamw %.4f, adamw_8bit %.4f\n", first[0], last[0], last[1]);
+  EXPECT_NEAR(first[1], first[0], 1e-6 * first[0]);
+  EXPECT_LT(last[0], 0.75 * first[0]);  // it is a task that trains
+  EXPECT_LT(last[1] - last[0], 0.1 * (first[0] - last[0]));
 }
 
 TEST_F(FineTuneTest, PackingTrainsOnFewerRows) {
