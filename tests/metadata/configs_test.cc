@@ -246,6 +246,10 @@ TEST_F(ConfigsTest, ContentIsValidatedAgainstTheTypesSchema) {
               GrpcIs(grpc::INVALID_ARGUMENT, AllOf(HasSubstr("content.learning_rate = 2"), HasSubstr("(0, 1]"))));
   EXPECT_THAT(Add(v1::CONFIG_TYPE_TRAINING, R"({"warmup_steps": 100, "warmup_ratio": 0.1})"),
               GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("warmup_steps and content.warmup_ratio are both set")));
+  EXPECT_THAT(Add(v1::CONFIG_TYPE_TRAINING, R"({"activation_offload": true})"),
+              GrpcIs(grpc::INVALID_ARGUMENT,
+                     HasSubstr("content.activation_offload moves the inputs of checkpointed layers to host memory; it "
+                               "needs content.gradient_checkpointing: true")));
   EXPECT_THAT(Add(v1::CONFIG_TYPE_QUANTIZATION, R"({"method": "none", "quant_type": "nf4"})"),
               GrpcIs(grpc::INVALID_ARGUMENT, HasSubstr("content.quant_type applies only with method \"bnb_4bit\"")));
   EXPECT_THAT(Add(v1::CONFIG_TYPE_GENERATION, R"({"stop": []})"),

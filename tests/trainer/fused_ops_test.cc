@@ -130,6 +130,20 @@ TEST(ChunkedLossTest, TheRowKernelMatchesLogSoftmax) {
   }
 }
 
+// A label outside the vocabulary is refused by the row kernel's path, as gather refuses it on the other.
+TEST(ChunkedLossTest, ALabelOutsideTheVocabularyIsRefused) {
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    Case c = MakeCase(dtype, 2, 6, 8, 20, 3);
+    c.labels[1][3] = 20;
+    try {
+      ChunkedCausalLmLoss(c.hidden, c.head, c.labels, 4);
+      ADD_FAILURE() << "no error for label 20 in a vocabulary of 20";
+    } catch (const c10::Error& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("label 20 is outside the vocabulary [0, 20)"));
+    }
+  }
+}
+
 TEST(ChunkedLossTest, AWeightedBackwardScalesTheGradients) {
   const Case c = MakeCase(at::kFloat, 2, 9, 8, 31, 2);
   const Result plain = LossAndGrads(c, 0, 0.37);
