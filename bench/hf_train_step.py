@@ -5,7 +5,7 @@ timed the same way (the device synchronised at every phase boundary). Prints the
 
 Usage: hf_train_step.py --model=DIR --inputs=FILE [--device=cpu|cuda|cuda:N] [--dtype=fp32|bf16] [--attn=sdpa|eager]
                         [--threads=N] [--warmup=2] [--steps=5] [--lora-r=16] [--lora-alpha=32] [--lora-dropout=0]
-                        [--prompt-fraction=F] [--profile=TRACE.json]
+                        [--prompt-fraction=F] [--checkpointing=0|1] [--profile=TRACE.json]
 """
 import argparse
 import os
@@ -62,6 +62,8 @@ def main():
     p.add_argument("--lora-dropout", type=float, default=0.0)
     p.add_argument("--prompt-fraction", type=float, default=0.0,
                    help="the first share of each row's labels is -100 (an SFT prompt)")
+    p.add_argument("--checkpointing", choices=["0", "1"], default="0",
+                   help="1: activation checkpointing of every decoder layer (transformers' gradient_checkpointing)")
     p.add_argument("--profile", default="", help="one more step under torch.profiler, written as a Chrome trace")
     a = p.parse_args()
 
@@ -92,6 +94,8 @@ def main():
     model = transformers.AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation=a.attn)
     model.config.use_cache = False
     model.to(device)
+    if a.checkpointing == "1":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(42)
     config = peft.LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout, target_modules="all-linear",
                              task_type="CAUSAL_LM")
@@ -142,6 +146,7 @@ def main():
                  if peak_resident is not None and resident_before is not None else "n/a")
     step = statistics.median(steps)
     print(f"RESULT impl=transformers+peft device={device.type} dtype={a.dtype} attn={a.attn} "
+          f"checkpointing={a.checkpointing} "
           f"threads={torch.get_num_threads()} batch={batch} seq={seq} tokens={tokens} tokens_per_s={tokens / step:.1f} "
           f"step_ms={1e3 * step:.2f} best_step_ms={1e3 * min(steps):.2f} cpu_ms={1e3 * statistics.median(cpus):.1f} "
           f"forward_ms={1e3 * statistics.median(forwards):.2f} backward_ms={1e3 * statistics.median(backwards):.2f} "

@@ -484,11 +484,14 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
   const int64_t heads = arch.num_attention_heads, kv_heads = arch.num_key_value_heads;
   at::Tensor q, k, v;
   if (layer.qkv != nullptr) {
-    at::Tensor qkv = layer.qkv->Forward(x, training_);
+    // split (not slice): its backward concatenates the three gradients in one pass, where each slice's would be a
+    // zero-filled tensor of the whole product's size, summed.
     const int64_t q_size = heads * head_dim, kv_size = kv_heads * head_dim;
-    q = qkv.slice(-1, 0, q_size);
-    k = qkv.slice(-1, q_size, q_size + kv_size);
-    v = qkv.slice(-1, q_size + kv_size);
+    const std::vector<at::Tensor> parts =
+        at::split_with_sizes(layer.qkv->Forward(x, training_), {q_size, kv_size, kv_size}, -1);
+    q = parts[0];
+    k = parts[1];
+    v = parts[2];
   } else {
     q = layer.q->Forward(x, training_);
     k = layer.k->Forward(x, training_);
@@ -545,10 +548,9 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
 at::Tensor CausalLM::Mlp(const Layer& layer, const at::Tensor& x) const {
   at::Tensor gate, up;
   if (layer.gate_up != nullptr) {
-    at::Tensor gate_up = layer.gate_up->Forward(x, training_);
-    const int64_t half = gate_up.size(-1) / 2;
-    gate = gate_up.slice(-1, 0, half);
-    up = gate_up.slice(-1, half);
+    const std::vector<at::Tensor> parts = layer.gate_up->Forward(x, training_).chunk(2, -1);  // split, as qkv
+    gate = parts[0];
+    up = parts[1];
   } else {
     gate = layer.gate->Forward(x, training_);
     up = layer.up->Forward(x, training_);
