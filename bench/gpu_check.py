@@ -14,10 +14,13 @@
     attention: flash attention's variable-length kernel on CUDA) and padded, transformers + PEFT flattened (one row,
     restarting position ids) and padded: tokens/s against transformers' faster form, and the first losses, which
     agree when every form computes the same function.
-(e) long sequences (first shape): memory per token of a bf16 LoRA step of batch 1 at two lengths on each side, and
-    on a GPU the longest sequence that trains in 40 GiB by the fit.
+(e) long sequences (first shape): memory per token of a bf16 LoRA step of batch 1 at two lengths on each side, each
+    without and with activation checkpointing, and on a GPU the longest sequence that trains in 40 GiB by the fit,
+    each side in its better form.
 (f) fused ops: fused_ops_check compares RoPE, the gated activation, the LoRA down-projection under dropout, the chunked
     loss, the fused AdamW step and the 8-bit encoder with the plain forms they replace, on the device (run first).
+(g) profile (first shape): one step of each side under the PyTorch profiler, summed per op and per GPU kernel (the
+    per-op profile of bench/profile_step.py on the device).
 
 Models have real shapes and random weights (bench_models.py). With --cpu the same checks run on small models on the
 CPU, so the script keeps working between GPU loans. Prints a table last; logs and figures go to --out.
@@ -149,6 +152,7 @@ def main():
     log(f"gpu_check: {env}")
     parity = os.path.join(a.build, "services", "trainer", "tuneforge-parity")
     bench = os.path.join(a.build, "bench", "train_step_bench")
+    hf_tool = [sys.executable, os.path.join(HERE, "hf_train_step.py")]
     results = {"env": env, "shapes": {}, "skipped": []}
 
     def time_left():
@@ -166,7 +170,8 @@ def main():
         return False
 
     # Rough GPU costs in seconds (model loads dominate), for the deadline.
-    cost = {"shape": 300, "variants": 120, "long": 90} if device == "cuda" else {"shape": 0, "variants": 0, "long": 0}
+    cost = ({"shape": 300, "variants": 120, "long": 180, "profile": 60} if device == "cuda"
+            else {"shape": 0, "variants": 0, "long": 0, "profile": 0})
     context = {}  # per shape, what the optional parts after the loop need
 
     # (f) the fused ops against the plain ones they replace, on the device, before any model.
@@ -224,8 +229,7 @@ def main():
                   f"--warmup={warmup}", f"--steps={steps}", "--lora-r=16", "--lora-alpha=32"] + threads
         ours = result_line(run([bench] + common + ["--attn=sdpa", f"--save-adapter={adapter}"], logfile))
         free_cuda()
-        theirs = result_line(run([sys.executable, os.path.join(HERE, "hf_train_step.py")] + common + ["--attn=sdpa"],
-                                 logfile))
+        theirs = result_line(run(hf_tool + common + ["--attn=sdpa"], logfile))
         free_cuda()
         r["train"] = {"tuneforge": ours, "transformers+peft": theirs}
 
@@ -255,10 +259,8 @@ def main():
                 "--lora-r=16", "--lora-alpha=32", "--attn=sdpa"] + threads
         for name, tool, form in (("tuneforge padding-free", [bench], "padding_free"),
                                  ("tuneforge padded", [bench], "padded"),
-                                 ("transformers+peft flattened", [sys.executable, os.path.join(HERE, "hf_train_step.py")],
-                                  "flat"),
-                                 ("transformers+peft padded", [sys.executable, os.path.join(HERE, "hf_train_step.py")],
-                                  "padded")):
+                                 ("transformers+peft flattened", hf_tool, "flat"),
+                                 ("transformers+peft padded", hf_tool, "padded")):
             forms[name] = result_line(run(tool + base + [f"--inputs={os.path.join(seq_dir, form + '.safetensors')}"],
                                           logfile))
             free_cuda()
@@ -282,28 +284,53 @@ def main():
                 free_cuda()
             save()
 
-        # (e) long sequences: one step of batch 1 at two lengths on each side. The growth between
-        # them is the memory a token costs; with the part that does not grow, it gives the longest sequence that
-        # trains within a memory budget.
+        # (e) long sequences: one step of batch 1 at two lengths on each side, without and with activation
+        # checkpointing. The growth between them is the memory a token costs; with the part that does not grow, it
+        # gives the longest sequence that trains within a memory budget.
         if affordable("long sequences", cost["long"]):
             long_lengths = (128, 512) if a.cpu else (4096, 16384)
             key = "train_rss_mib" if a.cpu else "peak_mem_mib"
             sides = {}
             for name, tool in (("tuneforge", [bench]),
-                               ("transformers+peft", [sys.executable, os.path.join(HERE, "hf_train_step.py")])):
-                peaks = []
-                for n in long_lengths:
-                    inputs = bench_models.make_inputs(os.path.join(a.work, f"{shape}-long{n}.safetensors"), vocab, 1,
-                                                      n, seed=17)
-                    one_step = [f for f in base if not f.startswith(("--warmup=", "--steps="))]
-                    res = result_line(run(tool + one_step + ["--warmup=1", "--steps=1", f"--inputs={inputs}"],
-                                          logfile))
-                    free_cuda()
-                    peaks.append(float(res[key]))
-                slope = (peaks[1] - peaks[0]) / (long_lengths[1] - long_lengths[0])
-                sides[name] = {"peak_mib": peaks, "mib_per_token": slope,
-                               "fixed_mib": peaks[0] - slope * long_lengths[0]}
+                               ("transformers+peft", hf_tool)):
+                for checkpointing in ("0", "1"):
+                    peaks = []
+                    for n in long_lengths:
+                        inputs = bench_models.make_inputs(os.path.join(a.work, f"{shape}-long{n}.safetensors"), vocab,
+                                                          1, n, seed=17)
+                        one_step = [f for f in base if not f.startswith(("--warmup=", "--steps="))]
+                        res = result_line(run(tool + one_step + ["--warmup=1", "--steps=1", f"--inputs={inputs}",
+                                                                 f"--checkpointing={checkpointing}"], logfile))
+                        free_cuda()
+                        peaks.append(float(res[key]))
+                    slope = (peaks[1] - peaks[0]) / (long_lengths[1] - long_lengths[0])
+                    sides[name + (" checkpointing" if checkpointing == "1" else "")] = {
+                        "peak_mib": peaks, "mib_per_token": slope, "fixed_mib": peaks[0] - slope * long_lengths[0]}
             r["long"] = {"lengths": list(long_lengths), "measure": key, "sides": sides}
+            save()
+
+        # (g) where a step's time goes: one step of each side under the profiler, summed per op (self time) and, on
+        # a GPU, per kernel.
+        if affordable("profile", cost["profile"]):
+            from profile_step import self_times
+            profile = {}
+            for name, tool in (("tuneforge", [bench]),
+                               ("transformers+peft", hf_tool)):
+                trace = os.path.join(a.work, f"{shape}-profile-{name}.json")
+                run(tool + [f for f in common if not f.startswith(("--warmup=", "--steps="))]
+                    + ["--attn=sdpa", "--warmup=2", "--steps=1", f"--profile={trace}"], logfile)
+                free_cuda()
+                totals = self_times(trace)
+                kernels = {n: v for n, v in totals.items() if n.startswith("[gpu] ")}
+                ops = {n: v for n, v in totals.items() if not n.startswith("[gpu] ")}
+                top = lambda d: [[n, round(v[0] / 1e3, 3), v[1]] for n, v in  # noqa: E731
+                                 sorted(d.items(), key=lambda kv: -kv[1][0])[:20]]
+                profile[name] = {"kernel_ms": sum(v[0] for v in kernels.values()) / 1e3,
+                                 "kernels": sum(v[1] for v in kernels.values()),
+                                 "op_ms": sum(v[0] for v in ops.values()) / 1e3, "top_kernels": top(kernels),
+                                 "top_ops": top(ops)}
+                os.remove(trace)
+            r["profile"] = profile
             save()
 
     save()
@@ -351,7 +378,8 @@ def main():
         ok = ok and all(r[f"logits/{c}/{t}"]["max_abs"] < 1e-3 for c in ("nomask", "padded") for t in ("eager", "sdpa"))
         ok = ok and abs(float(ours["first_loss"]) - float(theirs["first_loss"])) < 5e-2
         forms = r["sequences"]["forms"]
-        best = max((f for n, f in forms.items() if n.startswith("transformers")), key=lambda f: float(f["tokens_per_s"]))
+        best = max((f for n, f in forms.items() if n.startswith("transformers")),
+                   key=lambda f: float(f["tokens_per_s"]))
         for name, f in forms.items():
             mem = f" {float(f['peak_mem_mib']) / 1024:.1f} GiB" if f["peak_mem_mib"] != "n/a" else ""
             log(f"{shape:22} {'(d) ' + name:34} {float(f['tokens_per_s']) / float(best['tokens_per_s']):12.2f}  "
@@ -361,17 +389,32 @@ def main():
         ok = ok and max(first) - min(first) < 5e-2
         ok = ok and forms["tuneforge padding-free"]["attention"] == ("varlen" if device == "cuda" else "per-sequence")
         if "long" in r:
-            ours_side, theirs_side = r["long"]["sides"]["tuneforge"], r["long"]["sides"]["transformers+peft"]
-            ratio = theirs_side["mib_per_token"] / max(ours_side["mib_per_token"], 1e-9)
-            log(f"{shape:22} {'(e) memory per token, theirs/ours':34} {ratio:12.2f}  "
-                f"{ours_side['mib_per_token']:.3f} vs {theirs_side['mib_per_token']:.3f} MiB per token "
-                f"({r['long']['measure']} at {r['long']['lengths']} tokens, batch 1)")
+            long_sides = r["long"]["sides"]
+            for form in ("", " checkpointing"):
+                ours_side, theirs_side = long_sides["tuneforge" + form], long_sides["transformers+peft" + form]
+                ratio = theirs_side["mib_per_token"] / max(ours_side["mib_per_token"], 1e-9)
+                label = "(e) memory per token, theirs/ours" if not form else "    the same, both checkpointing"
+                log(f"{shape:22} {label:34} {ratio:12.2f}  "
+                    f"{ours_side['mib_per_token']:.3f} vs {theirs_side['mib_per_token']:.3f} MiB per token "
+                    f"({r['long']['measure']} at {r['long']['lengths']} tokens, batch 1)")
             if device == "cuda":
                 budget = 40 * 1024
-                longest = {n: (budget - v["fixed_mib"]) / v["mib_per_token"] for n, v in r["long"]["sides"].items()}
-                log(f"{shape:22} {'    longest sequence in 40 GiB':34} "
-                    f"{longest['tuneforge'] / longest['transformers+peft']:12.2f}  tuneforge {longest['tuneforge']:.0f}"
-                    f" vs transformers+PEFT {longest['transformers+peft']:.0f} tokens (linear in length)")
+                longest = {n: (budget - v["fixed_mib"]) / max(v["mib_per_token"], 1e-9) for n, v in long_sides.items()}
+                ours_best = max(v for n, v in longest.items() if n.startswith("tuneforge"))
+                theirs_best = max(v for n, v in longest.items() if n.startswith("transformers"))
+                log(f"{shape:22} {'    longest sequence in 40 GiB':34} {ours_best / theirs_best:12.2f}  each side's "
+                    f"longer form: tuneforge {ours_best:.0f} vs transformers+PEFT {theirs_best:.0f} tokens (linear "
+                    f"in length; " + ", ".join(f"{n} {v:.0f}" for n, v in longest.items()) + ")")
+        if "profile" in r:
+            for name, prof in r["profile"].items():
+                what = (f"{prof['kernel_ms']:.1f} ms in {prof['kernels']} kernels, top: "
+                        + ", ".join(f"{n[6:40]} {ms:.1f}" for n, ms, _ in prof["top_kernels"][:4])
+                        if prof["kernels"] else
+                        "top ops: " + ", ".join(f"{n} {ms:.1f}" for n, ms, _ in prof["top_ops"][:4]))
+                log(f"{shape:22} {'(g) profile, ' + name:34} {prof['op_ms']:12.1f}  ms of op self time; "
+                    + what)
+                # A profile that recorded nothing (no ops; on a GPU, no kernels) means the profiler did not run.
+                ok = ok and prof["op_ms"] > 0 and (prof["kernels"] > 0 or device != "cuda")
     failed = [c for c in results["fused_ops"] if c["ok"] != "1"]
     worst = max(results["fused_ops"], key=lambda c: float(c["max_abs"]) / max(float(c["tol"]), 1e-30), default=None)
     log(f"{'device':22} {'(f) fused ops vs plain: failures':34} {len(failed):12d}  of {len(results['fused_ops'])} "

@@ -8,8 +8,10 @@
 #   (c) an adapter trained by tuneforge on the GPU, loaded by PEFT: max logit difference to tuneforge's;
 #   (d) sequences of mixed lengths: padding-free (varlen flash attention) and padded LoRA steps against
 #       transformers + PEFT's flattened and padded forms: tokens/s, peak memory, equal first losses;
-#   (e) long sequences (first shape): memory per token on each side and the longest sequence in 40 GiB;
-#   (f) the fused ops against the plain forms they replace, on the device (bench/fused_ops_check.cc).
+#   (e) long sequences (first shape): memory per token on each side, without and with activation checkpointing, and
+#       the longest sequence in 40 GiB, each side in its better form;
+#   (f) the fused ops against the plain forms they replace, on the device (bench/fused_ops_check.cc);
+#   (g) one step of each side under the profiler (first shape): time per op and per GPU kernel.
 # (b) also runs tuneforge's variants on the first shape: eager, whole logits, unfused, checkpointing, offload.
 # With --cpu the same checks run on small models on the CPU (CI runs it that way).
 #
@@ -22,7 +24,7 @@
 #   --work    models, inputs and logits (default: a fresh temporary directory, removed at the end)
 #   --out     logs and results.json (default: <build>/gpu-check), written after each part
 #   --deadline-s  seconds the whole check may take, build included: a part that would not fit is skipped and named
-#             at the end. The main checks of every shape run first, then (b)'s variants and (e) on the first shape.
+#             at the end. The main checks of every shape run first, then (b)'s variants, (e) and (g) on the first shape.
 # Extra CMake arguments may come in TUNEFORGE_CMAKE_ARGS, e.g. -DCMAKE_PREFIX_PATH=/opt/deps/usr for abseil etc.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
