@@ -7,7 +7,12 @@
 # Usage: bench/long_seq.sh [BUILD_DIR] [THREADS] [SHORT] [LONG]   (defaults: build 2 1024 4096)
 # PYTHON: the Python with torch, transformers and peft (default: the project's environment, scripts/python-env.sh).
 # BUDGET_MIB=N: the memory budget for the steps (default 16384). DTYPES="fp32 bf16" (the default): which dtypes.
+# Both sides run with glibc's mmap threshold fixed at 64 KiB (MALLOC_MMAP_THRESHOLD_): every tensor then has pages of
+# its own, returned when it is freed, so the resident high-water mark is the peak of live memory. Under the default,
+# adaptive threshold freed tensors stay in the heap and the mark moves with the order of allocations by tens of MiB.
+# It slows both sides (fresh pages for every tensor), so no speed is reported.
 set -euo pipefail
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-65536}"
 
 bench_name=train_step_bench
 default3=1024

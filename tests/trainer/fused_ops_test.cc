@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -333,6 +334,83 @@ TEST(FusedOpsTest, GatedActivationEqualsTheOpSequenceBitForBit) {
       const at::Tensor up_grad = torch::autograd::grad({up_only}, {gate_up}, {upstream})[0];
       ExpectBitEqual(up_grad.slice(-1, 12), plain_grad.slice(-1, 12), "grad up alone");
       EXPECT_EQ(up_grad.slice(-1, 0, 12).abs().sum().item<double>(), 0);
+    }
+  }
+}
+
+// The MLP's activation and down_proj's LoRA down-projection as one node: h and h A^T, and the gradients of gate, up and
+// A, bit for bit as the two ops give them, with h's gradient from a later consumer, without one, and with only up
+// needing a gradient. And h is not kept: once the caller lets go of it, its storage is freed while the graph lives,
+// where the two ops keep it for A's gradient.
+TEST(FusedOpsTest, GatedActivationLoraDownEqualsTheOpsAndKeepsNoActivation) {
+  for (Activation activation : {Activation::kSilu, Activation::kGeluTanh, Activation::kGeluErf}) {
+    for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      SCOPED_TRACE(::testing::Message() << c10::toString(dtype) << " activation " << static_cast<int>(activation));
+      at::manual_seed(29);
+      const at::Tensor gate = (at::randn({3, 5, 12}) * 3).to(dtype).requires_grad_(true);
+      const at::Tensor up = (at::randn({3, 5, 12}) * 3).to(dtype).requires_grad_(true);
+      const at::Tensor a = (at::randn({4, 12}) * 0.2).to(dtype).requires_grad_(true);
+      const at::Tensor w = (at::randn({6, 12}) * 0.2).to(dtype);  // the frozen base weight h feeds
+      const at::Tensor upstream_y = at::randn({3, 5, 6}).to(dtype);
+      const at::Tensor upstream_down = at::randn({3, 5, 4}).to(dtype);
+
+      const auto [h, down] = GatedActivationLoraDown(gate, up, a, activation);
+      const at::Tensor y = at::linear(h, w);
+      const auto fused = torch::autograd::grad({y, down}, {gate, up, a}, {upstream_y, upstream_down},
+                                               /*retain_graph=*/true);
+      const at::Tensor plain_h = GatedActivationReference(gate, up, activation);
+      const at::Tensor plain_down = at::linear(plain_h, a);
+      const at::Tensor plain_y = at::linear(plain_h, w);
+      const auto plain = torch::autograd::grad({plain_y, plain_down}, {gate, up, a}, {upstream_y, upstream_down},
+                                               /*retain_graph=*/true);
+      ExpectBitEqual(h, plain_h, "h");
+      ExpectBitEqual(down, plain_down, "down");
+      for (size_t i = 0; i < 3; ++i) {
+        ExpectBitEqual(fused[i], plain[i], i == 0 ? "grad gate" : i == 1 ? "grad up" : "grad A");
+        EXPECT_GT(fused[i].abs().sum().item<double>(), 0);
+      }
+
+      // Only the LoRA branch downstream: h's own gradient is undefined in the node's backward.
+      const auto fused_branch = torch::autograd::grad({down}, {gate, up, a}, {upstream_down}, /*retain_graph=*/true);
+      const auto plain_branch =
+          torch::autograd::grad({plain_down}, {gate, up, a}, {upstream_down}, /*retain_graph=*/true);
+      for (size_t i = 0; i < 3; ++i) ExpectBitEqual(fused_branch[i], plain_branch[i], "branch only");
+
+      // h's incoming gradient shared with another input (an addition passes one tensor to both): the node must not
+      // add into it, or the other input's gradient would change.
+      const at::Tensor other = at::randn({3, 5, 12}).to(dtype).requires_grad_(true);
+      const at::Tensor upstream_h = at::randn({3, 5, 12}).to(dtype);
+      const auto [h3, down3] = GatedActivationLoraDown(gate, up, a, activation);
+      const auto shared = torch::autograd::grad({h3 + other, down3}, {gate, up, a, other}, {upstream_h, upstream_down});
+      const auto plain_shared = torch::autograd::grad({plain_h + other, plain_down}, {gate, up, a, other},
+                                                      {upstream_h, upstream_down}, /*retain_graph=*/true);
+      for (size_t i = 0; i < 4; ++i) ExpectBitEqual(shared[i], plain_shared[i], "shared incoming gradient");
+      ExpectBitEqual(shared[3], upstream_h, "the other input's gradient");
+
+      // A gate that needs no gradient gets none; up and A still get theirs.
+      const auto [h2, down2] = GatedActivationLoraDown(gate.detach(), up, a, activation);
+      const auto up_only = torch::autograd::grad({at::linear(h2, w), down2}, {up, a}, {upstream_y, upstream_down});
+      ExpectBitEqual(up_only[0], plain[1], "grad up alone");
+      ExpectBitEqual(up_only[1], plain[2], "grad A alone");
+
+      // Storage: h freed (fused) or kept (the two ops) while the graph that consumed it lives.
+      auto kept_after_release = [&](bool use_fused) {
+        at::Tensor act, lora_down;
+        if (use_fused) {
+          std::tie(act, lora_down) = GatedActivationLoraDown(gate, up, a, activation);
+        } else {
+          act = GatedActivationReference(gate, up, activation);
+          lora_down = at::linear(act, a);
+        }
+        const at::Tensor out = at::linear(act, w) + at::linear(lora_down, at::ones({6, 4}, dtype));
+        const c10::weak_intrusive_ptr<c10::StorageImpl> storage(act.storage().getWeakStorageImpl());
+        act.reset();
+        const bool kept = !storage.expired();
+        out.sum().backward();  // the graph is still whole
+        return kept;
+      };
+      EXPECT_FALSE(kept_after_release(true));
+      EXPECT_TRUE(kept_after_release(false));  // the measure can tell
     }
   }
 }

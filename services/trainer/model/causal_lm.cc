@@ -81,18 +81,19 @@ absl::StatusOr<AttentionImpl> ParseAttentionImpl(std::string_view name) {
 const char* AttentionImplName(AttentionImpl impl) { return impl == AttentionImpl::kEager ? "eager" : "sdpa"; }
 
 at::Tensor Projection::Forward(const at::Tensor& x, bool training) const {
-  at::Tensor y = at::linear(x, weight, bias);
-  if (lora_a.defined() && !merged) {
-    const at::Tensor down =
-        training && lora_dropout > 0 ? DropoutLinear(x, lora_a, lora_dropout) : at::linear(x, lora_a);
-    // y + scaling * (down @ B^T) as one addmm: the up-projection, its scale and the sum in a single product instead
-    // of a product and two passes over the [tokens, out] output (and their backward).
-    const std::vector<int64_t> shape = y.sizes().vec();
-    y = at::addmm(y.reshape({-1, y.size(-1)}), down.reshape({-1, down.size(-1)}), lora_b.t(), /*beta=*/1,
-                  /*alpha=*/lora_scaling)
-            .view(shape);
-  }
-  return y;
+  if (!lora_a.defined() || merged) return at::linear(x, weight, bias);
+  return ForwardWithLoraDown(
+      x, training && lora_dropout > 0 ? DropoutLinear(x, lora_a, lora_dropout) : at::linear(x, lora_a));
+}
+
+at::Tensor Projection::ForwardWithLoraDown(const at::Tensor& x, const at::Tensor& down) const {
+  const at::Tensor y = at::linear(x, weight, bias);
+  // y + scaling * (down @ B^T) as one addmm: the up-projection, its scale and the sum in a single product instead
+  // of a product and two passes over the [tokens, out] output (and their backward).
+  const std::vector<int64_t> shape = y.sizes().vec();
+  return at::addmm(y.reshape({-1, y.size(-1)}), down.reshape({-1, down.size(-1)}), lora_b.t(), /*beta=*/1,
+                   /*alpha=*/lora_scaling)
+      .view(shape);
 }
 
 absl::StatusOr<std::unique_ptr<CausalLM>> CausalLM::Build(const DecoderConfig& config,
@@ -506,7 +507,9 @@ at::Tensor CausalLM::Attention(const Layer& layer, const at::Tensor& x, const at
     q = ApplyRopeReference(q, cos, sin);
     k = ApplyRopeReference(k, cos, sin);
   }
-  if (layout.per_sequence() && cache == nullptr) return layer.o->Forward(PerSequenceAttention(q, k, v, layout), training_);
+  if (layout.per_sequence() && cache == nullptr) {
+    return layer.o->Forward(PerSequenceAttention(q, k, v, layout), training_);
+  }
   const at::Tensor& mask = layout.mask;
   int64_t past = 0;
   if (cache != nullptr) {
@@ -555,9 +558,14 @@ at::Tensor CausalLM::Mlp(const Layer& layer, const at::Tensor& x) const {
     gate = layer.gate->Forward(x, training_);
     up = layer.up->Forward(x, training_);
   }
-  return layer.down->Forward(fused_elementwise_ ? GatedActivation(gate, up, config_.activation)
-                                                : GatedActivationReference(gate, up, config_.activation),
-                             training_);
+  const Projection& down = *layer.down;
+  if (!fused_elementwise_) return down.Forward(GatedActivationReference(gate, up, config_.activation), training_);
+  if (down.lora_a.defined() && !down.merged && !(training_ && down.lora_dropout > 0)) {
+    // The activation and down_proj's LoRA down-projection in one node, which does not keep the activation's output.
+    const auto [h, lora_down] = GatedActivationLoraDown(gate, up, down.lora_a, config_.activation);
+    return down.ForwardWithLoraDown(h, lora_down);
+  }
+  return down.Forward(GatedActivation(gate, up, config_.activation), training_);
 }
 
 namespace {

@@ -121,6 +121,9 @@ struct Projection {
   double lora_dropout = 0;
   bool merged = false;
   at::Tensor Forward(const at::Tensor& x, bool training) const;
+  // Forward with the LoRA down-projection A(x) (no dropout) already computed by the caller; requires an unmerged
+  // LoRA part.
+  at::Tensor ForwardWithLoraDown(const at::Tensor& x, const at::Tensor& down) const;
 };
 
 class CausalLM {

@@ -100,6 +100,57 @@ class GatedActivationFunction : public torch::autograd::Function<GatedActivation
   }
 };
 
+// act(gate) * up = h and the LoRA down-projection of the MLP's output projection, h A^T, as one node that keeps gate,
+// up and A: h, which A's gradient needs, is formed again in the backward instead of kept. The base projection of h
+// keeps only its frozen weight, so h is not kept anywhere.
+class GatedActivationLoraDownFunction : public torch::autograd::Function<GatedActivationLoraDownFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gate,
+                                                const at::Tensor& up, const at::Tensor& lora_a, int64_t activation) {
+    ctx->saved_data["activation"] = activation;
+    ctx->save_for_backward({gate, up, lora_a});
+    at::Tensor h = Activate(gate, static_cast<Activation>(activation)) * up;
+    at::Tensor down = at::linear(h, lora_a);
+    return {h, down};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& gate = saved[0];
+    const at::Tensor& up = saved[1];
+    const at::Tensor& lora_a = saved[2];
+    const auto activation = static_cast<Activation>(ctx->saved_data["activation"].toInt());
+    const at::Tensor& grad_down = grads[1];
+    at::Tensor grad_gate, grad_up, grad_a, activated;  // act(gate), formed once for h and up's gradient
+    if (ctx->needs_input_grad(2) && grad_down.defined()) {
+      activated = Activate(gate, activation);
+      const at::Tensor h = activated * up;
+      grad_a = at::mm(grad_down.reshape({-1, grad_down.size(-1)}).t(), h.reshape({-1, h.size(-1)}));
+    }
+    // h's gradient: from the base projection, plus the LoRA branch's. Two terms, so the order of the sum changes no
+    // bit; added in place into the incoming gradient when nothing else holds it, as autograd accumulates, so that
+    // no third tensor of this size is alive at once.
+    at::Tensor g = std::move(grads[0]);
+    if (grad_down.defined()) {
+      at::Tensor part = at::matmul(grad_down, lora_a);
+      if (!g.defined()) {
+        g = std::move(part);
+      } else if (g.use_count() == 1 && !g.is_view() && g.is_contiguous()) {
+        g.add_(part);
+      } else {
+        g = g + part;
+      }
+    }
+    if (g.defined() && ctx->needs_input_grad(1)) {
+      grad_up = g * (activated.defined() ? activated : Activate(gate, activation));
+    }
+    activated.reset();  // before gate's gradient, which needs two more tensors of its size
+    if (g.defined() && ctx->needs_input_grad(0)) grad_gate = ActivationBackward(g * up, gate, activation);
+    return {grad_gate, grad_up, grad_a, at::Tensor()};
+  }
+};
+
 // Dropout as torch's composite form computes it: noise = bernoulli(1 - p) in x's dtype, divided by 1 - p; x * noise.
 // The noise is kept as a one-byte mask and formed again from it (0 or 1, then the same division) in the backward.
 at::Tensor Noise(const at::Tensor& keep, const at::Tensor& like, double p) {
@@ -158,6 +209,12 @@ at::Tensor ApplyRopeReference(const at::Tensor& x, const at::Tensor& cos, const 
 
 at::Tensor GatedActivation(const at::Tensor& gate, const at::Tensor& up, Activation activation) {
   return GatedActivationFunction::apply(gate, up, static_cast<int64_t>(activation));
+}
+
+std::pair<at::Tensor, at::Tensor> GatedActivationLoraDown(const at::Tensor& gate, const at::Tensor& up,
+                                                          const at::Tensor& lora_a, Activation activation) {
+  auto out = GatedActivationLoraDownFunction::apply(gate, up, lora_a, static_cast<int64_t>(activation));
+  return {out[0], out[1]};
 }
 
 at::Tensor GatedActivationReference(const at::Tensor& gate, const at::Tensor& up, Activation activation) {

@@ -26,6 +26,11 @@ at::Tensor ApplyRopeReference(const at::Tensor& x, const at::Tensor& cos, const 
 // act(gate) * up as one node that keeps gate and up for the backward and recomputes act(gate) there, instead of
 // keeping gate, act(gate) and up.
 at::Tensor GatedActivation(const at::Tensor& gate, const at::Tensor& up, Activation activation);
+// GatedActivation's h = act(gate) * up together with linear(h, lora_a), the LoRA down-projection of the projection h
+// feeds (the MLP's down_proj): one node that keeps gate, up and lora_a, and forms h again in the backward for
+// lora_a's gradient, instead of keeping h. Returns {h, linear(h, lora_a)}; values and gradients equal the two ops'.
+std::pair<at::Tensor, at::Tensor> GatedActivationLoraDown(const at::Tensor& gate, const at::Tensor& up,
+                                                          const at::Tensor& lora_a, Activation activation);
 // The reference form: act(gate) * up through autograd op by op.
 at::Tensor GatedActivationReference(const at::Tensor& gate, const at::Tensor& up, Activation activation);
 
