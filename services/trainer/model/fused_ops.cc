@@ -5,6 +5,9 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <tuple>
+#include <utility>
+
 namespace tuneforge {
 
 namespace {
@@ -77,6 +80,20 @@ at::Tensor ActivationBackward(const at::Tensor& grad, const at::Tensor& gate, Ac
   return grad;
 }
 
+// gate's and up's gradients (inputs 0 and 1 of the node) from g, the gradient of act(gate) * up. `activated` is
+// act(gate) when the caller has it already; it is let go before gate's gradient, which needs two more tensors of its
+// size.
+std::pair<at::Tensor, at::Tensor> GatedGradients(torch::autograd::AutogradContext* ctx, const at::Tensor& g,
+                                                 const at::Tensor& gate, const at::Tensor& up, Activation activation,
+                                                 at::Tensor activated = {}) {
+  at::Tensor grad_gate, grad_up;
+  if (!g.defined()) return {};
+  if (ctx->needs_input_grad(1)) grad_up = g * (activated.defined() ? activated : Activate(gate, activation));
+  activated.reset();
+  if (ctx->needs_input_grad(0)) grad_gate = ActivationBackward(g * up, gate, activation);
+  return {grad_gate, grad_up};
+}
+
 class GatedActivationFunction : public torch::autograd::Function<GatedActivationFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up,
@@ -91,11 +108,8 @@ class GatedActivationFunction : public torch::autograd::Function<GatedActivation
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& gate = saved[0];
     const at::Tensor& up = saved[1];
-    const at::Tensor& g = grads[0];
     const auto activation = static_cast<Activation>(ctx->saved_data["activation"].toInt());
-    at::Tensor grad_gate, grad_up;
-    if (ctx->needs_input_grad(1)) grad_up = g * Activate(gate, activation);
-    if (ctx->needs_input_grad(0)) grad_gate = ActivationBackward(g * up, gate, activation);
+    auto [grad_gate, grad_up] = GatedGradients(ctx, grads[0], gate, up, activation);
     return {grad_gate, grad_up, at::Tensor()};
   }
 };
@@ -142,11 +156,7 @@ class GatedActivationLoraDownFunction : public torch::autograd::Function<GatedAc
         g = g + part;
       }
     }
-    if (g.defined() && ctx->needs_input_grad(1)) {
-      grad_up = g * (activated.defined() ? activated : Activate(gate, activation));
-    }
-    activated.reset();  // before gate's gradient, which needs two more tensors of its size
-    if (g.defined() && ctx->needs_input_grad(0)) grad_gate = ActivationBackward(g * up, gate, activation);
+    std::tie(grad_gate, grad_up) = GatedGradients(ctx, g, gate, up, activation, std::move(activated));
     return {grad_gate, grad_up, grad_a, at::Tensor()};
   }
 };
